@@ -1,0 +1,44 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import nx from '@nx/eslint-plugin';
+import globals from 'globals';
+
+// The layering is the architecture: blocks <- architectures <- training <- cli; datasets stands alone
+// and only the cli composes it. `enforce-module-boundaries` also forbids deep imports into another
+// package's src/ (relative or by path), so a package's public API is its src/index.ts.
+export default tseslint.config(
+  { ignores: ['**/.scratch/**', '**/dist/**', '**/node_modules/**', '**/.nx/**', 'runs/**', '**/*.d.ts'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts', '**/*.js', '**/*.mjs'],
+    languageOptions: { globals: { ...globals.node } },
+    plugins: { '@nx': nx },
+    rules: {
+      '@nx/enforce-module-boundaries': [
+        'error',
+        {
+          enforceBuildableLibDependency: true,
+          allow: [],
+          depConstraints: [
+            { sourceTag: 'scope:blocks', onlyDependOnLibsWithTags: [] },
+            { sourceTag: 'scope:architectures', onlyDependOnLibsWithTags: ['scope:blocks'] },
+            { sourceTag: 'scope:datasets', onlyDependOnLibsWithTags: [] },
+            { sourceTag: 'scope:training', onlyDependOnLibsWithTags: ['scope:architectures', 'scope:blocks'] },
+            {
+              sourceTag: 'scope:cli',
+              onlyDependOnLibsWithTags: ['scope:training', 'scope:architectures', 'scope:blocks', 'scope:datasets'],
+            },
+            { sourceTag: 'scope:tools', onlyDependOnLibsWithTags: ['*'] },
+          ],
+        },
+      ],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-explicit-any': 'off',
+    },
+  },
+  {
+    files: ['**/*.test.ts', '**/test/**/*.ts'],
+    rules: { '@typescript-eslint/no-non-null-assertion': 'off' },
+  },
+);

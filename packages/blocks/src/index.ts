@@ -1,0 +1,54 @@
+export { fileSystemIO, writeFileAtomic, MODEL_JSON_FILE, WEIGHTS_FILE } from './io.js';
+export { getLayerRandomState, setLayerRandomState, seedLayerRandom, nextLayerSeed } from './random.js';
+export type { LayerRandomState } from './random.js';
+export {
+  GroupedConv2D,
+  groupedConv2d,
+  GROUPED_CONV_METHODS,
+  DEFAULT_GROUPED_CONV_METHOD,
+  fastestGroupedConvMethod,
+} from './layers/grouped_conv.js';
+export type { GroupedConv2DArgs, GroupedConv2DOptions, GroupedConvMethod } from './layers/grouped_conv.js';
+export { ZeroPadShortcut, subsample } from './layers/zero_pad_shortcut.js';
+export type { ZeroPadShortcutArgs } from './layers/zero_pad_shortcut.js';
+export { SeededDropout, DropPath } from './layers/dropout.js';
+export type { StochasticLayerArgs } from './layers/dropout.js';
+export { registerCustomLayers, CUSTOM_LAYER_CLASSES } from './layers/index.js';
+export {
+  NetworkGraph,
+  buildLayersModel,
+  planParams,
+  planMultiplyAdds,
+  planLayerTable,
+  nodeParams,
+  nodeMultiplyAdds,
+  nodeTypeName,
+  BATCH_NORM_MOMENTUM,
+  BATCH_NORM_EPSILON,
+} from './graph.js';
+export type {
+  NetworkNode,
+  InputNode,
+  ConvNode,
+  BatchNormNode,
+  ReluNode,
+  AddNode,
+  DropoutNode,
+  DropPathNode,
+  ZeroPadShortcutNode,
+  MaxPoolNode,
+  GlobalAvgPoolNode,
+  DenseNode,
+  Tap,
+  ExampleShape,
+  LayerRow,
+} from './graph.js';
+export {
+  residualBlock,
+  basicBlockSpec,
+  bottleneckBlockSpec,
+  wrnBlockSpec,
+  BLOCK_ORDERS,
+  SHORTCUT_TYPES,
+} from './blocks.js';
+export type { ResidualBlockSpec, BlockOrder, ShortcutType } from './blocks.js';

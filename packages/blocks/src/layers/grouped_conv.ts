@@ -1,0 +1,242 @@
+import {
+  getBackend,
+  concat,
+  conv2d,
+  depthwiseConv2d,
+  matMul,
+  pad,
+  reshape,
+  slice,
+  stack,
+  serialization,
+  split,
+  sum,
+  tidy,
+  transpose,
+  type Tensor,
+  type Tensor4D,
+} from '@tensorflow/tfjs-core';
+import { initializers, layers, type LayerVariable, type Shape } from '@tensorflow/tfjs-layers';
+import { assertPositiveInteger, convOutputSize, singleShape, singleTensor } from './common.js';
+import { subsample } from './zero_pad_shortcut.js';
+
+/**
+ * Ways to compute a grouped convolution from the ops TF.js has (it has no `groups` argument):
+ * - `split`: split the input and kernel into the groups, one conv2d per group, concatenate (the paper's fig. 3b).
+ * - `depthwise`: one depthwiseConv2d with channel multiplier Cout/G on a rearranged kernel, then sum each group's
+ *   Cin/G partial products. One op, but its intermediate is Cin/G times larger than the output.
+ * - `im2col`: gather the k*k shifted windows (pad + slices), then one batched matMul over the groups
+ *   [G, N*Ho*Wo, k*k*Cin/G] x [G, k*k*Cin/G, Cout/G]. Its intermediate is k*k times the input.
+ * `tools/bench/grouped-conv.ts` measures them; {@link fastestGroupedConvMethod} picks per backend and mode.
+ */
+export type GroupedConvMethod = 'split' | 'depthwise' | 'im2col';
+
+export const GROUPED_CONV_METHODS: readonly GroupedConvMethod[] = ['split', 'depthwise', 'im2col'];
+
+/** Used where no measurement says otherwise: every backend has conv2d and its gradients. */
+export const DEFAULT_GROUPED_CONV_METHOD: GroupedConvMethod = 'split';
+
+/**
+ * The fastest method for a backend and mode (forward only for inference, forward+backward for training), from
+ * tools/bench/grouped-conv.ts on ResNeXt shapes (figures in packages/blocks/README.md):
+ * - wasm: depthwise has the fastest forward; it has no depthwise gradient kernels and im2col's backward is 20-50x
+ *   slower, so training uses split.
+ * - cpu: split has the fastest forward. Its conv filter gradient is so slow that im2col's batched matMul trains
+ *   2-7x faster with few wide groups at stride 1 (ResNeXt-29's G=8); with 32 narrow groups or stride 2 the
+ *   gathering dominates and split wins.
+ * - other backends (tensorflow, webgl): split, i.e. their native convs.
+ */
+export function fastestGroupedConvMethod(
+  backendName: string, training: boolean, shape: { groups: number; strides: number } = { groups: 1, strides: 1 },
+): GroupedConvMethod {
+  if (backendName === 'wasm') return training ? 'split' : 'depthwise';
+  if (backendName === 'cpu' && training && shape.groups <= 8 && shape.strides === 1) return 'im2col';
+  return DEFAULT_GROUPED_CONV_METHOD;
+}
+
+export interface GroupedConv2DOptions {
+  strides: number;
+  padding: 'same' | 'valid';
+  groups: number;
+  method?: GroupedConvMethod;
+}
+
+/**
+ * Grouped 2-D convolution of an NHWC input `x` [N,H,W,Cin] with `kernel` [kh,kw,Cin/G,Cout]: output channels
+ * [g*Cout/G, (g+1)*Cout/G) see only input channels [g*Cin/G, (g+1)*Cin/G).
+ */
+export function groupedConv2d(x: Tensor4D, kernel: Tensor4D, options: GroupedConv2DOptions): Tensor4D {
+  const { strides, padding, groups } = options;
+  const method = options.method ?? DEFAULT_GROUPED_CONV_METHOD;
+  const [kh, kw, inPerGroup, outChannels] = kernel.shape;
+  const inChannels = x.shape[3];
+  if (inPerGroup * groups !== inChannels) {
+    throw new Error(`groupedConv2d: input has ${inChannels} channels, kernel expects ${groups} groups x ${inPerGroup}`);
+  }
+  if (outChannels % groups !== 0) {
+    throw new Error(`groupedConv2d: ${outChannels} output channels do not divide into ${groups} groups`);
+  }
+  if (groups === 1) return conv2d(x, kernel, strides, padding) as Tensor4D;
+  const outPerGroup = outChannels / groups;
+  return tidy(() => {
+    if (method === 'split') {
+      const xs = split(x, groups, 3);
+      const ks = split(kernel, groups, 3);
+      return concat(xs.map((xg, g) => conv2d(xg as Tensor4D, ks[g] as Tensor4D, strides, padding)), 3) as Tensor4D;
+    }
+    if (method === 'depthwise') {
+      // depthwise filter [kh,kw,Cin,b] with filter[..., g*a+i, j] = kernel[..., i, g*b+j]
+      const filter = reshape(
+        transpose(reshape(kernel, [kh, kw, inPerGroup, groups, outPerGroup]), [0, 1, 3, 2, 4]),
+        [kh, kw, inChannels, outPerGroup],
+      ) as Tensor4D;
+      const partial = depthwiseConv2d(x, filter, strides, padding);
+      const [n, h, w] = partial.shape;
+      return reshape(sum(reshape(partial, [n, h, w, groups, inPerGroup, outPerGroup]), 4), [n, h, w, outChannels]) as Tensor4D;
+    }
+    if (method === 'im2col') return im2colGroupedConv(x, kernel, strides, padding, groups);
+    throw new Error(`groupedConv2d: unknown method '${String(method)}'; valid: ${GROUPED_CONV_METHODS.join(', ')}`);
+  });
+}
+
+/** TF's 'same' padding: the total is split with the extra pixel at the end. */
+function samePadding(size: number, kernel: number, stride: number): [number, number] {
+  const out = Math.ceil(size / stride);
+  const total = Math.max((out - 1) * stride + kernel - size, 0);
+  return [Math.floor(total / 2), total - Math.floor(total / 2)];
+}
+
+function im2colGroupedConv(x: Tensor4D, kernel: Tensor4D, strides: number, padding: 'same' | 'valid', groups: number): Tensor4D {
+  const [n, height, width, inChannels] = x.shape;
+  const [kh, kw, inPerGroup, outChannels] = kernel.shape;
+  const outPerGroup = outChannels / groups;
+  const outH = convOutputSize(height, kh, strides, padding);
+  const outW = convOutputSize(width, kw, strides, padding);
+  const padded = padding === 'same'
+    ? pad(x, [[0, 0], samePadding(height, kh, strides), samePadding(width, kw, strides), [0, 0]])
+    : x;
+  const windows: Tensor4D[] = [];
+  for (let dy = 0; dy < kh; dy++) {
+    for (let dx = 0; dx < kw; dx++) {
+      const window = slice(padded, [0, dy, dx, 0], [n, (outH - 1) * strides + 1, (outW - 1) * strides + 1, inChannels]) as Tensor4D;
+      windows.push(subsample(window, strides));
+    }
+  }
+  const rows = n * outH * outW;
+  // [N,Ho,Wo,kh*kw,G,a] -> [G, N*Ho*Wo, kh*kw*a], matching the kernel's (dy, dx, i) row order
+  const patches = transpose(reshape(stack(windows, 3), [rows, kh * kw, groups, inPerGroup]), [2, 0, 1, 3]);
+  const lhs = reshape(patches, [groups, rows, kh * kw * inPerGroup]);
+  const rhs = transpose(reshape(kernel, [kh * kw * inPerGroup, groups, outPerGroup]), [1, 0, 2]);
+  const out = matMul(lhs, rhs); // [G, rows, b]
+  return reshape(transpose(out, [1, 0, 2]), [n, outH, outW, outChannels]) as Tensor4D;
+}
+
+export interface GroupedConv2DArgs {
+  /** Output channels (a multiple of `groups`). */
+  filters: number;
+  /** Square kernel size. */
+  kernelSize: number;
+  /** Number of groups G (ResNeXt's cardinality C); input channels must be a multiple of it. */
+  groups: number;
+  /** Stride of both spatial axes. Default 1. */
+  strides?: number;
+  /** Default 'same'. */
+  padding?: 'same' | 'valid';
+  /** 'heNormalFanOut' (default): N(0, 2 / (k*k*filters)) as in the papers' code; 'zeros'. */
+  kernelInitializer?: 'heNormalFanOut' | 'zeros';
+  /** Seed of the kernel initializer. */
+  seed?: number;
+  /** Force one computation; default: {@link fastestGroupedConvMethod} for the active backend and mode. */
+  method?: GroupedConvMethod;
+  name?: string;
+}
+
+/**
+ * A real grouped convolution layer (no bias): one kernel of shape [k, k, Cin/G, filters], i.e. Cin/G times
+ * fewer weights than a dense conv, computed by {@link groupedConv2d}.
+ */
+export class GroupedConv2D extends layers.Layer {
+  static className = 'WrnGroupedConv2D';
+  readonly filters: number;
+  readonly kernelSize: number;
+  readonly groups: number;
+  readonly strides: number;
+  readonly padding: 'same' | 'valid';
+  readonly kernelInitializer: 'heNormalFanOut' | 'zeros';
+  readonly seed: number | undefined;
+  readonly method: GroupedConvMethod | undefined;
+  private kernel: LayerVariable | null = null;
+
+  constructor(args: GroupedConv2DArgs) {
+    super({ name: args.name });
+    const where = `GroupedConv2D${args.name ? ` ${args.name}` : ''}`;
+    assertPositiveInteger(args.filters, `${where} filters`);
+    assertPositiveInteger(args.kernelSize, `${where} kernelSize`);
+    assertPositiveInteger(args.groups, `${where} groups`);
+    if (args.filters % args.groups !== 0) {
+      throw new RangeError(`${where}: filters (${args.filters}) must be a multiple of groups (${args.groups})`);
+    }
+    this.filters = args.filters;
+    this.kernelSize = args.kernelSize;
+    this.groups = args.groups;
+    this.strides = args.strides ?? 1;
+    assertPositiveInteger(this.strides, `${where} strides`);
+    this.padding = args.padding ?? 'same';
+    if (this.padding !== 'same' && this.padding !== 'valid') {
+      throw new RangeError(`${where}: padding must be 'same' or 'valid', got '${String(this.padding)}'`);
+    }
+    this.kernelInitializer = args.kernelInitializer ?? 'heNormalFanOut';
+    if (this.kernelInitializer !== 'heNormalFanOut' && this.kernelInitializer !== 'zeros') {
+      throw new RangeError(`${where}: kernelInitializer must be 'heNormalFanOut' or 'zeros', got '${String(this.kernelInitializer)}'`);
+    }
+    this.seed = args.seed;
+    if (args.method !== undefined && !GROUPED_CONV_METHODS.includes(args.method)) {
+      throw new RangeError(`${where}: method must be one of ${GROUPED_CONV_METHODS.join(', ')}, got '${String(args.method)}'`);
+    }
+    this.method = args.method;
+  }
+
+  override build(inputShape: Shape | Shape[]): void {
+    const channels = singleShape(inputShape, 'GroupedConv2D')[3];
+    if (channels == null || channels % this.groups !== 0) {
+      throw new Error(`GroupedConv2D ${this.name}: input channels (${String(channels)}) must be a multiple of groups (${this.groups})`);
+    }
+    const k = this.kernelSize;
+    const init = this.kernelInitializer === 'zeros'
+      ? initializers.zeros()
+      : initializers.randomNormal({ mean: 0, stddev: Math.sqrt(2 / (k * k * this.filters)), seed: this.seed });
+    this.kernel = this.addWeight('kernel', [k, k, channels / this.groups, this.filters], 'float32', init, undefined, true);
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    const [batch, height, width] = singleShape(inputShape, 'GroupedConv2D');
+    const out = (size: number | null | undefined) =>
+      size == null ? null : convOutputSize(size, this.kernelSize, this.strides, this.padding);
+    return [batch ?? null, out(height), out(width), this.filters];
+  }
+
+  override call(inputs: Tensor | Tensor[], kwargs: Record<string, unknown>): Tensor {
+    const x = singleTensor(inputs, 'GroupedConv2D');
+    if (this.kernel === null) throw new Error(`GroupedConv2D ${this.name} was called before it was built`);
+    const kernel = this.kernel.read() as Tensor4D;
+    const method = this.method ?? fastestGroupedConvMethod(getBackend(), kwargs['training'] === true, this);
+    return groupedConv2d(x as Tensor4D, kernel, { strides: this.strides, padding: this.padding, groups: this.groups, method });
+  }
+
+  override getConfig(): serialization.ConfigDict {
+    const config: serialization.ConfigDict = {
+      ...super.getConfig(),
+      filters: this.filters,
+      kernelSize: this.kernelSize,
+      groups: this.groups,
+      strides: this.strides,
+      padding: this.padding,
+      kernelInitializer: this.kernelInitializer,
+    };
+    if (this.seed !== undefined) config['seed'] = this.seed;
+    if (this.method !== undefined) config['method'] = this.method;
+    return config;
+  }
+}
+serialization.registerClass(GroupedConv2D);

@@ -1,0 +1,68 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { loadLayersModel, type LayersModel } from '@tensorflow/tfjs-layers';
+import { fileSystemIO, registerCustomLayers } from '@wrn/blocks';
+import type { Normalization } from '@wrn/datasets';
+import { resolveCheckpointDir } from '@wrn/training';
+import { UsageError } from './errors.js';
+
+export interface CheckpointModel {
+  model: LayersModel;
+  /** The checkpoint directory read (a `.prev` sibling when a save was cut short). */
+  dir: string;
+  /** The run's config.json, when the checkpoint sits in a run directory. */
+  runConfig: Record<string, unknown> | undefined;
+  runDir: string | undefined;
+}
+
+/**
+ * Finds the checkpoint a user points at: a checkpoint directory (with model.json), or a run directory (its
+ * checkpoints/best, else checkpoints/last).
+ */
+export async function findCheckpointDir(path: string): Promise<string> {
+  if (!existsSync(path)) throw new UsageError(`--checkpoint ${path}: no such file or directory`);
+  if (existsSync(join(path, 'model.json'))) return (await resolveCheckpointDir(path)) ?? path;
+  for (const name of ['best', 'last']) {
+    const found = await resolveCheckpointDir(join(path, 'checkpoints', name));
+    if (found) return found;
+  }
+  const prev = await resolveCheckpointDir(path);
+  if (prev) return prev;
+  throw new UsageError(
+    `--checkpoint ${path}: expected a checkpoint directory (with model.json) or a run directory (with checkpoints/best or checkpoints/last)`,
+  );
+}
+
+/** Loads the model of a checkpoint, with the config of the run that wrote it when there is one. */
+export async function loadCheckpointModel(path: string): Promise<CheckpointModel> {
+  const dir = await findCheckpointDir(path);
+  registerCustomLayers();
+  let model: LayersModel;
+  try {
+    model = await loadLayersModel(fileSystemIO(dir));
+  } catch (error) {
+    throw new UsageError(`--checkpoint ${path}: cannot load the model in ${dir}: ${(error as Error).message}`);
+  }
+  const parent = dirname(dir);
+  const runDir = basename(parent) === 'checkpoints' ? dirname(parent) : undefined;
+  const configPath = runDir ? join(runDir, 'config.json') : undefined;
+  const runConfig =
+    configPath && existsSync(configPath) ? (JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>) : undefined;
+  return { model, dir, runConfig, runDir };
+}
+
+/** The run's CLI options as recorded in config.json's context (dataset, dataDir, normalization, ...). */
+export function runContext(runConfig: Record<string, unknown> | undefined): Record<string, unknown> {
+  return ((runConfig?.context as Record<string, unknown> | undefined) ?? {}) as Record<string, unknown>;
+}
+
+/** The exact normalisation the run trained with (recorded by `wrn train`), if known. */
+export function recordedNormalization(runConfig: Record<string, unknown> | undefined): Normalization | undefined {
+  const resolved = runContext(runConfig).resolved as { normalization?: Normalization } | undefined;
+  return resolved?.normalization;
+}
+
+export function recordedClassNames(runConfig: Record<string, unknown> | undefined): string[] | undefined {
+  const resolved = runContext(runConfig).resolved as { classNames?: string[] } | undefined;
+  return resolved?.classNames;
+}

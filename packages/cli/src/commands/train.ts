@@ -1,0 +1,289 @@
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { buildModel, countParams } from '@wrn/architectures';
+import { getLayerRandomState, seedLayerRandom, setLayerRandomState, type LayerRandomState } from '@wrn/blocks';
+import {
+  BACKEND_CHOICES,
+  dropoutModelOptions,
+  PRESET_NAMES,
+  selectBackend,
+  train,
+  TrainingDivergedError,
+  type BackendSelection,
+  type TrainEvent,
+} from '@wrn/training';
+import type { ConfigLayer } from '../config-file.js';
+import type { CommandContext } from '../context.js';
+import { batchSource, evalPipeline, loadRunData, trainPipeline } from '../data.js';
+import { describeEnvironment } from '../environment.js';
+import { asUsageError, errorMessage, RunFailedError, UsageError } from '../errors.js';
+import { choiceFlag, examples, integerFlag, numberFlag } from '../flags.js';
+import { writeFileAtomic } from '../fs.js';
+import { formatCount, writeLine } from '../io.js';
+import { chooseOutputMode, createProgressReporter } from '../progress.js';
+import { writeReport } from '../report/report.js';
+import { abortOnSignals } from '../signals.js';
+import { AUGMENTATIONS, DATASET_NAMES, NORMALIZATIONS, resolveTrainConfig, type RunOptions } from '../train-config.js';
+
+/** A flag of `wrn train` and the run-config key it sets (nested keys with dots). */
+interface TrainFlag {
+  flags: string;
+  key: string;
+  help: string;
+  parse?: (value: string, previous: unknown) => unknown;
+  /** Turns the parsed flag value into the config value (e.g. a dropout rate into a dropout policy). */
+  toConfig?: (value: never) => unknown;
+}
+
+const TRAIN_FLAGS: TrainFlag[] = [
+  { flags: '-m, --model <name>', key: 'model', help: 'model in paper notation (see `wrn models`) (default: "wrn-16-2")' },
+  { flags: '--dataset <name>', key: 'dataset', help: `dataset: ${DATASET_NAMES.join(', ')} (default: "cifar10")`, parse: choiceFlag(DATASET_NAMES) },
+  { flags: '-d, --data-dir <dir>', key: 'dataDir', help: 'folder with the official files (default: the embedded 2,000/500-image CIFAR-10 sample)' },
+  { flags: '-e, --epochs <n>', key: 'epochs', help: 'epochs to train (default: the recipe\'s)', parse: integerFlag(1) },
+  { flags: '--max-steps <n>', key: 'maxSteps', help: 'stop after this many optimiser steps', parse: integerFlag(1) },
+  { flags: '-b, --batch-size <n>', key: 'batchSize', help: 'images per training step (default: the recipe\'s, 128)', parse: integerFlag(1) },
+  { flags: '--lr <rate>', key: 'schedule.lr', help: 'base learning rate of the recipe\'s schedule', parse: numberFlag(0, Infinity, { exclusiveMin: true }) },
+  { flags: '--momentum <m>', key: 'optimizer.momentum', help: 'SGD momentum', parse: numberFlag(0, 1) },
+  { flags: '--weight-decay <wd>', key: 'optimizer.weightDecay', help: 'L2 weight decay (Torch semantics)', parse: numberFlag(0) },
+  { flags: '--drop-rate <p>', key: 'dropout', help: 'dropout between the convs of every block, 0 for none', parse: numberFlag(0, 0.99), toConfig: ((p: number) => (p === 0 ? { kind: 'none' } : { kind: 'constant', rate: p })) as (v: never) => unknown },
+  { flags: '--seed <n>', key: 'seed', help: 'seed of weights, data order, augmentation and dropout (default: 0)', parse: integerFlag(0) },
+  { flags: '--backend <name>', key: 'backend', help: `${BACKEND_CHOICES.join(' | ')} (default: "auto")`, parse: choiceFlag(BACKEND_CHOICES) },
+  { flags: '-o, --run-dir <dir>', key: 'runDir', help: 'run directory (default: runs/<model>-<dataset>-<time>)' },
+  { flags: '--augment <kind>', key: 'augmentation', help: `${AUGMENTATIONS.join(' | ')} (default: the recipe's)`, parse: choiceFlag(AUGMENTATIONS) },
+  { flags: '--normalize <kind>', key: 'normalization', help: `${NORMALIZATIONS.join(' | ')} (default: the recipe's)`, parse: choiceFlag(NORMALIZATIONS) },
+  { flags: '--train-limit <n>', key: 'trainLimit', help: 'train on the first N training images only', parse: integerFlag(1) },
+  { flags: '--test-limit <n>', key: 'testLimit', help: 'evaluate on the first N test images only', parse: integerFlag(1) },
+  { flags: '--validation-size <n>', key: 'validationSize', help: 'hold out N training images and evaluate on them instead of the test split', parse: integerFlag(1) },
+  { flags: '--checkpoint-every <k>', key: 'checkpointEvery', help: 'also keep checkpoints/epoch-K every K epochs', parse: integerFlag(0) },
+  { flags: '--log-every-steps <n>', key: 'logEverySteps', help: 'write a step line to metrics.jsonl every N steps', parse: integerFlag(0) },
+];
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): Record<string, unknown> {
+  const parts = path.split('.');
+  let node = target;
+  for (const part of parts.slice(0, -1)) node = (node[part] ??= {}) as Record<string, unknown>;
+  node[parts.at(-1)!] = value;
+  return target;
+}
+
+const optionName = (flags: string) => /--([a-z-]+)/.exec(flags)![1]!.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/** One config layer per flag given on the command line, so an invalid value is reported as that flag's. */
+function flagLayers(command: Command): ConfigLayer[] {
+  const options = command.opts();
+  const layers: ConfigLayer[] = [];
+  for (const flag of TRAIN_FLAGS) {
+    const name = optionName(flag.flags);
+    if (command.getOptionValueSource(name) !== 'cli') continue;
+    const raw = options[name] as never;
+    const value = flag.toConfig ? flag.toConfig(raw) : raw;
+    layers.push({ source: { kind: 'flag', flag: `--${/--([a-z-]+)/.exec(flag.flags)![1]!}` }, values: setPath({}, flag.key, value) });
+  }
+  if (command.getOptionValueSource('nesterov') === 'cli') {
+    layers.push({ source: { kind: 'flag', flag: '--no-nesterov' }, values: { optimizer: { nesterov: options.nesterov as boolean } } });
+  }
+  if (command.getOptionValueSource('recipe') === 'cli') {
+    layers.push({ source: { kind: 'flag', flag: '--recipe' }, values: { recipe: options.recipe as string } });
+  }
+  if (command.getOptionValueSource('report') === 'cli') {
+    layers.push({ source: { kind: 'flag', flag: '--no-report' }, values: { report: options.report as boolean } });
+  }
+  return layers;
+}
+
+function defaultRunDir(options: RunOptions): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return join('runs', `${options.model}-${options.dataset}-${stamp}`);
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+
+export function registerTrain(program: Command, context: CommandContext): void {
+  const command = program
+    .command('train')
+    .description('train a model; writes config.json, metrics.jsonl, checkpoints/, summary.json and report.html into a run directory')
+    .option('-c, --config <file>', 'run config (.json, .yaml): any flag\'s key, e.g. epochs, schedule, optimizer, dataDir')
+    .option('-r, --recipe <name>', `paper recipe filling in what is unset: ${PRESET_NAMES.join(', ')} (default: the model family's)`, choiceFlag(PRESET_NAMES));
+  for (const flag of TRAIN_FLAGS) {
+    if (flag.parse) command.option(flag.flags, flag.help, flag.parse as (value: string, previous: unknown) => unknown);
+    else command.option(flag.flags, flag.help);
+  }
+  command
+    .option('--no-nesterov', 'plain momentum instead of Nesterov')
+    .option('--resume <run-dir>', 'continue the run in <run-dir> from its last checkpoint (flags may extend --epochs)')
+    .option('--no-report', 'do not write report.html / curves.png at the end')
+    .option('--dry-run', 'print the resolved config and exit')
+    .option('-q, --quiet', 'print only the epoch summaries and the result')
+    .option('--json', 'print one JSON object per line (start, epochs, result) and nothing else')
+    .addHelpText(
+      'after',
+      `${examples([
+        'wrn train --model wrn-16-2 --epochs 3                     # the embedded CIFAR-10 sample, backend auto',
+        'wrn train --model wrn-16-2 --dataset cifar10 --data-dir ../shared/data/cifar10-subset --epochs 10 --batch-size 64',
+        'wrn train --recipe wrn-cifar --model wrn-28-10 --data-dir ~/cifar-10-batches-bin   # the paper\'s 200 epochs',
+        'wrn train --config run.yaml --epochs 5                    # flags override the file, the file the recipe',
+        'wrn train --model resnet20 --dry-run                      # show the resolved config',
+        'wrn train --resume runs/wrn-16-2-cifar10-20261123-081500 --epochs 20',
+      ])}
+Precedence: flags > --config file > --resume'd config.json > --recipe (default: the model family's paper recipe).
+A config file uses the flags' keys: model, dataset, dataDir, backend, runDir, augmentation, normalization,
+trainLimit, testLimit, validationSize, epochs, maxSteps, batchSize, seed, checkpointEvery, logEverySteps, and the
+nested optimizer { momentum, nesterov, dampening, weightDecay, decayBatchNorm }, schedule { kind: constant |
+multi-step | step | cosine, lr, unit, milestones, gamma, ... } and dropout { kind: none | constant | per-stage |
+stochastic-depth, ... }.
+Ctrl-C finishes the current step, saves checkpoints/last and exits 1 with the command that resumes.
+`,
+    )
+    .action(async (flags: { config?: string; resume?: string; dryRun?: boolean; quiet?: boolean; json?: boolean }) => {
+      await runTrain(command, flags, context);
+    });
+}
+
+async function runTrain(
+  command: Command,
+  flags: { config?: string; resume?: string; dryRun?: boolean; quiet?: boolean; json?: boolean },
+  context: CommandContext,
+): Promise<void> {
+  const { io } = context;
+  const resolved = resolveTrainConfig({ flagLayers: flagLayers(command), configPath: flags.config, resumeDir: flags.resume });
+  const { options, training } = resolved;
+  options.runDir ??= defaultRunDir(options);
+  training.context = { ...training.context, runDir: options.runDir };
+  if (flags.dryRun) {
+    writeLine(io.stdout, JSON.stringify(training, null, 2));
+    return;
+  }
+
+  const mode = chooseOutputMode(io, flags);
+  const progress = createProgressReporter(io, mode, { batchSize: training.batchSize });
+
+  let backend: BackendSelection;
+  try {
+    backend = await selectBackend(options.backend as 'auto');
+  } catch (error) {
+    throw new RunFailedError(`--backend ${options.backend}: ${errorMessage(error)}`, { cause: error });
+  }
+  const data = await loadRunData(options);
+  const model = await asUsageError(`--model ${options.model}`, () =>
+    buildModel(options.model, {
+      numClasses: data.train.numClasses,
+      inputShape: [data.train.height, data.train.width, data.train.channels],
+      ...dropoutModelOptions(training.dropout),
+      seed: training.seed,
+    }),
+  );
+  seedLayerRandom(training.seed);
+  // What the options resolved to on this machine, recorded so eval and predict feed a checkpoint the same inputs.
+  training.context = {
+    ...training.context,
+    resolved: {
+      dataDir: data.dataDir,
+      normalization: data.normalization,
+      classNames: [...data.train.classNames],
+      trainImages: data.train.count,
+      evalImages: data.evaluation.count,
+      evalSplit: data.evaluation.split,
+    },
+  };
+  const trainData = trainPipeline(data, options, training);
+  const evalData = evalPipeline(data.evaluation, data.normalization, Math.max(training.batchSize, 100));
+  const runDir = options.runDir;
+  mkdirSync(runDir, { recursive: true });
+  writeFileAtomic(join(runDir, 'environment.json'), `${JSON.stringify(describeEnvironment(backend), null, 2)}\n`);
+
+  const params = countParams(model);
+  progress.info(
+    `${options.model} (${formatCount(params)} params) on ${options.dataset}: ${formatCount(data.train.count)} training / ` +
+      `${formatCount(data.evaluation.count)} ${data.evaluation.split} images from ${data.embedded ? 'the embedded sample' : data.dataDir}`,
+  );
+  for (const note of data.notes) progress.info(`  note: ${note}`);
+  const { context: runContext, ...trainingKeys } = training;
+  const { resolved: _resolved, ...cliKeys } = runContext as Record<string, unknown>;
+  progress.info(`config: ${JSON.stringify({ ...trainingKeys, ...cliKeys })}`);
+  progress.info(`backend: ${backend.reason}`);
+  progress.info(`run dir: ${runDir}`);
+  progress.record({ type: 'start', runDir, model: options.model, params, backend: backend.name, trainImages: data.train.count, testImages: data.evaluation.count, config: training });
+
+  const interrupt = abortOnSignals(io, 'training');
+  const onProgress = (event: TrainEvent) => {
+    switch (event.type) {
+      case 'start':
+        if (event.resumedFrom) progress.info(`resuming from ${event.resumedFrom} (epoch ${event.epochsDone}, step ${event.step})`);
+        break;
+      case 'step':
+        progress.step({ epoch: event.epoch, epochs: event.totalEpochs, step: event.iteration, steps: event.itersPerEpoch, loss: event.loss, acc: event.acc, imagesPerSec: event.imagesPerSec });
+        break;
+      case 'evaluating':
+        progress.evaluating(event.epoch, (training.epochs ?? 0) || event.epoch);
+        break;
+      case 'epoch':
+        progress.epoch({ ...event.metrics, epochs: event.totalEpochs });
+        progress.record({ ...event.metrics });
+        break;
+      case 'checkpoint':
+        break;
+    }
+  };
+  let result;
+  try {
+    result = await train({
+      model,
+      trainSource: batchSource(trainData, data.train),
+      testSource: batchSource(evalData, data.evaluation),
+      config: training,
+      runDir,
+      resume: Boolean(flags.resume),
+      onProgress,
+      signal: interrupt.signal,
+      randomState: {
+        getState: () => getLayerRandomState(),
+        setState: (state) => setLayerRandomState(state as LayerRandomState),
+      },
+    });
+  } catch (error) {
+    progress.stop();
+    if (error instanceof TrainingDivergedError) throw new RunFailedError(error.message, { cause: error });
+    // A run directory that already holds a run, or a resume that does not match it, is the user's to sort out.
+    if (/already holds a run|cannot resume|^resume:/.test(errorMessage(error))) throw new UsageError(errorMessage(error), { cause: error });
+    throw error;
+  } finally {
+    interrupt.dispose();
+    model.dispose();
+  }
+  progress.stop();
+
+  let reportPath: string | undefined;
+  if (options.report && result.final) {
+    try {
+      reportPath = writeReport(runDir).html;
+    } catch (error) {
+      progress.info(`could not write the report: ${errorMessage(error)}`);
+    }
+  }
+  if (result.status === 'interrupted') {
+    progress.record({ type: 'result', status: 'interrupted', runDir, message: result.message });
+    throw new RunFailedError(`${result.message ?? 'interrupted'}\nresume with: wrn train --resume ${runDir}`);
+  }
+  const final = result.final;
+  progress.record({
+    type: 'result',
+    status: 'completed',
+    runDir: resolve(runDir),
+    epochs: result.epochsCompleted,
+    steps: result.step,
+    testAccuracy: final ? 1 - final.testTop1Error : null,
+    testTop1Error: final?.testTop1Error ?? null,
+    testTop5Error: final?.testTop5Error ?? null,
+    best: result.best,
+    report: reportPath ?? null,
+  });
+  if (mode !== 'json' && final) {
+    writeLine(
+      io.stdout,
+      `done: test accuracy ${pct(1 - final.testTop1Error)} (top-1 error ${pct(final.testTop1Error)}, top-5 error ${pct(final.testTop5Error)}) ` +
+        `after ${result.epochsCompleted} epochs; run dir ${runDir}`,
+    );
+    if (reportPath) writeLine(io.stdout, `report: ${reportPath}`);
+  }
+}

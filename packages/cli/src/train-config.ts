@@ -1,0 +1,189 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { resolveModelConfig } from '@wrn/architectures';
+import {
+  BACKEND_CHOICES,
+  getPreset,
+  parseTrainingConfig,
+  PRESET_NAMES,
+  TrainingConfigError,
+  trainingConfigSchema,
+  type TrainingConfig,
+  type TrainingPreset,
+} from '@wrn/training';
+import { describeSource, mergeLayers, readConfigFile, sourceOf, type ConfigLayer, type ValueSource } from './config-file.js';
+import { errorMessage, UsageError } from './errors.js';
+
+export const DATASET_NAMES = ['cifar10', 'cifar100', 'svhn'] as const;
+export type DatasetName = (typeof DATASET_NAMES)[number];
+export const AUGMENTATIONS = ['reflect', 'zero', 'none'] as const;
+export const NORMALIZATIONS = ['dataset', 'paper', 'scale', 'none'] as const;
+
+/**
+ * The keys of a run config that the CLI itself consumes (what to train on, where, with which backend). The other
+ * keys of a run config are @wrn/training's and are validated by its schema. In config.json the CLI's keys are kept
+ * under `context`, so a run directory says everything it depends on and `--resume` can rebuild the run from it.
+ */
+export const runOptionsSchema = z
+  .object({
+    /** Recipe from @wrn/training that fills in whatever the file and flags leave unset. */
+    recipe: z.enum(PRESET_NAMES).optional(),
+    model: z.string().min(1).default('wrn-16-2'),
+    dataset: z.enum(DATASET_NAMES).default('cifar10'),
+    /** Folder with the dataset's files in their official layout; the embedded sample when absent (cifar10). */
+    dataDir: z.string().min(1).optional(),
+    backend: z.enum(BACKEND_CHOICES as [string, ...string[]]).default('auto'),
+    runDir: z.string().min(1).optional(),
+    augmentation: z.enum(AUGMENTATIONS).optional(),
+    /** 'dataset': mean/std of the training split; 'paper': the WRN code's constants; 'scale': /255; or explicit. */
+    normalization: z
+      .union([
+        z.enum(NORMALIZATIONS),
+        z.object({ mean: z.array(z.number()).length(3), std: z.array(z.number().positive()).length(3) }).strict(),
+      ])
+      .optional(),
+    /** Use only the first N training / test images (quick experiments, tests). */
+    trainLimit: z.number().int().positive().optional(),
+    testLimit: z.number().int().positive().optional(),
+    /** Hold out N training images and evaluate on them instead of the test split (the ResNet paper's 45k/5k). */
+    validationSize: z.number().int().positive().optional(),
+    /** Write report.html and curves.png when the run ends. */
+    report: z.boolean().default(true),
+  })
+  .strict();
+export type RunOptions = z.infer<typeof runOptionsSchema>;
+
+const RUN_OPTION_KEYS = new Set(Object.keys(runOptionsSchema.shape));
+/** Training keys a user may set (model and preset come from the CLI's own keys; context is the CLI's to fill). */
+const TRAINING_KEYS = new Set(Object.keys(trainingConfigSchema.shape).filter((k) => !['context', 'preset'].includes(k)));
+
+export interface ResolvedTrainConfig {
+  options: RunOptions;
+  /** Exactly what train() gets and writes as config.json. */
+  training: TrainingConfig;
+  recipe: TrainingPreset;
+  recipeSource: string;
+}
+
+function show(value: unknown): string {
+  const text = JSON.stringify(value);
+  return text === undefined ? 'nothing' : text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+function zodIssuesToUsage(error: z.ZodError, values: Record<string, unknown>, sources: Map<string, ValueSource>): UsageError {
+  const lines = error.issues.flatMap((issue) => {
+    const keys = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k]) : [issue.path];
+    return keys.map((path) => {
+      const key = path.map(String).join('.');
+      let value: unknown = values;
+      for (const part of path) value = (value as Record<PropertyKey, unknown> | undefined)?.[part as string];
+      const allowed = issue.code === 'invalid_value' ? `; allowed: ${issue.values.map((v) => JSON.stringify(v)).join(', ')}` : '';
+      return `${describeSource(sourceOf(sources, key), key)}: ${issue.message} (got ${show(value)})${allowed}`;
+    });
+  });
+  return new UsageError(lines.length === 1 ? lines[0]! : `invalid run config:\n  ${lines.join('\n  ')}`);
+}
+
+/** The recipe a model trains with when none is named: the paper's recipe of its family (SVHN: the WRN SVHN one). */
+export function defaultRecipe(model: string, dataset: DatasetName): TrainingPreset['name'] {
+  const family = resolveModelConfig(model).family;
+  if (dataset === 'svhn') return 'wrn-svhn';
+  if (family === 'resnext') return 'resnext-cifar';
+  if (family === 'resnet' || family === 'preact-resnet') return 'resnet-cifar';
+  return 'wrn-cifar';
+}
+
+/** The recipe's data side in the CLI's terms: its augmentation and normalisation, for keys the user left unset. */
+export function recipeDataDefaults(recipe: TrainingPreset): Pick<RunOptions, 'augmentation' | 'normalization'> {
+  const { augmentation, preprocessing } = recipe.data;
+  const aug: RunOptions['augmentation'] = augmentation.crop ? augmentation.crop.mode : 'none';
+  const normalization: RunOptions['normalization'] =
+    preprocessing.kind === 'divide-255' ? 'scale' : preprocessing.mean ? 'paper' : 'dataset';
+  return { augmentation: aug, normalization };
+}
+
+/** config.json of an earlier run as a layer: the training keys plus the CLI's keys from its `context`. */
+export function savedRunLayer(runDir: string): ConfigLayer {
+  const file = join(runDir, 'config.json');
+  if (!existsSync(file)) throw new UsageError(`--resume ${runDir}: no config.json there, so it is not a run directory`);
+  const saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  const { context, preset, model, ...training } = saved;
+  const cli = (context ?? {}) as Record<string, unknown>;
+  const values: Record<string, unknown> = { ...training, ...cli, model: cli.model ?? model };
+  if (preset !== undefined) values.recipe = preset;
+  delete values.runDir;
+  delete values.resolved;
+  return { source: { kind: 'file', path: file }, values };
+}
+
+/**
+ * Resolves a training run from, lowest precedence first: the recipe, the resumed run's config.json, the
+ * --config file, the flags. Every value is validated; an error names the flag, file key or recipe it came from,
+ * the value and what is allowed.
+ */
+export function resolveTrainConfig(input: {
+  flagLayers: ConfigLayer[];
+  configPath?: string;
+  resumeDir?: string;
+}): ResolvedTrainConfig {
+  const layers: ConfigLayer[] = [];
+  if (input.resumeDir) layers.push(savedRunLayer(input.resumeDir));
+  if (input.configPath) layers.push({ source: { kind: 'file', path: input.configPath }, values: readConfigFile(input.configPath) });
+  layers.push(...input.flagLayers);
+  const user = mergeLayers(layers);
+
+  const unknown = Object.keys(user.values).filter((k) => !RUN_OPTION_KEYS.has(k) && !TRAINING_KEYS.has(k));
+  if (unknown.length > 0) {
+    const allowed = [...RUN_OPTION_KEYS, ...TRAINING_KEYS].join(', ');
+    throw new UsageError(
+      unknown.map((k) => `${describeSource(sourceOf(user.sources, k), k)}: unknown key (got ${show(user.values[k])}); allowed: ${allowed}`).join('\n'),
+    );
+  }
+  const cliValues = Object.fromEntries(Object.entries(user.values).filter(([k]) => RUN_OPTION_KEYS.has(k)));
+  const parsedOptions = runOptionsSchema.safeParse(cliValues);
+  if (!parsedOptions.success) throw zodIssuesToUsage(parsedOptions.error, cliValues, user.sources);
+  const options = parsedOptions.data;
+  if (input.resumeDir) options.runDir = input.resumeDir;
+
+  let recipeName = options.recipe;
+  if (recipeName === undefined) {
+    try {
+      recipeName = defaultRecipe(options.model, options.dataset);
+    } catch (error) {
+      throw new UsageError(`${describeSource(sourceOf(user.sources, 'model'), 'model')}: ${errorMessage(error)}`);
+    }
+  }
+  const recipe = getPreset(recipeName);
+  const recipeSource: ValueSource = { kind: 'recipe', name: recipe.name };
+  const recipeLayer: ConfigLayer = { source: recipeSource, values: { ...recipe.config } };
+  const trainingUser = Object.fromEntries(Object.entries(user.values).filter(([k]) => TRAINING_KEYS.has(k)));
+  const merged = mergeLayers([recipeLayer, ...layers.map((l) => ({ source: l.source, values: pick(l.values, TRAINING_KEYS) }))]);
+  // A recipe that stops by steps (ResNet's 64k iterations) gives way to a user who sets the epochs.
+  if (trainingUser.epochs !== undefined && trainingUser.maxSteps === undefined && merged.values.maxSteps !== undefined) {
+    delete merged.values.maxSteps;
+  }
+  const dataDefaults = recipeDataDefaults(recipe);
+  options.augmentation ??= dataDefaults.augmentation;
+  options.normalization ??= dataDefaults.normalization;
+
+  const { recipe: _recipe, ...context } = options;
+  const trainingInput = { ...merged.values, preset: recipe.name, model: options.model, context };
+  let training: TrainingConfig;
+  try {
+    training = parseTrainingConfig(trainingInput, 'run config');
+  } catch (error) {
+    if (!(error instanceof TrainingConfigError)) throw error;
+    const lines = error.issues.map(
+      (issue) =>
+        `${describeSource(sourceOf(merged.sources, issue.key), issue.key)}: ${issue.problem} (got ${show(issue.value)})` +
+        (issue.allowed ? `; allowed: ${issue.allowed}` : ''),
+    );
+    throw new UsageError(lines.length === 1 ? lines[0]! : `invalid run config:\n  ${lines.join('\n  ')}`);
+  }
+  return { options, training, recipe, recipeSource: describeSource(recipeSource, '').replace(/: $/, '') };
+}
+
+function pick(values: Record<string, unknown>, keys: Set<string>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(values).filter(([k]) => keys.has(k)));
+}

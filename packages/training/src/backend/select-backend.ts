@@ -1,0 +1,295 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { initWasmBackendWithThreads } from './wasm-threads';
+import { registerWasmTrainingKernels } from './wasm-training-kernels';
+
+/** What `--backend` accepts. */
+export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+
+/** One backend that {@link selectBackend} tried, in order. */
+export interface BackendAttempt {
+  /** The package or backend tried: '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node', 'wasm' or 'cpu'. */
+  name: string;
+  ok: boolean;
+  /** Why it was not used; absent when it was. */
+  error?: string;
+}
+
+export interface BackendSelection {
+  /** The tfjs backend now active: 'tensorflow', 'wasm' or 'cpu'. */
+  name: string;
+  /** One sentence saying what was picked and why, for the CLI and the run's config. */
+  reason: string;
+  tried: BackendAttempt[];
+  /** The optional native package that provides 'tensorflow', when that is what was picked. */
+  nativePackage?: string;
+  /** Threads the wasm backend runs on (1 unless its threaded build loaded), when 'wasm' was picked. */
+  wasmThreads?: number;
+}
+
+export interface SelectBackendOptions {
+  /**
+   * Loads a package by name. Defaults to a dynamic `import()`; tests inject one to reach the
+   * branches that need a package this machine cannot install.
+   */
+  importModule?: (specifier: string) => Promise<unknown>;
+  /**
+   * Threads for the wasm backend's XNNPACK pool: a number from 1 to 8, or 'auto' for the machine's
+   * available parallelism (capped at 8). More than 1 loads tfjs-backend-wasm's threaded SIMD build
+   * through {@link initWasmBackendWithThreads}, falling back to 1 thread, with the reason in
+   * `tried`, where that fails. Only takes effect before the wasm backend is first initialised.
+   * Default: {@link DEFAULT_WASM_THREADS}.
+   */
+  wasmThreads?: number | 'auto';
+}
+
+/** The native bindings, GPU build first. Optional peers: never installed by `npm ci` here. */
+export const NATIVE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
+
+/** What to do when 'tensorflow' cannot load; part of the error the CLI prints. */
+export const TENSORFLOW_INSTALL_ADVICE = [
+  `Install the native binding with the same version as @tensorflow/tfjs-core (${tf.version_core}), so npm keeps one copy of tfjs-core:`,
+  `  npm i @tensorflow/tfjs-node-gpu@${tf.version_core}   # NVIDIA GPU, Linux x64 only: needs CUDA 11.2 and cuDNN 8.1 (driver >= 450)`,
+  `  npm i @tensorflow/tfjs-node@${tf.version_core}       # CPU: Linux x64/arm64, macOS, Windows`,
+  'Both download libtensorflow while installing; behind a firewall point TFJS_NODE_CDN_STORAGE (or TFJS_NODE_BASE_URI)',
+  'at a mirror of the libtensorflow archives, e.g. `TFJS_NODE_CDN_STORAGE=https://mirror.example/ npm i @tensorflow/tfjs-node`.',
+  "Or train without it: --backend wasm (or auto, which falls back to wasm).",
+].join('\n');
+
+/** Raised when the requested backend cannot be used; `message` carries the reasons and the advice. */
+export class BackendUnavailableError extends Error {
+  constructor(
+    readonly choice: BackendChoice,
+    readonly tried: BackendAttempt[],
+    readonly advice: string,
+  ) {
+    super(
+      `Backend '${choice}' is not available here.\n` +
+        tried.map((t) => `  ${t.name}: ${t.error ?? 'ok'}`).join('\n') +
+        (advice ? `\n${advice}` : ''),
+    );
+    this.name = 'BackendUnavailableError';
+  }
+}
+
+function describeError(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  // Node's "Cannot find package 'x' imported from /long/path" says all that matters in its first clause.
+  const firstLine = message.split('\n')[0] ?? message;
+  return firstLine.replace(/ imported from .*$/, '');
+}
+
+const defaultImport = (specifier: string): Promise<unknown> => import(/* @vite-ignore */ specifier);
+
+/**
+ * Loads one native package and makes its 'tensorflow' backend active, refusing a package that
+ * brought its own copy of tfjs-core: tensors from two copies fail `instanceof` checks and their
+ * kernels can differ, so a second copy is an error with the fix, not a warning.
+ */
+async function tryNative(pkg: string, load: (s: string) => Promise<unknown>): Promise<BackendAttempt> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await load(pkg)) as Record<string, unknown>;
+  } catch (error) {
+    return { name: pkg, ok: false, error: `cannot load: ${describeError(error)}` };
+  }
+  const theirCore = mod['version_core'];
+  if (typeof theirCore === 'string' && theirCore !== tf.version_core) {
+    return {
+      name: pkg,
+      ok: false,
+      error: `it uses @tensorflow/tfjs-core ${theirCore} but @wrn uses ${tf.version_core}; install ${pkg}@${tf.version_core}`,
+    };
+  }
+  if (mod['Tensor'] != null && mod['Tensor'] !== tf.Tensor) {
+    return {
+      name: pkg,
+      ok: false,
+      error: 'it loaded a second copy of @tensorflow/tfjs-core; run `npm dedupe` so there is one copy',
+    };
+  }
+  if (tf.findBackendFactory('tensorflow') == null) {
+    return { name: pkg, ok: false, error: "loaded, but it registered no 'tensorflow' backend with this @tensorflow/tfjs-core" };
+  }
+  try {
+    if (!(await tf.setBackend('tensorflow'))) {
+      return { name: pkg, ok: false, error: "its 'tensorflow' backend failed to initialise (see the log above)" };
+    }
+  } catch (error) {
+    return { name: pkg, ok: false, error: `its backend failed to initialise: ${describeError(error)}` };
+  }
+  return { name: pkg, ok: true };
+}
+
+/**
+ * The filter and input gradients of a tiny strided conv against a direct loop: proof, in a few
+ * milliseconds, that the active backend's training kernels give right answers.
+ */
+export function checkConvGradients(): string | undefined {
+  const size = 5;
+  const xs = Array.from({ length: size * size }, (_, i) => ((i * 7) % 11) - 5);
+  const ws = Array.from({ length: 9 }, (_, i) => ((i * 5) % 7) - 3);
+  const out = Math.ceil(size / 2);
+  // 'same' with stride 2 on 5 pads one row/column on each side.
+  const pad = 1;
+  const expectedDw = new Array<number>(9).fill(0);
+  const expectedDx = new Array<number>(size * size).fill(0);
+  for (let y = 0; y < out; y++) {
+    for (let x = 0; x < out; x++) {
+      for (let i = 0; i < 3; i++) {
+        for (let j = 0; j < 3; j++) {
+          const r = y * 2 + i - pad;
+          const c = x * 2 + j - pad;
+          if (r < 0 || c < 0 || r >= size || c >= size) continue;
+          expectedDw[i * 3 + j]! += xs[r * size + c]!;
+          expectedDx[r * size + c]! += ws[i * 3 + j]!;
+        }
+      }
+    }
+  }
+  const [dx, dw] = tf.tidy(() => {
+    const x = tf.tensor4d(xs, [1, size, size, 1]);
+    const w = tf.tensor4d(ws, [3, 3, 1, 1]);
+    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same')));
+    return grads([x, w]).map((g) => Array.from(g.dataSync()));
+  });
+  const close = (a: number[] | undefined, b: number[]) => a != null && a.length === b.length && a.every((v, i) => Math.abs(v - b[i]!) < 1e-3);
+  if (!close(dw, expectedDw)) return `conv2d filter gradient ${JSON.stringify(dw)} != ${JSON.stringify(expectedDw)}`;
+  if (!close(dx, expectedDx)) return `conv2d input gradient ${JSON.stringify(dx)} != ${JSON.stringify(expectedDx)}`;
+  return undefined;
+}
+
+/**
+ * Threads the wasm backend gets unless told otherwise. tools/bench measured the threaded build at
+ * 1.3-1.4x the training and 1.9-2.1x the inference rate of one thread on 2 cores (ResNet-20, WRN-16-4).
+ */
+export const DEFAULT_WASM_THREADS: number | 'auto' = 'auto';
+
+async function resolveThreads(requested: number | 'auto'): Promise<number> {
+  if (requested !== 'auto') return requested;
+  const os = await import('node:os');
+  return Math.max(1, Math.min(8, os.availableParallelism()));
+}
+
+async function tryWasm(
+  load: (s: string) => Promise<unknown>,
+  requestedThreads: number | 'auto',
+): Promise<BackendAttempt & { threads?: number; threadsError?: string }> {
+  let wasmModule: Record<string, unknown>;
+  try {
+    wasmModule = (await load('@tensorflow/tfjs-backend-wasm')) as Record<string, unknown>;
+  } catch (error) {
+    return { name: 'wasm', ok: false, error: `cannot load @tensorflow/tfjs-backend-wasm: ${describeError(error)}` };
+  }
+  registerWasmTrainingKernels();
+  try {
+    // In Node, tfjs-core's CommonJS build registers no gradient functions; tfjs-layers registers them all.
+    await load('@tensorflow/tfjs-layers');
+  } catch (error) {
+    return { name: 'wasm', ok: false, error: `cannot load @tensorflow/tfjs-layers (it registers the gradients): ${describeError(error)}` };
+  }
+  let threadsError: string | undefined;
+  try {
+    if (tf.engine().registry['wasm'] == null) {
+      try {
+        const threads = await resolveThreads(requestedThreads);
+        if (threads > 1) threadsError = (await initWasmBackendWithThreads(threads)).error;
+      } catch (error) {
+        // Outside Node (no worker_threads) the single-threaded build is all there is.
+        threadsError = describeError(error);
+      }
+    }
+    if (!(await tf.setBackend('wasm'))) return { name: 'wasm', ok: false, error: 'the wasm module failed to initialise' };
+  } catch (error) {
+    return { name: 'wasm', ok: false, error: `the wasm module failed to initialise: ${describeError(error)}` };
+  }
+  let failure: string | undefined;
+  try {
+    failure = checkConvGradients();
+  } catch (error) {
+    failure = describeError(error);
+  }
+  if (failure != null) return { name: 'wasm', ok: false, error: `training kernels are wrong here: ${failure}` };
+  const getThreadsCount = wasmModule['getThreadsCount'];
+  const threads = typeof getThreadsCount === 'function' ? Number((getThreadsCount as () => number)()) : 1;
+  return threadsError == null ? { name: 'wasm', ok: true, threads } : { name: 'wasm', ok: true, threads, threadsError };
+}
+
+async function tryCpu(load: (s: string) => Promise<unknown>): Promise<BackendAttempt> {
+  try {
+    await load('@tensorflow/tfjs-backend-cpu');
+    if (!(await tf.setBackend('cpu'))) return { name: 'cpu', ok: false, error: 'the cpu backend failed to initialise' };
+  } catch (error) {
+    return { name: 'cpu', ok: false, error: describeError(error) };
+  }
+  return { name: 'cpu', ok: true };
+}
+
+function pickedWasm(attempt: { threads?: number; threadsError?: string }, tried: BackendAttempt[], why: string): BackendSelection {
+  const threads = attempt.threads ?? 1;
+  const threadsNote = attempt.threadsError == null ? '' : ` (threaded build not used: ${attempt.threadsError})`;
+  return {
+    name: 'wasm',
+    reason: `${why}: wasm (XNNPACK, SIMD, ${threads} thread${threads === 1 ? '' : 's'}${threadsNote}) with @wrn's training kernels, checked against a direct computation`,
+    tried,
+    wasmThreads: threads,
+  };
+}
+
+/**
+ * Makes one tfjs backend active for training and says why it was chosen.
+ * - 'tensorflow': `@tensorflow/tfjs-node-gpu`, else `@tensorflow/tfjs-node` (optional peers); throws a
+ *   {@link BackendUnavailableError} with the install advice when neither loads.
+ * - 'wasm': tfjs-backend-wasm with {@link registerWasmTrainingKernels}, verified on a tiny conv gradient.
+ * - 'cpu': the pure-JS backend (correct, about 100x slower than PyTorch on convnets).
+ * - 'auto': the first of tensorflow (GPU build first), wasm, cpu that loads and trains correctly;
+ *   `tried` records why each one before it was skipped.
+ */
+export async function selectBackend(choice: BackendChoice, options: SelectBackendOptions = {}): Promise<BackendSelection> {
+  if (!BACKEND_CHOICES.includes(choice)) {
+    throw new Error(`selectBackend: unknown backend ${JSON.stringify(choice)}; expected one of ${BACKEND_CHOICES.join(', ')}`);
+  }
+  const { wasmThreads } = options;
+  if (wasmThreads !== undefined && wasmThreads !== 'auto' && !(Number.isInteger(wasmThreads) && wasmThreads >= 1 && wasmThreads <= 8)) {
+    throw new Error(`selectBackend: wasmThreads must be 'auto' or an integer from 1 to 8, got ${JSON.stringify(wasmThreads)}`);
+  }
+  const load = options.importModule ?? defaultImport;
+  const tried: BackendAttempt[] = [];
+
+  if (choice === 'tensorflow' || choice === 'auto') {
+    for (const pkg of NATIVE_PACKAGES) {
+      const attempt = await tryNative(pkg, load);
+      tried.push(attempt);
+      if (attempt.ok) {
+        const gpu = pkg.endsWith('-gpu');
+        return {
+          name: 'tensorflow',
+          reason: `${choice === 'auto' ? 'auto picked' : 'using'} native TensorFlow through ${pkg}${gpu ? ' (CUDA build)' : ' (CPU build)'}`,
+          tried,
+          nativePackage: pkg,
+        };
+      }
+    }
+    if (choice === 'tensorflow') throw new BackendUnavailableError(choice, tried, TENSORFLOW_INSTALL_ADVICE);
+  }
+
+  if (choice === 'wasm' || choice === 'auto') {
+    const attempt = await tryWasm(load, options.wasmThreads ?? DEFAULT_WASM_THREADS);
+    const { threads: _threads, threadsError: _threadsError, ...record } = attempt;
+    tried.push(record);
+    if (attempt.ok) return pickedWasm(attempt, tried, choice === 'auto' ? 'auto picked, native TensorFlow not installed' : 'using');
+    if (choice === 'wasm') throw new BackendUnavailableError(choice, tried, 'Use --backend cpu, or reinstall @tensorflow/tfjs-backend-wasm.');
+  }
+
+  const attempt = await tryCpu(load);
+  tried.push(attempt);
+  if (attempt.ok) {
+    return {
+      name: 'cpu',
+      reason: choice === 'auto' ? 'auto fell back to the pure-JS cpu backend: nothing faster loaded (see tried)' : 'using the pure-JS cpu backend',
+      tried,
+    };
+  }
+  throw new BackendUnavailableError(choice, tried, 'Reinstall @tensorflow/tfjs-backend-cpu and @tensorflow/tfjs-backend-wasm.');
+}

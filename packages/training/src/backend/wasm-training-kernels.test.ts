@@ -1,0 +1,228 @@
+import * as tf from '@tensorflow/tfjs-core';
+// tfjs-layers registers the gradient functions in Node (tfjs-core's CommonJS build does not).
+import '@tensorflow/tfjs-layers';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+import seedrandom from 'seedrandom';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  collapseTranspose,
+  registerWasmTrainingKernels,
+  WASM_TRAINING_KERNEL_NAMES,
+  wasmTrainingKernelsRegistered,
+} from './wasm-training-kernels';
+
+interface ConvCase {
+  n: number;
+  h: number;
+  w: number;
+  ci: number;
+  co: number;
+  k: number;
+  s: number;
+  pad: 'same' | 'valid';
+}
+
+const CASES: ConvCase[] = [
+  { n: 2, h: 8, w: 8, ci: 3, co: 4, k: 3, s: 1, pad: 'same' },
+  { n: 2, h: 8, w: 8, ci: 3, co: 4, k: 3, s: 2, pad: 'same' },
+  { n: 3, h: 7, w: 9, ci: 2, co: 5, k: 3, s: 2, pad: 'same' },
+  { n: 3, h: 7, w: 9, ci: 2, co: 5, k: 3, s: 2, pad: 'valid' },
+  { n: 2, h: 8, w: 8, ci: 3, co: 4, k: 3, s: 2, pad: 'valid' },
+  { n: 2, h: 8, w: 8, ci: 3, co: 4, k: 1, s: 2, pad: 'same' },
+  { n: 2, h: 7, w: 7, ci: 3, co: 4, k: 1, s: 2, pad: 'same' },
+  { n: 2, h: 7, w: 6, ci: 3, co: 4, k: 1, s: 1, pad: 'valid' },
+  { n: 1, h: 5, w: 5, ci: 4, co: 3, k: 3, s: 1, pad: 'valid' },
+  { n: 2, h: 9, w: 9, ci: 5, co: 2, k: 3, s: 1, pad: 'same' },
+];
+
+function randomArray(size: number, seed: string): Float32Array {
+  const rng = seedrandom(seed);
+  return Float32Array.from({ length: size }, () => rng() * 2 - 1);
+}
+
+/** Largest |a-b| relative to the reference's largest magnitude. */
+function maxRelativeError(actual: Float32Array | Int32Array | Uint8Array, expected: Float32Array | Int32Array | Uint8Array): number {
+  expect(actual.length).toBe(expected.length);
+  let scale = 0;
+  for (const v of expected) scale = Math.max(scale, Math.abs(v));
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!) / (scale || 1));
+  return worst;
+}
+
+async function onBackend<T>(name: string, fn: () => T): Promise<T> {
+  await tf.setBackend(name);
+  return fn();
+}
+
+/** Gradients of sum(conv2d(x, f) * g) with respect to x and f, through the ops the layers use. */
+function convGradients(c: ConvCase, seed: string): { dx: Float32Array; df: Float32Array; numTensorsLeaked: number } {
+  const before = tf.memory().numTensors;
+  const result = tf.tidy(() => {
+    const x = tf.tensor4d(randomArray(c.n * c.h * c.w * c.ci, `${seed}x`), [c.n, c.h, c.w, c.ci]);
+    const f = tf.tensor4d(randomArray(c.k * c.k * c.ci * c.co, `${seed}f`), [c.k, c.k, c.ci, c.co]);
+    const outShape = tf.conv2d(x, f, c.s, c.pad).shape;
+    const g = tf.tensor(randomArray(outShape.reduce((a, b) => a * b, 1), `${seed}g`), outShape);
+    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad), g)));
+    const [dx, df] = grads([x, f]);
+    return { dx: dx!.dataSync() as Float32Array, df: df!.dataSync() as Float32Array };
+  });
+  return { ...result, numTensorsLeaked: tf.memory().numTensors - before };
+}
+
+beforeAll(async () => {
+  registerWasmTrainingKernels();
+  await tf.setBackend('wasm');
+});
+
+describe('registerWasmTrainingKernels', () => {
+  it('registers each kernel once for wasm and is idempotent', () => {
+    expect(WASM_TRAINING_KERNEL_NAMES).toEqual(['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'Tile', 'Sum', 'Mean', 'Transpose']);
+    const before = WASM_TRAINING_KERNEL_NAMES.map((name) => tf.getKernel(name, 'wasm')?.kernelFunc);
+    registerWasmTrainingKernels();
+    registerWasmTrainingKernels();
+    const after = WASM_TRAINING_KERNEL_NAMES.map((name) => tf.getKernel(name, 'wasm')?.kernelFunc);
+    expect(after).toEqual(before);
+    expect(wasmTrainingKernelsRegistered()).toBe(true);
+    expect(tf.getKernel('Conv2DBackpropFilter', 'cpu')?.kernelFunc).not.toBe(before[0]);
+  });
+
+  describe.each(CASES)('conv2d gradients on wasm equal the cpu backend: %j', (c) => {
+    it('to 1e-4 relative, with no tensor left behind', async () => {
+      const seed = JSON.stringify(c);
+      const wasm = await onBackend('wasm', () => convGradients(c, seed));
+      const cpu = await onBackend('cpu', () => convGradients(c, seed));
+      expect(maxRelativeError(wasm.df, cpu.df)).toBeLessThan(1e-4);
+      expect(maxRelativeError(wasm.dx, cpu.dx)).toBeLessThan(1e-4);
+      expect(wasm.numTensorsLeaked).toBe(0);
+    });
+  });
+
+  it.each([
+    { shape: [1, 1, 1, 4], reps: [2, 3, 5, 1] },
+    { shape: [2, 3], reps: [3, 2] },
+    { shape: [3, 1, 2], reps: [1, 4, 1] },
+    { shape: [2, 2, 2, 2], reps: [2, 1, 2, 1] },
+    { shape: [5], reps: [1] },
+  ])('Tile of $shape by $reps equals the cpu backend exactly', async ({ shape, reps }) => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const values = randomArray(size, `tile${shape.join()}`);
+    const run = () => {
+      const before = tf.memory().numTensors;
+      const out = tf.tidy(() => tf.tile(tf.tensor(values, shape), reps));
+      const data = { shape: out.shape, values: out.dataSync() as Float32Array };
+      out.dispose();
+      return { ...data, leaked: tf.memory().numTensors - before };
+    };
+    const wasm = await onBackend('wasm', run);
+    const cpu = await onBackend('cpu', run);
+    expect(wasm.shape).toEqual(cpu.shape);
+    expect(Array.from(wasm.values)).toEqual(Array.from(cpu.values));
+    expect(wasm.leaked).toBe(0);
+  });
+
+  it.each([
+    { axis: [0, 1, 2], keepDims: false },
+    { axis: [1, 2], keepDims: false },
+    { axis: [1, 2], keepDims: true },
+    { axis: [0], keepDims: true },
+    { axis: [-3, -2], keepDims: false },
+    { axis: [0, 2], keepDims: false },
+    { axis: [3], keepDims: false },
+    { axis: [0, 1, 2, 3], keepDims: false },
+  ])('Sum and Mean over $axis (keepDims $keepDims) equal the cpu backend', async ({ axis, keepDims }) => {
+    const shape = [3, 5, 4, 6];
+    const values = randomArray(3 * 5 * 4 * 6, `reduce${axis.join()}`);
+    const run = () => {
+      const before = tf.memory().numTensors;
+      const [sum, mean] = tf.tidy(() => {
+        const x = tf.tensor(values, shape);
+        return [tf.sum(x, axis, keepDims), tf.mean(x, axis, keepDims)];
+      });
+      const out = { sumShape: sum!.shape, sum: sum!.dataSync() as Float32Array, mean: mean!.dataSync() as Float32Array };
+      tf.dispose([sum!, mean!]);
+      return { ...out, leaked: tf.memory().numTensors - before };
+    };
+    const wasm = await onBackend('wasm', run);
+    const cpu = await onBackend('cpu', run);
+    expect(wasm.sumShape).toEqual(cpu.sumShape);
+    expect(maxRelativeError(wasm.sum, cpu.sum)).toBeLessThan(1e-5);
+    expect(maxRelativeError(wasm.mean, cpu.mean)).toBeLessThan(1e-5);
+    expect(wasm.leaked).toBe(0);
+  });
+
+  it('collapseTranspose merges axes that stay neighbours and drops size-1 axes', () => {
+    expect(collapseTranspose([64, 32, 32, 16], [3, 1, 2, 0])).toEqual({ shape: [64, 1024, 16], perm: [2, 1, 0] });
+    expect(collapseTranspose([64, 32, 32, 16], [1, 2, 0, 3])).toEqual({ shape: [64, 1024, 16], perm: [1, 0, 2] });
+    expect(collapseTranspose([2, 1, 3], [2, 1, 0])).toEqual({ shape: [2, 3], perm: [1, 0] });
+    expect(collapseTranspose([5, 6], [0, 1])).toEqual({ shape: [30], perm: [0] });
+  });
+
+  it.each([
+    { shape: [6, 5, 7, 20], perm: [3, 1, 2, 0], dtype: 'float32' },
+    { shape: [6, 5, 7, 20], perm: [1, 2, 0, 3], dtype: 'float32' },
+    { shape: [40, 3, 35], perm: [2, 1, 0], dtype: 'float32' },
+    { shape: [33, 70], perm: [1, 0], dtype: 'int32' },
+    { shape: [2, 1, 3, 50], perm: [3, 0, 2, 1], dtype: 'float32' },
+    { shape: [3, 4, 2, 32], perm: [0, 2, 1, 3], dtype: 'float32' },
+    { shape: [3, 2], perm: [1, 0], dtype: 'float32' },
+    { shape: [4, 4, 4, 4], perm: [3, 2, 1, 0], dtype: 'float32' },
+    { shape: [2, 3], perm: [1, 0], dtype: 'bool' },
+  ])('Transpose of $shape by $perm ($dtype) equals the cpu backend exactly', async ({ shape, perm, dtype }) => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const values = Array.from(randomArray(size, `transpose${shape.join()}`), (v) => (dtype === 'float32' ? v : Math.round(v * 100) > 0 ? 1 : 0));
+    const run = () => {
+      const before = tf.memory().numTensors;
+      const out = tf.tidy(() => tf.transpose(tf.tensor(values, shape, dtype as tf.DataType), perm));
+      const result = { shape: out.shape, values: Array.from(out.dataSync()) };
+      out.dispose();
+      return { ...result, leaked: tf.memory().numTensors - before };
+    };
+    const wasm = await onBackend('wasm', run);
+    const cpu = await onBackend('cpu', run);
+    expect(wasm).toEqual(cpu);
+    expect(wasm.leaked).toBe(0);
+  });
+
+  it('Sum of int32 falls back to the wasm kernel', async () => {
+    await tf.setBackend('wasm');
+    const out = tf.sum(tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32'), 0);
+    expect([out.dtype, Array.from(out.dataSync())]).toEqual(['int32', [4, 6]]);
+    out.dispose();
+  });
+
+  it('Tile falls back to the wasm kernel for int32', async () => {
+    await tf.setBackend('wasm');
+    const out = tf.tile(tf.tensor1d([1, 2], 'int32'), [3]);
+    expect(out.dtype).toBe('int32');
+    expect(Array.from(out.dataSync())).toEqual([1, 2, 1, 2, 1, 2]);
+    out.dispose();
+  });
+
+  it('a residual block with BatchNorm gets the same gradients on wasm as on cpu', async () => {
+    const seed = 'block';
+    const gradientsOn = () =>
+      tf.tidy(() => {
+        const x = tf.tensor4d(randomArray(4 * 6 * 6 * 3, `${seed}x`), [4, 6, 6, 3]);
+        const f1 = tf.tensor4d(randomArray(3 * 3 * 3 * 8, `${seed}f1`), [3, 3, 3, 8]);
+        const f2 = tf.tensor4d(randomArray(3 * 3 * 8 * 8, `${seed}f2`), [3, 3, 8, 8]);
+        const proj = tf.tensor4d(randomArray(3 * 8, `${seed}p`), [1, 1, 3, 8]);
+        const gamma = tf.tensor1d(randomArray(8, `${seed}gamma`));
+        const beta = tf.tensor1d(randomArray(8, `${seed}beta`));
+        const loss = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => {
+          const h = tf.conv2d(x, a as tf.Tensor4D, 2, 'same');
+          const { mean, variance } = tf.moments(h, [0, 1, 2]);
+          const bn = tf.relu(tf.batchNorm(h, mean, variance, beta, d as tf.Tensor1D, 1e-3)) as tf.Tensor4D;
+          const y = tf.add(tf.conv2d(bn, b as tf.Tensor4D, 1, 'same'), tf.conv2d(x, c as tf.Tensor4D, 2, 'same'));
+          return tf.mean(tf.square(tf.mean(y, [1, 2])));
+        };
+        const flat = tf.grads(loss)([f1, f2, proj, gamma]).map((g) => g.dataSync() as Float32Array);
+        return flat;
+      });
+    const wasm = await onBackend('wasm', gradientsOn);
+    const cpu = await onBackend('cpu', gradientsOn);
+    expect(wasm).toHaveLength(4);
+    wasm.forEach((g, i) => expect(maxRelativeError(g, cpu[i]!)).toBeLessThan(1e-4));
+  });
+});

@@ -1,0 +1,504 @@
+import {
+  avgPool,
+  backend_util,
+  Mean,
+  Sum,
+  Conv2D,
+  Conv2DBackpropFilter,
+  Conv2DBackpropInput,
+  engine,
+  getKernel,
+  registerKernel,
+  gather,
+  reshape,
+  tensor4d,
+  tensor1d,
+  slice,
+  Tensor,
+  Tile,
+  tidy,
+  Transpose,
+  transpose,
+  unregisterKernel,
+  mul,
+  ones,
+  pad as padTensor,
+} from '@tensorflow/tfjs-core';
+import type {
+  Conv2DAttrs,
+  Conv2DBackpropFilterAttrs,
+  Conv2DBackpropInputAttrs,
+  KernelConfig,
+  KernelFunc,
+  NamedTensorInfoMap,
+  Tensor4D,
+  TensorInfo,
+  TileAttrs,
+  SumAttrs,
+  TransposeAttrs,
+} from '@tensorflow/tfjs-core';
+
+/** The backend whose kernels this module adds or replaces. */
+export const WASM_BACKEND_NAME = 'wasm';
+
+/** Kernels that {@link registerWasmTrainingKernels} registers for the wasm backend. */
+export const WASM_TRAINING_KERNEL_NAMES: readonly string[] = [Conv2DBackpropFilter, Conv2DBackpropInput, Tile, Sum, Mean, Transpose];
+
+type KernelArgs = Parameters<KernelFunc>[0];
+
+// Kernel inputs are usually Tensors (when an op called runKernel), but a kernel called from another
+// kernel gets bare TensorInfos; ops need Tensors.
+function asTensor<T extends Tensor>(info: TensorInfo): T {
+  return (info instanceof Tensor ? info : engine().makeTensorFromTensorInfo(info)) as T;
+}
+
+function requireInput(inputs: NamedTensorInfoMap, name: string, kernel: string): TensorInfo {
+  const info = inputs[name];
+  if (info == null) throw new Error(`${kernel} (wasm training kernel): missing input '${name}'`);
+  return info;
+}
+
+// The tfjs op asserts "either strides or dilations must be 1"; XNNPACK has no such limit, and the
+// filter gradient of a strided conv is a conv dilated by that stride.
+function forwardConv(x: Tensor4D, filter: Tensor4D, attrs: Conv2DAttrs): Tensor4D {
+  return engine().runKernel(Conv2D, { x, filter }, attrs as unknown as Record<string, unknown> as never) as Tensor4D;
+}
+
+function checkChannelsLast(kernel: string, dataFormat: string): void {
+  if (dataFormat !== 'NHWC') {
+    throw new Error(`${kernel} (wasm training kernel): dataFormat '${dataFormat}' is not supported; expected 'NHWC'`);
+  }
+}
+
+/**
+ * dW[i,j,c,o] = sum over n,y,x of xPadded[n, y*s+i, x*s+j, c] * dy[n,y,x,o]: that is one forward conv
+ * of x viewed as c images of n channels ([c,H,W,n]) with dy viewed as a [Ho,Wo,n,o] filter, stride 1,
+ * dilation s. It runs on XNNPACK's conv, about 10x faster than im2col + matMul(transposeA) on wasm.
+ */
+function conv2DBackpropFilterViaConv(args: KernelArgs): TensorInfo {
+  const attrs = args.attrs as unknown as Conv2DBackpropFilterAttrs;
+  checkChannelsLast(Conv2DBackpropFilter, attrs.dataFormat);
+  const xInfo = requireInput(args.inputs, 'x', Conv2DBackpropFilter);
+  const dyInfo = requireInput(args.inputs, 'dy', Conv2DBackpropFilter);
+  return tidy(() => {
+    const x = asTensor<Tensor4D>(xInfo);
+    const dy = asTensor<Tensor4D>(dyInfo);
+    const info = backend_util.computeConv2DInfo(
+      x.shape,
+      attrs.filterShape,
+      attrs.strides,
+      1,
+      attrs.pad,
+      attrs.dimRoundingMode,
+      false,
+      'channelsLast',
+    );
+    const [kh, kw] = attrs.filterShape;
+    const { top, left } = info.padInfo;
+    const { strideHeight: sh, strideWidth: sw, outHeight: ho, outWidth: wo } = info;
+    const [, h, w] = x.shape;
+    // Bottom/right padding that makes the output exactly kh x kw; negative where the forward conv
+    // never read the last rows/columns of x (e.g. 'valid' with stride 2), which we then cut off.
+    const bottom = kh + (ho - 1) * sh - h - top;
+    const right = kw + (wo - 1) * sw - w - left;
+    let xUsed: Tensor4D = x;
+    if (bottom < 0 || right < 0) {
+      xUsed = slice(x, [0, 0, 0, 0], [-1, h + Math.min(bottom, 0), w + Math.min(right, 0), -1]);
+    }
+    const xT = transpose(xUsed, [3, 1, 2, 0]);
+    const dyT = transpose(dy, [1, 2, 0, 3]);
+    const out = forwardConv(xT, dyT, {
+      strides: [1, 1],
+      pad: [
+        [0, 0],
+        [top, Math.max(bottom, 0)],
+        [left, Math.max(right, 0)],
+        [0, 0],
+      ],
+      dataFormat: 'NHWC',
+      dilations: [sh, sw],
+      dimRoundingMode: undefined,
+    } as unknown as Conv2DAttrs);
+    return transpose(out, [1, 2, 0, 3]);
+  });
+}
+
+/**
+ * The input gradient of a stride-s conv split by output phase: dx[s*u + q - pad] = sum over t of
+ * dy[u - t] * W[q + s*t]. One conv of dy with a ceil(k/s)^2 filter whose s*s*ci output channels are the
+ * phases (taps reversed, zero where q + s*t >= k) computes them all; a reshape + transpose interleaves them.
+ * Filter [k,k,ci,co] -> [T,T,co,s*s*ci], phase (qh,qw) in channel block qh*s+qw as depthToSpace reads it.
+ */
+export function polyphaseFilter(w: Float32Array, k: number, ci: number, co: number, s: number): Float32Array {
+  const taps = Math.ceil(k / s);
+  const outChannels = s * s * ci;
+  const g = new Float32Array(taps * taps * co * outChannels);
+  for (let th = 0; th < taps; th++) {
+    for (let tw = 0; tw < taps; tw++) {
+      for (let qh = 0; qh < s; qh++) {
+        for (let qw = 0; qw < s; qw++) {
+          const ih = qh + s * (taps - 1 - th);
+          const iw = qw + s * (taps - 1 - tw);
+          if (ih >= k || iw >= k) continue;
+          for (let c = 0; c < ci; c++) {
+            const from = ((ih * k + iw) * ci + c) * co;
+            const to = (th * taps + tw) * co * outChannels + (qh * s + qw) * ci + c;
+            for (let o = 0; o < co; o++) g[to + o * outChannels] = w[from + o]!;
+          }
+        }
+      }
+    }
+  }
+  return g;
+}
+
+/**
+ * dx = the forward conv of dy (with s-1 zeros inserted between its rows/columns for stride s) with the
+ * filter rotated by 180 degrees and its in/out channel axes swapped. wasm's own kernel is a scalar loop
+ * about 10x slower. Falls back to it for paddings wider than the filter, which our models never use.
+ */
+function makeConv2DBackpropInputViaConv(original: KernelConfig | undefined) {
+  return (args: KernelArgs): TensorInfo | TensorInfo[] => {
+    const attrs = args.attrs as unknown as Conv2DBackpropInputAttrs;
+    checkChannelsLast(Conv2DBackpropInput, attrs.dataFormat);
+    const dyInfo = requireInput(args.inputs, 'dy', Conv2DBackpropInput);
+    const filterInfo = requireInput(args.inputs, 'filter', Conv2DBackpropInput);
+    const [kh, kw] = filterInfo.shape;
+    const inputShape = attrs.inputShape;
+    const info = backend_util.computeConv2DInfo(
+      inputShape,
+      filterInfo.shape as [number, number, number, number],
+      attrs.strides,
+      1,
+      attrs.pad,
+      attrs.dimRoundingMode,
+      false,
+      'channelsLast',
+    );
+    if (kh == null || kw == null) throw new Error(`${Conv2DBackpropInput} (wasm training kernel): filter must be rank 4`);
+    const { top, left } = info.padInfo;
+    const { strideHeight: sh, strideWidth: sw, outHeight: ho, outWidth: wo } = info;
+    const [, h, w] = inputShape;
+    const padTop = kh - 1 - top;
+    const padLeft = kw - 1 - left;
+    // The zero-inserted dy is (ho-1)*s+1 long; the reshape/pad below makes it ho*s, so the last s-1
+    // zeros count against the bottom/right padding.
+    const padBottom = h + kh - 1 - ho * sh - padTop;
+    const padRight = w + kw - 1 - wo * sw - padLeft;
+    if (padTop < 0 || padLeft < 0 || padBottom < -(sh - 1) || padRight < -(sw - 1)) {
+      if (original == null) {
+        throw new Error(`${Conv2DBackpropInput} (wasm training kernel): padding ${JSON.stringify(attrs.pad)} is wider than the ${kh}x${kw} filter`);
+      }
+      return original.kernelFunc(args);
+    }
+    // Strided: the polyphase form below does 16 instead of 36 multiply-adds per dy element and filter
+    // tap pair for 3x3 stride 2 (no multiplications by the inserted zeros).
+    const phaseTaps = Math.ceil(kh / sh);
+    const phaseRows = Math.ceil((h + top) / sh);
+    const phaseCols = Math.ceil((w + left) / sw);
+    if (sh > 1 && sh === sw && kh === kw && phaseRows >= ho && phaseCols >= wo) {
+      return tidy(() => {
+        const dy = asTensor<Tensor4D>(dyInfo);
+        const filter = asTensor<Tensor4D>(filterInfo);
+        const [n, , , co] = dy.shape;
+        const ci = filter.shape[2];
+        const phaseFilter = tensor4d(polyphaseFilter(filter.dataSync() as Float32Array, kh, ci, co, sh), [phaseTaps, phaseTaps, co, sh * sh * ci]);
+        const phases = forwardConv(dy, phaseFilter, {
+          strides: [1, 1],
+          pad: [
+            [0, 0],
+            [phaseTaps - 1, phaseRows - ho],
+            [phaseTaps - 1, phaseCols - wo],
+            [0, 0],
+          ],
+          dataFormat: 'NHWC',
+          dilations: [1, 1],
+          dimRoundingMode: undefined,
+        } as unknown as Conv2DAttrs);
+        // depthToSpace by reshape + transpose: wasm's DepthToSpace is a scalar loop, the transpose
+        // above copies runs of s*ci values.
+        const interleaved = reshape(
+          transpose(reshape(phases, [n, phaseRows, phaseCols, sh, sh, ci]), [0, 1, 3, 2, 4, 5]),
+          [n, phaseRows * sh, phaseCols * sh, ci],
+        ) as Tensor4D;
+        if (top === 0 && left === 0 && phaseRows * sh === h && phaseCols * sh === w) return interleaved;
+        return slice(interleaved, [0, top, left, 0], [n, h, w, ci]);
+      });
+    }
+    return tidy(() => {
+      const dy = asTensor<Tensor4D>(dyInfo);
+      const filter = asTensor<Tensor4D>(filterInfo);
+      const [n, , , co] = dy.shape;
+      let dyDilated: Tensor4D = dy;
+      if (sh > 1 || sw > 1) {
+        const spread = padTensor(reshape(dy, [n, ho, 1, wo, 1, co]), [
+          [0, 0],
+          [0, 0],
+          [0, sh - 1],
+          [0, 0],
+          [0, sw - 1],
+          [0, 0],
+        ]);
+        dyDilated = reshape(spread, [n, ho * sh, wo * sw, co]);
+        if (padBottom < 0 || padRight < 0) {
+          dyDilated = slice(dyDilated, [0, 0, 0, 0], [-1, ho * sh + Math.min(padBottom, 0), wo * sw + Math.min(padRight, 0), -1]);
+        }
+      }
+      // Rotating 180 degrees reverses the order of the kh*kw taps: a row gather (a block copy on wasm;
+      // its Reverse kernel is a scalar loop).
+      const [, , ci, coOut] = filter.shape;
+      const taps = kh * kw;
+      const reversedTaps = tensor1d(Array.from({ length: taps }, (_, i) => taps - 1 - i), 'int32');
+      const rotated = transpose(reshape(gather(reshape(filter, [taps, ci * coOut]), reversedTaps), [kh, kw, ci, coOut]), [0, 1, 3, 2]) as Tensor4D;
+      return forwardConv(dyDilated, rotated, {
+        strides: [1, 1],
+        pad: [
+          [0, 0],
+          [padTop, Math.max(padBottom, 0)],
+          [padLeft, Math.max(padRight, 0)],
+          [0, 0],
+        ],
+        dataFormat: 'NHWC',
+        dilations: [1, 1],
+        dimRoundingMode: undefined,
+      } as unknown as Conv2DAttrs);
+    });
+  };
+}
+
+/**
+ * Tile as a broadcasting multiply by ones. The tiled output, viewed with each axis split into
+ * (repeat, size), is x broadcast along the repeat factors; merging neighbouring factors of the same
+ * kind keeps the broadcast low-rank (BatchNorm's gradient tiles [1,1,1,C] by [N,H,W,1]: a [R,1]x[1,C]).
+ */
+function makeTileViaBroadcast(original: KernelConfig | undefined) {
+  return (args: KernelArgs): TensorInfo | TensorInfo[] => {
+    const xInfo = requireInput(args.inputs, 'x', Tile);
+    const { reps } = args.attrs as unknown as TileAttrs;
+    const factors: { kind: 'rep' | 'size'; n: number }[] = [];
+    xInfo.shape.forEach((size, axis) => {
+      const rep = reps[axis] ?? 1;
+      for (const f of [
+        { kind: 'rep' as const, n: rep },
+        { kind: 'size' as const, n: size },
+      ]) {
+        if (f.n === 1) continue;
+        const last = factors[factors.length - 1];
+        if (last != null && last.kind === f.kind) last.n *= f.n;
+        else factors.push({ ...f });
+      }
+    });
+    const hasZero = xInfo.shape.some((s) => s === 0) || reps.some((r) => r === 0);
+    if (xInfo.dtype !== 'float32' || hasZero || factors.length > 6) {
+      if (original == null) throw new Error(`${Tile} (wasm training kernel): no fallback for dtype ${xInfo.dtype}`);
+      return original.kernelFunc(args);
+    }
+    const outShape = xInfo.shape.map((s, axis) => s * (reps[axis] ?? 1));
+    return tidy(() => {
+      const x = asTensor(xInfo);
+      if (factors.length === 0) return reshape(mul(x, 1), outShape);
+      const xView = reshape(
+        x,
+        factors.map((f) => (f.kind === 'size' ? f.n : 1)),
+      );
+      const onesView = ones(factors.map((f) => (f.kind === 'rep' ? f.n : 1)));
+      return reshape(mul(xView, onesView), outShape);
+    });
+  };
+}
+
+/**
+ * Sum/Mean over a block of axes that are not the innermost ones (BatchNorm's statistics and their
+ * gradients reduce [N,H,W,C] over [0,1,2]) as one XNNPACK average pooling of x viewed as [P,R,1,C]
+ * with an [R,1] window. wasm's own kernel first moves the reduced axes innermost with its scalar
+ * transpose: 10-20x slower. (A matMul by ones is fast only when its operand repeats: XNNPACK packs
+ * the weights of every new one.)
+ */
+function makeReductionViaMatMul(kernelName: typeof Sum | typeof Mean, original: KernelConfig | undefined) {
+  return (args: KernelArgs): TensorInfo | TensorInfo[] => {
+    const xInfo = requireInput(args.inputs, 'x', kernelName);
+    const { axis, keepDims } = args.attrs as unknown as SumAttrs;
+    const shape = xInfo.shape;
+    const rank = shape.length;
+    const axes = [...new Set((Array.isArray(axis) ? axis : [axis]).map((a) => (a < 0 ? a + rank : a)))].sort((a, b) => a - b);
+    const first = axes[0];
+    const last = axes[axes.length - 1];
+    const contiguous = first != null && last != null && last - first === axes.length - 1;
+    const size = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
+    const reduced = contiguous ? size(shape.slice(first, last + 1)) : 0;
+    const kept = contiguous ? size(shape.slice(last + 1)) : 0;
+    if (xInfo.dtype !== 'float32' || !contiguous || last === rank - 1 || reduced === 0 || kept === 0) {
+      if (original == null) throw new Error(`${kernelName} (wasm training kernel): no fallback for this reduction`);
+      return original.kernelFunc(args);
+    }
+    const outer = size(shape.slice(0, first));
+    const outShape = keepDims ? shape.map((d, i) => (i >= first && i <= last ? 1 : d)) : shape.filter((_, i) => i < first || i > last);
+    return tidy(() => {
+      const x = asTensor(xInfo);
+      const mean = avgPool(reshape(x, [outer, reduced, 1, kept]) as Tensor4D, [reduced, 1], 1, 'valid');
+      return reshape(kernelName === Mean ? mean : mul(mean, reduced), outShape);
+    });
+  };
+}
+
+/** The parts of tfjs-backend-wasm's BackendWasm that the transpose below reads and writes. */
+interface WasmHeapBackend {
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: string): TensorInfo;
+  wasm: { HEAPU8: Uint8Array };
+}
+
+/**
+ * Input axes that stay neighbours, in order, in the output merge into one: [n,H,W,C] by [3,1,2,0] is
+ * [n,HW,C] by [2,1,0]. Size-1 axes drop out.
+ */
+export function collapseTranspose(shape: readonly number[], perm: readonly number[]): { shape: number[]; perm: number[] } {
+  const kept = perm.filter((axis) => shape[axis] !== 1);
+  const groups: number[][] = [];
+  for (const axis of kept) {
+    const last = groups[groups.length - 1];
+    if (last != null && last[last.length - 1] === axis - 1 && kept.indexOf(axis - 1) >= 0) last.push(axis);
+    else groups.push([axis]);
+  }
+  // Number the merged axes in input order.
+  const byInputOrder = [...groups].sort((a, b) => a[0]! - b[0]!);
+  return {
+    shape: byInputOrder.map((g) => g.reduce((size, axis) => size * shape[axis]!, 1)),
+    perm: groups.map((g) => byInputOrder.indexOf(g)),
+  };
+}
+
+const TRANSPOSE_TILE = 32;
+
+/**
+ * Transpose of 4-byte elements straight on the wasm heap, in JavaScript: contiguous runs are copied
+ * with TypedArray.set, and a transpose that moves the innermost axis is done in 32x32 tiles so reads
+ * and writes both stay in cache. wasm's own kernel walks the output with a strided scalar loop: moving
+ * the channel axis of a [64,32,32,64] tensor outermost took it ~180 ms, about 3x what this does.
+ */
+function makeTransposeOnHeap(original: KernelConfig | undefined) {
+  return (args: KernelArgs): TensorInfo | TensorInfo[] => {
+    const xInfo = requireInput(args.inputs, 'x', Transpose);
+    const { perm } = args.attrs as unknown as TransposeAttrs;
+    const backend = args.backend as unknown as WasmHeapBackend;
+    const outShape = perm.map((axis) => xInfo.shape[axis]!);
+    const collapsed = collapseTranspose(xInfo.shape, perm);
+    const rank = collapsed.shape.length;
+    const size = xInfo.shape.reduce((a, b) => a * b, 1);
+    const innerMoves = rank >= 2 && collapsed.perm[rank - 1] !== rank - 1;
+    const runLength = innerMoves ? 0 : collapsed.shape[rank - 1] ?? size;
+    const tileable = innerMoves && collapsed.shape[rank - 1]! >= 4 && collapsed.shape[collapsed.perm[rank - 1]!]! >= 4;
+    if ((xInfo.dtype !== 'float32' && xInfo.dtype !== 'int32') || size === 0 || (!tileable && rank >= 2 && runLength < 16)) {
+      if (original == null) throw new Error(`${Transpose} (wasm training kernel): no fallback for dtype ${xInfo.dtype}`);
+      return original.kernelFunc(args);
+    }
+    const out = backend.makeOutput(outShape, xInfo.dtype);
+    // Read the heap only after makeOutput: allocating may grow (and so replace) the wasm memory.
+    const heap = new Int32Array(backend.wasm.HEAPU8.buffer);
+    const src = backend.dataIdMap.get(xInfo.dataId)!.memoryOffset >>> 2;
+    const dst = backend.dataIdMap.get(out.dataId)!.memoryOffset >>> 2;
+    const { shape, perm: p } = collapsed;
+    const inStrides = new Array<number>(rank).fill(1);
+    for (let a = rank - 2; a >= 0; a--) inStrides[a] = inStrides[a + 1]! * shape[a + 1]!;
+    const outDims = p.map((a) => shape[a]!);
+    const outStrides = new Array<number>(rank).fill(1);
+    for (let i = rank - 2; i >= 0; i--) outStrides[i] = outStrides[i + 1]! * outDims[i + 1]!;
+    // Output stride of each input axis.
+    const outStrideOf = new Array<number>(rank);
+    p.forEach((a, i) => (outStrideOf[a] = outStrides[i]!));
+
+    if (rank < 2 || !innerMoves) {
+      // Runs of `runLength` contiguous elements, placed in output order.
+      const outer = p.slice(0, rank - 1);
+      const counter = new Array<number>(outer.length).fill(0);
+      for (let o = 0, count = size / runLength; o < count; o++) {
+        let from = src;
+        outer.forEach((a, i) => (from += counter[i]! * inStrides[a]!));
+        const to = dst + o * runLength;
+        if (runLength >= 64) heap.copyWithin(to, from, from + runLength);
+        else for (let i = 0; i < runLength; i++) heap[to + i] = heap[from + i]!;
+        for (let i = outer.length - 1; i >= 0; i--) {
+          if (++counter[i]! < shape[outer[i]!]!) break;
+          counter[i] = 0;
+        }
+      }
+      return out;
+    }
+    // Tile over A (innermost in the input) and B (innermost in the output); walk the other axes.
+    const a = rank - 1;
+    const b = p[rank - 1]!;
+    const others = [...Array(rank).keys()].filter((axis) => axis !== a && axis !== b);
+    const counter = new Array<number>(others.length).fill(0);
+    const sizeA = shape[a]!;
+    const sizeB = shape[b]!;
+    const inStrideB = inStrides[b]!;
+    const outStrideA = outStrideOf[a]!;
+    for (let o = 0, count = size / (sizeA * sizeB); o < count; o++) {
+      let inBase = src;
+      let outBase = dst;
+      others.forEach((axis, i) => {
+        inBase += counter[i]! * inStrides[axis]!;
+        outBase += counter[i]! * outStrideOf[axis]!;
+      });
+      for (let b0 = 0; b0 < sizeB; b0 += TRANSPOSE_TILE) {
+        const b1 = Math.min(b0 + TRANSPOSE_TILE, sizeB);
+        for (let a0 = 0; a0 < sizeA; a0 += TRANSPOSE_TILE) {
+          const a1 = Math.min(a0 + TRANSPOSE_TILE, sizeA);
+          for (let ia = a0; ia < a1; ia++) {
+            const from = inBase + ia;
+            const to = outBase + ia * outStrideA;
+            for (let ib = b0; ib < b1; ib++) heap[to + ib] = heap[from + ib * inStrideB]!;
+          }
+        }
+      }
+      for (let i = others.length - 1; i >= 0; i--) {
+        if (++counter[i]! < shape[others[i]!]!) break;
+        counter[i] = 0;
+      }
+    }
+    return out;
+  };
+}
+
+// The wasm kernels we replace, kept for their setup functions (their kernelFuncs call C functions
+// bound in setup) and for the rare cases our formulations do not cover.
+const originals = new Map<string, KernelConfig | undefined>();
+const ours = new Map<string, KernelFunc>();
+
+function install(kernelName: string, make: (original: KernelConfig | undefined) => KernelFunc): void {
+  const current = getKernel(kernelName, WASM_BACKEND_NAME);
+  if (current != null && current.kernelFunc === ours.get(kernelName)) return;
+  const original = current;
+  originals.set(kernelName, original);
+  const kernelFunc = make(original);
+  ours.set(kernelName, kernelFunc);
+  if (current != null) unregisterKernel(kernelName, WASM_BACKEND_NAME);
+  const config: KernelConfig = { kernelName, backendName: WASM_BACKEND_NAME, kernelFunc };
+  if (original?.setupFunc != null) config.setupFunc = original.setupFunc;
+  if (original?.disposeFunc != null) config.disposeFunc = original.disposeFunc;
+  registerKernel(config);
+}
+
+/**
+ * Registers, for the 'wasm' backend, the kernels a training step of our residual networks needs that
+ * tfjs-backend-wasm 4.22 lacks (Conv2DBackpropFilter) or runs slowly (Conv2DBackpropInput, Tile, Sum and
+ * Mean over leading axes), each computed on wasm's XNNPACK forward conv, matMul or broadcasting binary ops. Idempotent. Call it before the
+ * wasm backend is first used, or at any time after: kernels are looked up per call.
+ */
+export function registerWasmTrainingKernels(): readonly string[] {
+  install(Conv2DBackpropFilter, () => conv2DBackpropFilterViaConv as unknown as KernelFunc);
+  install(Conv2DBackpropInput, (original) => makeConv2DBackpropInputViaConv(original) as unknown as KernelFunc);
+  install(Tile, (original) => makeTileViaBroadcast(original) as unknown as KernelFunc);
+  install(Sum, (original) => makeReductionViaMatMul(Sum, original) as unknown as KernelFunc);
+  install(Mean, (original) => makeReductionViaMatMul(Mean, original) as unknown as KernelFunc);
+  install(Transpose, (original) => makeTransposeOnHeap(original) as unknown as KernelFunc);
+  return WASM_TRAINING_KERNEL_NAMES;
+}
+
+/** Whether {@link registerWasmTrainingKernels} has installed every kernel it owns. */
+export function wasmTrainingKernelsRegistered(): boolean {
+  return WASM_TRAINING_KERNEL_NAMES.every((name) => {
+    const fn = ours.get(name);
+    return fn != null && getKernel(name, WASM_BACKEND_NAME)?.kernelFunc === fn;
+  });
+}

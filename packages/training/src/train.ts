@@ -1,0 +1,451 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { getLayerRandomState, seedLayerRandom, setLayerRandomState, type LayerRandomState } from '@wrn/blocks';
+import { copyCheckpoint, loadCheckpoint, resolveCheckpointDir, restoreModelWeights, saveCheckpoint, CHECKPOINT_FORMAT } from './checkpoint';
+import type { CheckpointState } from './checkpoint';
+import { parseTrainingConfig, type TrainingConfig, type TrainingConfigInput } from './config';
+import { iterateBatches, type BatchSource } from './data';
+import { evaluate, type EvaluationResult } from './evaluate';
+import { exists, writeFileAtomic, writeJsonAtomic } from './fs-atomic';
+import { meanCrossEntropy, oneHotFloat, outputKindOf } from './loss';
+import { learningRateAt } from './schedule';
+import { SgdOptimizer, type SgdParam } from './sgd';
+
+/**
+ * The random state dropout and drop-path draw from (@wrn/blocks exports one). It is stored in checkpoints and
+ * restored on resume; the state must be JSON-serialisable.
+ */
+export interface RandomStateSource {
+  getState(): unknown;
+  setState(state: unknown): void;
+}
+
+/** One line of metrics.jsonl per epoch (epochs numbered from 1). Error rates and accuracies are fractions. */
+export interface EpochMetrics {
+  type: 'epoch';
+  epoch: number;
+  /** Optimiser steps taken in the run so far. */
+  step: number;
+  /** Learning rate of the epoch's last step. */
+  lr: number;
+  trainLoss: number;
+  trainAcc: number;
+  testLoss: number;
+  testTop1Error: number;
+  testTop5Error: number;
+  /** Test accuracy per class, in label order (null in JSON for a class absent from the test set). */
+  testPerClassAccuracy: number[];
+  /** Training throughput of the epoch (data loading included, evaluation excluded). */
+  imagesPerSec: number;
+  /** Training seconds of the epoch (evaluation excluded). */
+  seconds: number;
+  evalSeconds: number;
+}
+
+/** A metrics.jsonl step line, written every `logEverySteps` steps. */
+export interface StepMetrics {
+  type: 'step';
+  epoch: number;
+  iteration: number;
+  step: number;
+  lr: number;
+  loss: number;
+  acc: number;
+  imagesPerSec: number;
+}
+
+/** Progress events; epochs are numbered from 1, iterations within an epoch from 1. */
+export type TrainEvent =
+  | {
+      type: 'start';
+      totalEpochs: number;
+      itersPerEpoch: number;
+      /** Epochs already done (resume) and steps already taken. */
+      epochsDone: number;
+      step: number;
+      resumedFrom: string | null;
+    }
+  | (Omit<StepMetrics, 'type'> & { type: 'step'; itersPerEpoch: number; totalEpochs: number; batchSize: number })
+  | { type: 'evaluating'; epoch: number }
+  | { type: 'epoch'; metrics: EpochMetrics; totalEpochs: number; improved: boolean }
+  | { type: 'checkpoint'; name: string; dir: string; epoch: number; step: number };
+
+export interface TrainArgs {
+  model: LayersModel;
+  trainSource: BatchSource;
+  testSource: BatchSource;
+  config: TrainingConfigInput | TrainingConfig;
+  /** Run directory; created if missing. */
+  runDir: string;
+  /** Continue the run in runDir from checkpoints/last (weights, optimiser, position, random state). */
+  resume?: boolean;
+  onProgress?: (event: TrainEvent) => void;
+  /** Aborting finishes the current step, saves checkpoints/last and returns status 'interrupted'. */
+  signal?: AbortSignal;
+  /**
+   * Dropout/drop-path random state to checkpoint and restore. Default: @wrn/blocks' layer random stream, which a
+   * fresh run seeds with the config's seed (a resumed run restores it from the checkpoint).
+   */
+  randomState?: RandomStateSource;
+}
+
+export interface TrainResult {
+  status: 'completed' | 'interrupted';
+  runDir: string;
+  epochsCompleted: number;
+  step: number;
+  /** Directory of the newest checkpoint, null if none was written. */
+  lastCheckpoint: string | null;
+  /** Metrics of the last evaluated epoch (null if none was evaluated). */
+  final: EpochMetrics | null;
+  best: { epoch: number; testTop1Error: number } | null;
+  /** Set when interrupted: where the run stopped and how to continue it. */
+  message?: string;
+}
+
+/** A NaN or infinite loss stopped the run; nothing was saved after the last good checkpoint. */
+export class TrainingDivergedError extends Error {
+  constructor(
+    message: string,
+    readonly step: number,
+    readonly epoch: number,
+    readonly iteration: number,
+    readonly loss: number,
+    readonly lastCheckpoint: string | null,
+  ) {
+    super(message);
+    this.name = 'TrainingDivergedError';
+  }
+}
+
+interface LayerLike {
+  getClassName(): string;
+  layers?: LayerLike[];
+  trainableWeights: Array<{ id: number }>;
+}
+
+/** Ids of BatchNorm gamma/beta, searched through nested models, so weight decay can skip them if asked. */
+function batchNormWeightIds(model: LayersModel): Set<number> {
+  const ids = new Set<number>();
+  const visit = (layer: LayerLike) => {
+    if (layer.getClassName() === 'BatchNormalization') for (const w of layer.trainableWeights) ids.add(w.id);
+    for (const inner of layer.layers ?? []) visit(inner);
+  };
+  visit(model as unknown as LayerLike);
+  return ids;
+}
+
+const BLOCKS_RANDOM_STATE: RandomStateSource = {
+  getState: getLayerRandomState,
+  setState: (state) => setLayerRandomState(state as LayerRandomState),
+};
+
+const RESUME_KEYS = ['batchSize', 'seed', 'optimizer', 'schedule', 'dropout'] as const;
+
+async function writeConfig(runDir: string, config: TrainingConfig, resume: boolean): Promise<void> {
+  const file = path.join(runDir, 'config.json');
+  if (resume && (await exists(file))) {
+    const saved = JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>;
+    for (const key of RESUME_KEYS) {
+      const before = JSON.stringify(saved[key]);
+      const now = JSON.stringify(config[key]);
+      if (before !== now) {
+        throw new Error(`resume: ${key} is ${now}, but the run in ${runDir} was started with ${before} (config.json); an exact resume needs the same value`);
+      }
+    }
+  }
+  await writeJsonAtomic(file, config);
+}
+
+/** Keeps the metrics lines up to the checkpoint's position, so a resumed run appends without duplicates. */
+async function truncateMetrics(file: string, state: CheckpointState): Promise<void> {
+  if (!(await exists(file))) return;
+  const kept: string[] = [];
+  for (const line of (await fs.readFile(file, 'utf8')).split('\n')) {
+    if (!line.trim()) continue;
+    let record: { type?: string; epoch?: number; step?: number };
+    try {
+      record = JSON.parse(line);
+    } catch {
+      continue; // a line torn by a kill mid-append
+    }
+    if (record.type === 'epoch' && (record.epoch ?? Infinity) > state.epoch) continue;
+    if (record.type === 'step' && (record.step ?? Infinity) > state.globalStep) continue;
+    kept.push(line);
+  }
+  await writeFileAtomic(file, kept.length ? `${kept.join('\n')}\n` : '');
+}
+
+function describeCheckpoint(dir: string | null, state: { epoch: number; globalStep: number } | null): string {
+  return dir && state ? `${dir} (epoch ${state.epoch}, step ${state.globalStep})` : 'none (no checkpoint was written yet)';
+}
+
+/**
+ * Trains `model` with SGD under the config's schedule, evaluating on `testSource` after every epoch, and writes
+ * the run directory: config.json (first), metrics.jsonl, checkpoints/{last,best,epoch-K}/, summary.json.
+ */
+export async function train(args: TrainArgs): Promise<TrainResult> {
+  const { model, trainSource, testSource, runDir, onProgress, signal } = args;
+  const randomState: RandomStateSource = args.randomState ?? BLOCKS_RANDOM_STATE;
+  const config = parseTrainingConfig(args.config);
+  const resume = args.resume ?? false;
+  const checkpointsDir = path.join(runDir, 'checkpoints');
+  const lastDir = path.join(checkpointsDir, 'last');
+  const metricsFile = path.join(runDir, 'metrics.jsonl');
+
+  if (!Number.isInteger(trainSource.size) || trainSource.size <= 0) {
+    throw new Error(`train: trainSource.size must be a positive integer (examples per epoch), got ${trainSource.size}`);
+  }
+  const outputShape = model.outputs[0]?.shape;
+  const numClasses = trainSource.numClasses ?? testSource.numClasses ?? outputShape?.[outputShape.length - 1] ?? null;
+  if (numClasses == null || !Number.isInteger(numClasses) || numClasses < 2) {
+    throw new Error(`train: cannot tell the number of classes (source numClasses or model output shape [${outputShape}])`);
+  }
+  const outputKind = outputKindOf(model);
+  const itersPerEpoch = Math.ceil(trainSource.size / config.batchSize);
+  const totalEpochs = config.epochs ?? Math.ceil(config.maxSteps! / itersPerEpoch);
+
+  await fs.mkdir(runDir, { recursive: true });
+  const existing = await resolveCheckpointDir(lastDir);
+  if (!resume && existing) {
+    throw new Error(`train: ${runDir} already holds a run (${existing}); resume it or choose another run directory`);
+  }
+  if (resume && !existing) throw new Error(`train: cannot resume: no complete checkpoint in ${lastDir}`);
+  await writeConfig(runDir, config, resume);
+
+  const bnIds = config.optimizer.decayBatchNorm ? new Set<number>() : batchNormWeightIds(model);
+  const params: SgdParam[] = model.trainableWeights.map((w) => ({
+    variable: w.read() as tf.Variable,
+    name: w.originalName,
+    weightDecay: !bnIds.has(w.id),
+  }));
+  const variables = params.map((p) => p.variable);
+  const optimizer = new SgdOptimizer(params, config.optimizer);
+
+  let epoch = 0; // epochs completed
+  let skipIterations = 0;
+  let globalStep = 0;
+  let best: CheckpointState['best'] = null;
+  let partial: CheckpointState['partialEpoch'] = null;
+  let lastCheckpoint: { dir: string; state: CheckpointState } | null = null;
+  let lr = learningRateAt(config.schedule, { epoch: 0, iteration: 0, itersPerEpoch });
+  let final: EpochMetrics | null = null;
+
+  try {
+    if (resume) {
+      const loaded = await loadCheckpoint(lastDir);
+      if (loaded.state.itersPerEpoch !== itersPerEpoch) {
+        throw new Error(`resume: ${loaded.dir} was written with ${loaded.state.itersPerEpoch} iterations per epoch, this run has ${itersPerEpoch} (size ${trainSource.size}, batch ${config.batchSize})`);
+      }
+      restoreModelWeights(model, loaded);
+      optimizer.loadState(loaded.optimizer, `${loaded.dir}/optimizer.json`);
+      if (loaded.state.randomState != null) randomState.setState(loaded.state.randomState);
+      ({ epoch, globalStep, best } = loaded.state);
+      skipIterations = loaded.state.iteration;
+      partial = loaded.state.partialEpoch;
+      lr = loaded.state.lr;
+      lastCheckpoint = { dir: lastDir, state: loaded.state };
+      await truncateMetrics(metricsFile, loaded.state);
+    } else {
+      if (!args.randomState) seedLayerRandom(config.seed);
+      await writeFileAtomic(metricsFile, '');
+    }
+    onProgress?.({ type: 'start', totalEpochs, itersPerEpoch, epochsDone: epoch, step: globalStep, resumedFrom: lastCheckpoint?.dir ?? null });
+
+    const checkpointState = (reason: CheckpointState['reason'], iteration: number): CheckpointState => ({
+      format: CHECKPOINT_FORMAT,
+      epoch,
+      iteration,
+      globalStep,
+      itersPerEpoch,
+      lr,
+      seed: config.seed,
+      randomState: randomState.getState() ?? null,
+      best,
+      partialEpoch: reason === 'interrupted' ? partial : null,
+      reason,
+      savedAt: new Date().toISOString(),
+    });
+    const writeLast = async (state: CheckpointState) => {
+      await saveCheckpoint(lastDir, { model, optimizer, state });
+      lastCheckpoint = { dir: lastDir, state };
+      onProgress?.({ type: 'checkpoint', name: 'last', dir: lastDir, epoch: state.epoch, step: state.globalStep });
+    };
+    const interrupted = (where: string): TrainResult => ({
+      status: 'interrupted',
+      runDir,
+      epochsCompleted: epoch,
+      step: globalStep,
+      lastCheckpoint: lastCheckpoint?.dir ?? null,
+      final,
+      best,
+      message: lastCheckpoint
+        ? `interrupted ${where}; checkpoint saved in ${describeCheckpoint(lastCheckpoint.dir, lastCheckpoint.state)}; resume the run in ${runDir} to continue from it`
+        : `interrupted ${where}; no checkpoint was written, so there is nothing to resume in ${runDir}`,
+    });
+
+    const runStep = (xs: tf.Tensor4D, ys: tf.Tensor1D, stepLr: number): tf.Tensor1D => {
+      let stats: tf.Tensor1D | null = null;
+      const { value, grads } = tf.variableGrads(() => {
+        const labels = ys.dtype === 'int32' ? ys : tf.cast(ys, 'int32');
+        const outputs = model.apply(xs, { training: true }) as tf.Tensor;
+        let loss = meanCrossEntropy(outputs, oneHotFloat(labels, numClasses), outputKind);
+        for (const penalty of model.calculateLosses()) loss = tf.add(loss, penalty);
+        const correct = tf.sum(tf.cast(tf.equal(tf.argMax(outputs, -1), labels), 'float32'));
+        stats = tf.keep(tf.stack([loss, correct]) as tf.Tensor1D);
+        return loss;
+      }, variables);
+      try {
+        optimizer.step(variables.map((v) => grads[v.name] ?? null), stepLr);
+      } finally {
+        tf.dispose(value);
+        tf.dispose(grads);
+      }
+      return stats!;
+    };
+
+    if (signal?.aborted) return interrupted(`before epoch ${epoch + 1}`);
+
+    while (epoch < totalEpochs && (config.maxSteps == null || globalStep < config.maxSteps)) {
+      const epochNumber = epoch + 1;
+      let iteration = 0;
+      let lossSum = partial?.lossSum ?? 0;
+      let correct = partial?.correct ?? 0;
+      let seen = partial?.seen ?? 0;
+      let trainSeconds = partial?.seconds ?? 0;
+      partial = null;
+      let last = performance.now();
+      let stopped = false;
+      for await (const { xs, ys } of iterateBatches(trainSource, epoch, 'training source')) {
+        if (iteration < skipIterations) {
+          // Resuming mid-epoch: the source replays the epoch's batches; the first ones were already trained on.
+          tf.dispose([xs, ys]);
+          iteration++;
+          last = performance.now();
+          continue;
+        }
+        lr = learningRateAt(config.schedule, { epoch, iteration, itersPerEpoch });
+        const batchSize = xs.shape[0];
+        let stepStats: Float32Array;
+        try {
+          const stats = runStep(xs, ys, lr);
+          stepStats = (await stats.data()) as Float32Array;
+          stats.dispose();
+        } finally {
+          tf.dispose([xs, ys]);
+        }
+        const loss = stepStats[0]!;
+        globalStep++;
+        iteration++;
+        if (!Number.isFinite(loss)) {
+          throw new TrainingDivergedError(
+            `training diverged: loss is ${loss} at step ${globalStep} (epoch ${epochNumber}, iteration ${iteration} of ${itersPerEpoch}); ` +
+              `last good checkpoint: ${describeCheckpoint(lastCheckpoint?.dir ?? null, lastCheckpoint?.state ?? null)}`,
+            globalStep,
+            epochNumber,
+            iteration,
+            loss,
+            lastCheckpoint?.dir ?? null,
+          );
+        }
+        const now = performance.now();
+        const seconds = (now - last) / 1000;
+        last = now;
+        trainSeconds += seconds;
+        lossSum += loss * batchSize;
+        correct += stepStats[1]!;
+        seen += batchSize;
+        const stepMetrics: StepMetrics = {
+          type: 'step',
+          epoch: epochNumber,
+          iteration,
+          step: globalStep,
+          lr,
+          loss,
+          acc: stepStats[1]! / batchSize,
+          imagesPerSec: batchSize / Math.max(seconds, 1e-9),
+        };
+        if (config.logEverySteps > 0 && globalStep % config.logEverySteps === 0) {
+          await fs.appendFile(metricsFile, `${JSON.stringify(stepMetrics)}\n`);
+        }
+        onProgress?.({ ...stepMetrics, type: 'step', itersPerEpoch, totalEpochs, batchSize });
+        if (config.maxSteps != null && globalStep >= config.maxSteps) break;
+        if (signal?.aborted) {
+          stopped = true;
+          break;
+        }
+      }
+      skipIterations = 0;
+      if (stopped) {
+        partial = { lossSum, correct, seen, seconds: trainSeconds };
+        await writeLast(checkpointState('interrupted', iteration));
+        return interrupted(`at step ${globalStep} (epoch ${epochNumber}, iteration ${iteration} of ${itersPerEpoch})`);
+      }
+      if (seen === 0) throw new Error(`training source yielded no batches for epoch ${epoch}`);
+
+      onProgress?.({ type: 'evaluating', epoch: epochNumber });
+      const evalStart = performance.now();
+      const evaluation: EvaluationResult = await evaluate(model, testSource, { epoch, numClasses, outputKind });
+      const metrics: EpochMetrics = {
+        type: 'epoch',
+        epoch: epochNumber,
+        step: globalStep,
+        lr,
+        trainLoss: lossSum / seen,
+        trainAcc: correct / seen,
+        testLoss: evaluation.loss,
+        testTop1Error: evaluation.top1Error,
+        testTop5Error: evaluation.top5Error,
+        testPerClassAccuracy: evaluation.perClassAccuracy,
+        imagesPerSec: seen / Math.max(trainSeconds, 1e-9),
+        seconds: trainSeconds,
+        evalSeconds: (performance.now() - evalStart) / 1000,
+      };
+      final = metrics;
+      await fs.appendFile(metricsFile, `${JSON.stringify(metrics)}\n`);
+      const improved = best == null || metrics.testTop1Error < best.testTop1Error;
+      if (improved) best = { epoch: epochNumber, testTop1Error: metrics.testTop1Error };
+      epoch++;
+      await writeLast(checkpointState('epoch', 0));
+      if (improved) {
+        await copyCheckpoint(lastDir, path.join(checkpointsDir, 'best'));
+        onProgress?.({ type: 'checkpoint', name: 'best', dir: path.join(checkpointsDir, 'best'), epoch, step: globalStep });
+      }
+      if (config.checkpointEvery > 0 && epoch % config.checkpointEvery === 0) {
+        const dir = path.join(checkpointsDir, `epoch-${epoch}`);
+        await copyCheckpoint(lastDir, dir);
+        onProgress?.({ type: 'checkpoint', name: `epoch-${epoch}`, dir, epoch, step: globalStep });
+      }
+      onProgress?.({ type: 'epoch', metrics, totalEpochs, improved });
+      const done = epoch >= totalEpochs || (config.maxSteps != null && globalStep >= config.maxSteps);
+      if (done) {
+        await writeJsonAtomic(path.join(runDir, 'summary.json'), {
+          status: 'completed',
+          epochs: epoch,
+          steps: globalStep,
+          final: {
+            trainLoss: metrics.trainLoss,
+            trainAcc: metrics.trainAcc,
+            testLoss: metrics.testLoss,
+            testTop1Error: metrics.testTop1Error,
+            testTop5Error: metrics.testTop5Error,
+            testAccuracy: 1 - metrics.testTop1Error,
+          },
+          best,
+          testExamples: evaluation.examples,
+          classNames: testSource.classNames ?? trainSource.classNames ?? null,
+          perClassAccuracy: evaluation.perClassAccuracy,
+          confusionMatrix: evaluation.confusionMatrix,
+          imagesPerSec: metrics.imagesPerSec,
+        });
+        break;
+      }
+      if (signal?.aborted) return interrupted(`after epoch ${epoch}`);
+    }
+    return { status: 'completed', runDir, epochsCompleted: epoch, step: globalStep, lastCheckpoint: lastCheckpoint?.dir ?? null, final, best };
+  } finally {
+    optimizer.dispose();
+  }
+}

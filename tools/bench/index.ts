@@ -1,0 +1,394 @@
+/**
+ * Training and inference speed of @wrn's models on every TF.js backend that loads here, against PyTorch on
+ * the same machine in the same run, plus the input pipeline's rate.
+ *
+ *   npx nx run-many -t build -p blocks architectures training datasets   # the bench imports the built packages
+ *   npx tsx tools/bench/index.ts [--json] [--models resnet20,wrn-16-4,resnext29-4x16d]
+ *       [--backends tensorflow,wasm,wasm:2,cpu] [--batch 64] [--warmup 2] [--steps 5]
+ *       [--cpu-batch 8] [--cpu-steps 1] [--cpu-models resnet20] [--no-torch] [--no-pipeline] [--timeout 900]
+ *
+ * `wasm:N` is the wasm backend on N threads (its threaded build, see initWasmBackendWithThreads).
+ * Each (model, backend) runs in a child process of its own, so peak memory (max RSS) is that pair's and a
+ * backend's one-time set-up (the wasm thread count) is clean. A step is @wrn/training's: the model in training
+ * mode (BatchNorm batch statistics), softmax cross-entropy on one-hot labels, gradients of every trainable
+ * weight, and SgdOptimizer's Nesterov momentum 0.9 + weight decay 5e-4 update; figures are images/s from the
+ * median step after warm-up. Inference is `model.predict` (training off). PyTorch runs the same three models
+ * (same parameter counts, checked) via Debian's python3-torch at /usr/bin/python3 when it is installed; the
+ * bench installs nothing (`apt-get install python3-torch` provides it). The cpu backend only gets a small
+ * batch and, by default, only ResNet-20: it is about 100x slower than PyTorch on convnets.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const RESULT_MARK = 'WRN_BENCH_RESULT ';
+const PYTHON = '/usr/bin/python3';
+const TORCH_INSTALL = 'apt-get install python3-torch (Debian/Ubuntu), then rerun; the bench installs nothing itself';
+
+interface Options {
+  json: boolean;
+  models: string[];
+  backends: string[];
+  batch: number;
+  warmup: number;
+  steps: number;
+  cpuBatch: number;
+  cpuSteps: number;
+  /** Models the pure-JS cpu backend runs: its conv gradients take minutes per step on the wider ones. */
+  cpuModels: string[];
+  torch: boolean;
+  pipeline: boolean;
+  timeoutS: number;
+}
+
+interface ChildJob {
+  model: string;
+  backend: string;
+  batch: number;
+  warmup: number;
+  steps: number;
+}
+
+interface TfResult {
+  model: string;
+  backend: string;
+  /** Backend as selectBackend reported it (e.g. 'wasm (XNNPACK, SIMD, 2 threads) ...'). */
+  backendReason?: string;
+  batch: number;
+  params?: number;
+  trainImagesPerSec?: number;
+  inferImagesPerSec?: number;
+  trainStepMs?: number[];
+  /** The process's max resident set (for wasm: its heap, which never shrinks, included). */
+  peakRssMB?: number;
+  /** Peak bytes of live tensors during one training step (tf.profile). */
+  peakTensorMB?: number;
+  /** tf.memory().numTensors after the timed steps minus after warm-up: 0 means no leak. */
+  tensorGrowth?: number;
+  note?: string;
+  error?: string;
+}
+
+interface TorchResult {
+  model: string;
+  params: number;
+  trainImagesPerSec: number;
+  inferImagesPerSec: number;
+  peakRssMB: number;
+}
+
+function parseArgs(argv: string[]): Options {
+  const value = (name: string, fallback: string): string => {
+    const i = argv.indexOf(`--${name}`);
+    if (i < 0) return fallback;
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith('--')) throw new Error(`bench: --${name} needs a value`);
+    return v;
+  };
+  const int = (name: string, fallback: number): number => {
+    const raw = value(name, String(fallback));
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`bench: --${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+    return n;
+  };
+  const list = (name: string, fallback: string) => value(name, fallback).split(',').map((s) => s.trim()).filter(Boolean);
+  const backends = list('backends', 'tensorflow,wasm,wasm:2,cpu');
+  for (const b of backends) {
+    if (!/^(tensorflow|cpu|wasm(:[1-8])?)$/.test(b)) {
+      throw new Error(`bench: unknown backend ${JSON.stringify(b)} in --backends; expected tensorflow, wasm, wasm:N (N = 1..8) or cpu`);
+    }
+  }
+  return {
+    json: argv.includes('--json'),
+    models: list('models', 'resnet20,wrn-16-4,resnext29-4x16d'),
+    backends,
+    batch: int('batch', 64),
+    warmup: int('warmup', 2),
+    steps: Math.max(1, int('steps', 5)),
+    cpuBatch: int('cpu-batch', 8),
+    cpuSteps: Math.max(1, int('cpu-steps', 1)),
+    cpuModels: list('cpu-models', 'resnet20'),
+    torch: !argv.includes('--no-torch'),
+    pipeline: !argv.includes('--no-pipeline'),
+    timeoutS: int('timeout', 900),
+  };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/** Runs a command, returning stdout; kills it after `timeoutS`. */
+function run(command: string, args: string[], timeoutS: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutS * 1000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr: stderr + (code === null ? `\nkilled after ${timeoutS} s (--timeout)` : '') });
+    });
+  });
+}
+
+function lastLine(text: string): string {
+  return text.trim().split('\n').filter(Boolean).slice(-1)[0] ?? '';
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Child: one model on one backend.
+
+async function runChild(job: ChildJob): Promise<TfResult> {
+  const tf = await import('@tensorflow/tfjs-core');
+  await import('@tensorflow/tfjs-layers');
+  const { selectBackend, SgdOptimizer } = await import('@wrn/training');
+  const { buildModel, countParams } = await import('@wrn/architectures');
+  const [name, threads] = job.backend.split(':');
+  let selection: Awaited<ReturnType<typeof selectBackend>>;
+  try {
+    selection = await selectBackend(name as 'tensorflow' | 'wasm' | 'cpu', {
+      ...(threads === undefined ? {} : { wasmThreads: Number(threads) }),
+    });
+  } catch (error) {
+    const tried = (error as { tried?: { name: string; error?: string }[] }).tried;
+    const why = tried ? tried.map((t) => `${t.name}: ${t.error}`).join('; ') : String(error);
+    return { model: job.model, backend: job.backend, batch: job.batch, error: `not available: ${why}` };
+  }
+  const result: TfResult = { model: job.model, backend: job.backend, backendReason: selection.reason, batch: job.batch };
+  const model = buildModel(job.model, { seed: 1 });
+  result.params = countParams(model);
+  const numClasses = 10;
+  const xs = tf.randomNormal([job.batch, 32, 32, 3], 0, 1, 'float32', 1) as import('@tensorflow/tfjs-core').Tensor4D;
+  const labels = tf.randomUniform([job.batch], 0, numClasses, 'int32', 2);
+  const variables = model.trainableWeights.map((w) => w.read() as import('@tensorflow/tfjs-core').Variable);
+  const optimizer = new SgdOptimizer(
+    variables.map((variable, i) => ({ variable, name: model.trainableWeights[i]!.originalName, weightDecay: true })),
+    { momentum: 0.9, nesterov: true, dampening: 0, weightDecay: 5e-4 },
+  );
+  let peakBytes = 0;
+  const trainStep = () => {
+    const { value, grads } = tf.variableGrads(() => {
+      const logits = model.apply(xs, { training: true }) as import('@tensorflow/tfjs-core').Tensor;
+      return tf.losses.softmaxCrossEntropy(tf.oneHot(labels, numClasses), logits) as import('@tensorflow/tfjs-core').Scalar;
+    }, variables);
+    peakBytes = Math.max(peakBytes, tf.memory().numBytes);
+    optimizer.step(variables.map((v) => grads[v.name] ?? null), 0.1);
+    value.dataSync();
+    tf.dispose([value, grads]);
+  };
+  const timeSteps = (fn: () => void, count: number) => {
+    const ms: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const start = performance.now();
+      fn();
+      ms.push(performance.now() - start);
+    }
+    return ms;
+  };
+  timeSteps(trainStep, job.warmup);
+  const tensorsAfterWarmup = tf.memory().numTensors;
+  const trainMs = timeSteps(trainStep, job.steps);
+  result.tensorGrowth = tf.memory().numTensors - tensorsAfterWarmup;
+  result.trainStepMs = trainMs.map((m) => Math.round(m));
+  result.trainImagesPerSec = (job.batch * 1000) / median(trainMs);
+  const inferStep = () => {
+    const out = model.predict(xs) as import('@tensorflow/tfjs-core').Tensor;
+    peakBytes = Math.max(peakBytes, tf.memory().numBytes);
+    out.dataSync();
+    out.dispose();
+  };
+  timeSteps(inferStep, job.warmup);
+  result.inferImagesPerSec = (job.batch * 1000) / median(timeSteps(inferStep, job.steps));
+  // One more step under tf.profile, for the peak of live tensor bytes inside a training step.
+  const profiled = await tf.profile(() => {
+    trainStep();
+    return [];
+  });
+  result.peakTensorMB = Math.max(peakBytes, profiled.peakBytes) / 2 ** 20;
+  result.peakRssMB = process.resourceUsage().maxRSS / 1024;
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Parent.
+
+async function benchTf(job: ChildJob, timeoutS: number): Promise<TfResult> {
+  const self = fileURLToPath(import.meta.url);
+  const { stdout, stderr, code } = await run(process.execPath, [...process.execArgv, self, '--child', JSON.stringify(job)], timeoutS);
+  const line = stdout.split('\n').find((l) => l.startsWith(RESULT_MARK));
+  if (line) return JSON.parse(line.slice(RESULT_MARK.length)) as TfResult;
+  const why = lastLine(stderr.split('\n').filter((l) => !/^\s+at /.test(l)).join('\n')) || `exit code ${code}`;
+  return { model: job.model, backend: job.backend, batch: job.batch, error: why };
+}
+
+async function benchTorch(o: Options): Promise<{ version?: string; threads?: number; results: TorchResult[]; skipped?: string }> {
+  if (!existsSync(PYTHON)) return { results: [], skipped: `${PYTHON} not found; ${TORCH_INSTALL}` };
+  const probe = await run(PYTHON, ['-c', 'import torch'], 60);
+  if (probe.code !== 0) return { results: [], skipped: `PyTorch is not installed for ${PYTHON}: ${TORCH_INSTALL}` };
+  const args = [path.join(HERE, 'torch_bench.py'), '--models', o.models.join(','), '--batch', String(o.batch)];
+  args.push('--warmup', String(o.warmup), '--steps', String(o.steps), '--threads', String(os.availableParallelism()));
+  const { stdout, stderr, code } = await run(PYTHON, args, o.timeoutS * o.models.length);
+  if (code !== 0) return { results: [], skipped: `torch_bench.py failed: ${lastLine(stderr) || `exit code ${code}`}` };
+  const parsed = JSON.parse(lastLine(stdout)) as { torch: string; threads: number; results: TorchResult[] };
+  return { version: parsed.torch, threads: parsed.threads, results: parsed.results };
+}
+
+/**
+ * @wrn/datasets' pipeline bench (tools/bench/pipeline.ts, its own command): the full training pipeline's
+ * images/s (load, shuffle, batch, normalise, reflect-pad + crop + flip) on the wasm backend, read from the
+ * row of its markdown table that says "full training pipeline".
+ */
+async function benchPipeline(o: Options): Promise<{ imagesPerSec?: number; row?: string; skipped?: string }> {
+  const file = path.join(HERE, 'pipeline.ts');
+  if (!existsSync(file)) return { skipped: 'tools/bench/pipeline.ts is not there' };
+  const { stdout, stderr, code } = await run(process.execPath, [...process.execArgv, file, '--backend', 'wasm', '--batches', '20'], o.timeoutS);
+  if (code !== 0) return { skipped: `pipeline.ts failed: ${lastLine(stderr) || `exit code ${code}`}` };
+  const row = stdout.split('\n').find((l) => l.startsWith('|') && l.includes('full training pipeline'));
+  const cells = row?.split('|').map((c) => c.trim());
+  // | backend | pipeline | batch | images | images/s | ms/batch |
+  const rate = Number(cells?.[5]);
+  if (!row || !Number.isFinite(rate)) return { skipped: `pipeline.ts printed no "full training pipeline" row: ${lastLine(stdout).slice(0, 200)}` };
+  return { imagesPerSec: rate, row };
+}
+
+const fmt = (n: number | undefined, digits = 1) =>
+  n == null ? '-' : n >= 100 ? Math.round(n).toLocaleString('en-US') : n >= 1 ? n.toFixed(digits) : n.toPrecision(2);
+
+function ratio(torch: number | undefined, ours: number | undefined): string {
+  if (torch == null || ours == null || ours === 0) return '-';
+  const r = torch / ours;
+  return r >= 1 ? `${r.toFixed(1)}x slower` : `${(1 / r).toFixed(1)}x faster`;
+}
+
+function printTable(
+  o: Options,
+  tfResults: TfResult[],
+  torch: Awaited<ReturnType<typeof benchTorch>>,
+  pipeline: Awaited<ReturnType<typeof benchPipeline>>,
+): void {
+  const rows: string[][] = [];
+  for (const model of o.models) {
+    const ref = torch.results.find((r) => r.model === model);
+    if (ref) {
+      rows.push([model, `pytorch ${torch.version} (${torch.threads} threads)`, String(o.batch), fmt(ref.trainImagesPerSec), fmt(ref.inferImagesPerSec), fmt(ref.peakRssMB, 0), '-', '1.0x', '1.0x', '']);
+    }
+    for (const r of tfResults.filter((t) => t.model === model)) {
+      if (r.error) {
+        const note = r.error.startsWith('not available') ? 'not installed (optional peer: @tensorflow/tfjs-node-gpu or -node)' : r.error.slice(0, 100);
+        rows.push([model, r.backend, String(r.batch), '-', '-', '-', '-', '-', '-', note]);
+        continue;
+      }
+      const note = [r.note, r.tensorGrowth ? `tensors grew by ${r.tensorGrowth} over ${r.trainStepMs?.length} steps` : '']
+        .filter(Boolean)
+        .join('; ');
+      rows.push([
+        model,
+        r.backend,
+        String(r.batch),
+        fmt(r.trainImagesPerSec),
+        fmt(r.inferImagesPerSec),
+        fmt(r.peakRssMB, 0),
+        fmt(r.peakTensorMB, 0),
+        ratio(ref?.trainImagesPerSec, r.trainImagesPerSec),
+        ratio(ref?.inferImagesPerSec, r.inferImagesPerSec),
+        note,
+      ]);
+    }
+  }
+  const header = ['model', 'backend', 'batch', 'train img/s', 'infer img/s', 'peak RSS MB', 'peak tensors MB', 'train vs torch', 'infer vs torch', 'note'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  console.log(line(header));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const r of rows) console.log(line(r));
+  if (torch.skipped) console.log(`PyTorch skipped: ${torch.skipped}`);
+  if (pipeline.skipped) console.log(`Input pipeline skipped: ${pipeline.skipped}`);
+  else console.log(`Input pipeline: ${fmt(pipeline.imagesPerSec)} img/s (tools/bench/pipeline.ts)`);
+  const unavailable = tfResults.find((r) => r.error && r.backend === 'tensorflow');
+  if (unavailable) console.log(`tensorflow backend ${unavailable.error}`);
+}
+
+async function main(): Promise<void> {
+  const childIndex = process.argv.indexOf('--child');
+  if (childIndex >= 0) {
+    const job = JSON.parse(process.argv[childIndex + 1]!) as ChildJob;
+    const result = await runChild(job);
+    process.stdout.write(`${RESULT_MARK}${JSON.stringify(result)}\n`);
+    return;
+  }
+  const o = parseArgs(process.argv.slice(2));
+  const startedAt = new Date().toISOString();
+  const loadBefore = os.loadavg();
+  const log = (msg: string) => (o.json ? process.stderr.write(`${msg}\n`) : console.log(msg));
+  const tfResults: TfResult[] = [];
+  for (const backend of o.backends) {
+    for (const model of o.models) {
+      const cpu = backend === 'cpu';
+      if (cpu && !o.cpuModels.includes(model)) {
+        tfResults.push({ model, backend, batch: o.cpuBatch, error: 'skipped: the cpu backend takes minutes per step on it (add it to --cpu-models)' });
+        continue;
+      }
+      const job: ChildJob = { model, backend, batch: cpu ? o.cpuBatch : o.batch, warmup: cpu ? 1 : o.warmup, steps: cpu ? o.cpuSteps : o.steps };
+      log(`bench: ${model} on ${backend} (batch ${job.batch}, ${job.warmup} warm-up + ${job.steps} steps)...`);
+      let result = await benchTf(job, o.timeoutS);
+      // wasm32 has a 4 GB heap: the widest models at batch 64 run out of it. Halve the batch and say so.
+      while (result.error && /memory access out of bounds|out of memory/i.test(result.error) && job.batch > 8) {
+        const tooBig = job.batch;
+        job.batch = Math.floor(job.batch / 2);
+        log(`bench: ${model} on ${backend} ran out of memory at batch ${tooBig}; retrying at batch ${job.batch}...`);
+        result = await benchTf(job, o.timeoutS);
+        result.note = `batch ${tooBig} ran out of wasm memory (4 GB heap)`;
+      }
+      tfResults.push(result);
+      // One failure to load a backend says all there is to say about it.
+      if (result.error && backend === 'tensorflow') {
+        for (const other of o.models.filter((m) => m !== model)) tfResults.push({ ...result, model: other });
+        break;
+      }
+    }
+  }
+  log('bench: PyTorch...');
+  const torch = o.torch ? await benchTorch(o) : { results: [], skipped: '--no-torch' };
+  log('bench: input pipeline...');
+  const pipeline = o.pipeline ? await benchPipeline(o) : { skipped: '--no-pipeline' };
+  for (const r of tfResults) {
+    const ref = torch.results.find((t) => t.model === r.model);
+    if (ref && r.params != null && ref.params !== r.params) {
+      r.error = `${r.model}: PyTorch model has ${ref.params} parameters, TF.js ${r.params}: not the same network`;
+    }
+  }
+  const report = {
+    startedAt,
+    machine: { cpus: os.availableParallelism(), model: os.cpus()[0]?.model, node: process.version, loadavgBefore: loadBefore, loadavgAfter: os.loadavg() },
+    options: o,
+    tfjs: tfResults,
+    torch,
+    pipeline,
+    ratios: tfResults
+      .filter((r) => !r.error)
+      .map((r) => {
+        const ref = torch.results.find((t) => t.model === r.model);
+        return {
+          model: r.model,
+          backend: r.backend,
+          trainSlowdownVsTorch: ref && r.trainImagesPerSec ? ref.trainImagesPerSec / r.trainImagesPerSec : null,
+          inferSlowdownVsTorch: ref && r.inferImagesPerSec ? ref.inferImagesPerSec / r.inferImagesPerSec : null,
+          pipelineOverTrainRate: pipeline.imagesPerSec && r.trainImagesPerSec ? pipeline.imagesPerSec / r.trainImagesPerSec : null,
+        };
+      }),
+  };
+  if (!o.json) printTable(o, tfResults, torch, pipeline);
+  console.log(JSON.stringify(report, null, o.json ? 2 : undefined));
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exitCode = 1;
+});

@@ -1,0 +1,115 @@
+#!/usr/bin/env node
+// Packs every package with `npm pack`, installs the tarballs into an empty project outside the repo and
+// uses them the way a user would: ESM import, CJS require, and the `wrn` bin. Catches what in-repo tests
+// cannot: a missing file in "files", a wrong "exports" path, a dependency that only resolves in the monorepo.
+// Needs the packages built first (`npx nx run-many -t build`).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const repo = resolve(import.meta.dirname, '..');
+const packages = ['blocks', 'architectures', 'datasets', 'training', 'cli'];
+const work = mkdtempSync(join(tmpdir(), 'wrn-pack-'));
+const keep = process.argv.includes('--keep');
+let failures = 0;
+let passes = 0;
+
+function run(cmd, args, cwd, env = {}) {
+  return execFileSync(cmd, args, { cwd, encoding: 'utf8', env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function check(name, fn) {
+  try {
+    const detail = fn();
+    passes += 1;
+    console.log(`ok   ${name}${detail ? `: ${detail}` : ''}`);
+  } catch (error) {
+    failures += 1;
+    console.log(`FAIL ${name}\n${error.stdout ?? ''}${error.stderr ?? ''}${error.stdout || error.stderr ? '' : error.message}`);
+  }
+}
+
+try {
+  const tarballs = [];
+  for (const name of packages) {
+    const out = run('npm', ['pack', '--pack-destination', work, '--json'], join(repo, 'packages', name));
+    const [info] = JSON.parse(out);
+    tarballs.push(join(work, info.filename));
+    check(`pack @wrn/${name}`, () => {
+      const files = info.files.map((f) => f.path);
+      for (const required of ['package.json', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts']) {
+        if (!files.includes(required)) throw new Error(`tarball lacks ${required}; it has ${files.join(', ')}`);
+      }
+      if (files.some((f) => f.startsWith('src/') || f.endsWith('.test.ts'))) throw new Error('tarball ships sources or tests');
+      return `${info.filename}, ${files.length} files, ${(info.size / 1024).toFixed(0)} KiB`;
+    });
+  }
+
+  const app = join(work, 'app');
+  execFileSync('mkdir', ['-p', app]);
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'wrn-consumer', private: true, type: 'module' }, null, 2));
+  run('npm', ['install', '--no-audit', '--no-fund', ...tarballs], app);
+
+  check('one copy of @tensorflow/tfjs-core', () => {
+    const tree = JSON.parse(run('npm', ['ls', '@tensorflow/tfjs-core', '--all', '--json'], app));
+    const versions = new Set();
+    const walk = (deps) => {
+      for (const [name, dep] of Object.entries(deps ?? {})) {
+        if (name === '@tensorflow/tfjs-core' && dep.version) versions.add(dep.version);
+        walk(dep.dependencies);
+      }
+    };
+    walk(tree.dependencies);
+    const dirs = run('find', ['node_modules', '-type', 'd', '-path', '*@tensorflow/tfjs-core', '-prune'], app).trim().split('\n');
+    if (dirs.length !== 1) throw new Error(`found ${dirs.length} installed copies: ${dirs.join(', ')}`);
+    return `${[...versions].join(', ')} at ${dirs[0]}`;
+  });
+
+  check('ESM import of @wrn/architectures builds a model', () => {
+    writeFileSync(
+      join(app, 'esm.mjs'),
+      `import '@tensorflow/tfjs-backend-cpu';
+import * as tf from '@tensorflow/tfjs-core';
+import { buildModel, countParams } from '@wrn/architectures';
+await tf.setBackend('cpu');
+const model = buildModel('wrn-16-4', { numClasses: 10 });
+const params = countParams(model);
+if (params !== 2748890) throw new Error('WRN-16-4 has ' + params + ' parameters, expected 2,748,890');
+console.log(params);
+`,
+    );
+    return `WRN-16-4 params ${run('node', ['esm.mjs'], app).trim()}`;
+  });
+
+  check('CJS require of every package', () => {
+    writeFileSync(
+      join(app, 'cjs.cjs'),
+      `for (const name of ${JSON.stringify(packages.map((p) => `@wrn/${p}`))}) {
+  const mod = require(name);
+  if (Object.keys(mod).length === 0) throw new Error(name + ' exports nothing');
+}
+console.log('required');
+`,
+    );
+    return run('node', ['cjs.cjs'], app).trim();
+  });
+
+  check('npx wrn --help', () => {
+    const help = run('npx', ['--no-install', 'wrn', '--help'], app);
+    if (!/Usage: wrn/.test(help) || !/train/.test(help)) throw new Error(`unexpected help:\n${help}`);
+    return help.split('\n')[0];
+  });
+  check('npx wrn --version', () => run('npx', ['--no-install', 'wrn', '--version'], app).trim());
+  check('npx wrn info wrn-28-10 --json', () => {
+    const info = JSON.parse(run('npx', ['--no-install', 'wrn', 'info', 'wrn-28-10', '--json'], app));
+    if (info.params !== 36479194) throw new Error(`params ${info.params}, expected 36,479,194`);
+    return `params ${info.params}, flops ${info.flops}`;
+  });
+} finally {
+  if (keep) console.log(`kept ${work}`);
+  else rmSync(work, { recursive: true, force: true });
+}
+
+console.log(`pack-install: ${passes} passed, ${failures} failed`);
+process.exit(failures === 0 ? 0 : 1);

@@ -1,0 +1,23 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const pkg = (name: string) => fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url));
+
+// Tests run against the sources of sibling packages, so a test run needs no prior build and never
+// races a concurrent `tsup --clean`. The built, packed packages are exercised by tools/pack-install-test.
+export default defineConfig({
+  resolve: {
+    alias: {
+      '@wrn/blocks': pkg('blocks'),
+      '@wrn/architectures': pkg('architectures'),
+      '@wrn/datasets': pkg('datasets'),
+      '@wrn/training': pkg('training'),
+    },
+  },
+  test: {
+    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    testTimeout: 300_000,
+    hookTimeout: 300_000,
+    pool: 'forks',
+  },
+});
