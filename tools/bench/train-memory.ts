@@ -15,8 +15,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { buildModel, countParams } from '@wrn/architectures';
-import { createPipeline, loadCifar10, meanStdNormalization, selectImages, type ImageDataset } from '@wrn/datasets';
+import type { ImageDataset } from '@wrn/datasets';
 import type { BatchSource } from '@wrn/training';
 
 function arg(name: string, fallback: string): string {
@@ -40,14 +39,13 @@ const seed = 1;
 const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 const gc = (globalThis as { gc?: () => void }).gc;
 
-function first(dataset: ImageDataset, n: number): ImageDataset {
-  if (n >= dataset.count) return dataset;
-  return selectImages(dataset, Int32Array.from({ length: n }, (_, i) => i));
-}
-
 async function main(): Promise<void> {
-  // Loaded lazily, as tools/bench/grouped-conv.ts does (the module-boundaries rule wants one way per library).
+  // Loaded lazily, as the other bench scripts do: the module-boundaries rule wants one way per library.
   const { dropoutModelOptions, registerWasmTrainingKernels, selectBackend, train } = await import('@wrn/training');
+  const { buildModel, countParams } = await import('@wrn/architectures');
+  const { createPipeline, loadCifar10, meanStdNormalization, selectImages } = await import('@wrn/datasets');
+  const first = (dataset: ImageDataset, n: number): ImageDataset =>
+    n >= dataset.count ? dataset : selectImages(dataset, Int32Array.from({ length: n }, (_, i) => i));
   const selection = await selectBackend(backendChoice, backendChoice === 'wasm' ? { wasmThreads: threadsArg === 'auto' ? 'auto' : Number(threadsArg) } : {});
   if (selection.name === 'wasm') registerWasmTrainingKernels();
   const trainSet = first(loadCifar10(dataDir, { split: 'train' }), trainLimit);
