@@ -4,7 +4,7 @@
 // cannot: a missing file in "files", a wrong "exports" path, a dependency that only resolves in the monorepo.
 // Needs the packages built first (`npx nx run-many -t build`).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -93,6 +93,30 @@ console.log('required');
 `,
     );
     return run('node', ['cjs.cjs'], app).trim();
+  });
+
+  check("README's API example runs as written", () => {
+    // The README promises these lines work in a fresh project; run them verbatim, then check what they claim.
+    const readme = readFileSync(join(repo, 'README.md'), 'utf8');
+    const example = /## The API in a dozen lines\s+```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+    if (!example) throw new Error('README.md has no ```ts block under "## The API in a dozen lines"');
+    writeFileSync(
+      join(app, 'readme-api.mjs'),
+      `${example}
+const { countParams: countAgain } = await import('@wrn/architectures');
+if (countParams(model) !== 36536884 || countAgain(again) !== 36536884) throw new Error('WRN-28-10 (100 classes) is not 36,536,884 parameters');
+const core = await import('@tensorflow/tfjs-core');
+const x = core.randomNormal([2, 32, 32, 3], 0, 1, 'float32', 7);
+const before = model.predict(x).dataSync();
+const after = again.predict(x).dataSync();
+const worst = Math.max(...before.map((v, i) => Math.abs(v - after[i])));
+if (!(worst < 1e-4)) throw new Error('the loaded model predicts differently: max |diff| ' + worst);
+console.log('backend ' + core.getBackend() + ', loaded model matches, max |diff| ' + worst);
+`,
+    );
+    const out = run('node', ['readme-api.mjs'], app).trim().split('\n');
+    if (out[0] !== '36536884') throw new Error(`the example printed ${out[0]}, the README says 36536884`);
+    return out.at(-1);
   });
 
   check('npx wrn --help', () => {

@@ -1,21 +1,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { EpochMetrics as TrainingEpochMetrics } from '@wrn/training';
 import { UsageError } from '../errors.js';
 
-/** A `type: "epoch"` line of metrics.jsonl (the fields every run writes; others are kept as they are). */
-export interface EpochMetrics {
-  type: 'epoch';
-  epoch: number;
-  lr: number;
-  trainLoss: number;
-  trainAcc: number;
-  testLoss: number;
-  testTop1Error: number;
-  testTop5Error: number;
-  imagesPerSec: number;
-  seconds: number;
-  [key: string]: unknown;
-}
+/**
+ * A `type: "epoch"` line of metrics.jsonl as the report reads it: the fields every run of @wrn/training writes, and
+ * whatever else the line holds, kept as it is (older runs lack some of today's fields, newer ones add more).
+ */
+export type EpochMetrics = Pick<
+  TrainingEpochMetrics,
+  'type' | 'epoch' | 'lr' | 'trainLoss' | 'trainAcc' | 'testLoss' | 'testTop1Error' | 'testTop5Error' | 'imagesPerSec' | 'seconds'
+> & { [key: string]: unknown };
 
 /** Everything a report shows, read from one run directory. */
 export interface RunData {
