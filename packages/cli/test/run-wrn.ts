@@ -11,6 +11,8 @@ export const SHARED_SUBSET = join(REPO_ROOT, '..', 'shared', 'data', 'cifar10-su
 
 export interface WrnResult {
   code: number | null;
+  /** The signal that ended the process, if one did (then code is null). */
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
@@ -28,7 +30,7 @@ export function runWrn(args: readonly string[], options: { cwd?: string; env?: N
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
 }
 
