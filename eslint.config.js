@@ -38,6 +38,11 @@ export default tseslint.config(
     },
   },
   {
+    // A package's build and test configs extend the workspace's shared ones (tsup.shared.ts, vitest.shared.ts).
+    files: ['**/tsup.config.ts', '**/vitest.config.ts'],
+    rules: { '@nx/enforce-module-boundaries': 'off' },
+  },
+  {
     files: ['**/*.test.ts', '**/test/**/*.ts'],
     rules: { '@typescript-eslint/no-non-null-assertion': 'off' },
   },
