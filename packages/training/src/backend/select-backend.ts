@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initWasmBackendWithThreads } from './wasm-threads';
+import { registerWasmTrainingGradients } from './wasm-training-gradients';
 import { registerWasmTrainingKernels } from './wasm-training-kernels';
 
 /** What `--backend` accepts. */
@@ -189,6 +190,8 @@ async function tryWasm(
   } catch (error) {
     return { name: 'wasm', ok: false, error: `cannot load @tensorflow/tfjs-layers (it registers the gradients): ${describeError(error)}` };
   }
+  // After tfjs-layers: its first import registers every gradient, ours included otherwise.
+  registerWasmTrainingGradients();
   let threadsError: string | undefined;
   try {
     if (tf.engine().registry['wasm'] == null) {

@@ -78,7 +78,17 @@ beforeAll(async () => {
 
 describe('registerWasmTrainingKernels', () => {
   it('registers each kernel once for wasm and is idempotent', () => {
-    expect(WASM_TRAINING_KERNEL_NAMES).toEqual(['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'Tile', 'Sum', 'Mean', 'Transpose']);
+    expect(WASM_TRAINING_KERNEL_NAMES).toEqual([
+      'Conv2DBackpropFilter',
+      'Conv2DBackpropInput',
+      'Tile',
+      'Sum',
+      'Mean',
+      'Transpose',
+      'Identity',
+      'Cast',
+      'FusedBatchNorm',
+    ]);
     const before = WASM_TRAINING_KERNEL_NAMES.map((name) => tf.getKernel(name, 'wasm')?.kernelFunc);
     registerWasmTrainingKernels();
     registerWasmTrainingKernels();
@@ -183,6 +193,63 @@ describe('registerWasmTrainingKernels', () => {
     const cpu = await onBackend('cpu', run);
     expect(wasm).toEqual(cpu);
     expect(wasm.leaked).toBe(0);
+  });
+
+  it.each([
+    { shape: [2, 5, 5, 3], params: 3, scale: true, offset: true },
+    { shape: [4, 3, 3, 16], params: 16, scale: true, offset: false },
+    { shape: [3, 2, 2, 8], params: 8, scale: false, offset: true },
+    { shape: [7, 4], params: 4, scale: true, offset: true },
+    { shape: [2, 3, 3, 5], params: 1, scale: true, offset: true },
+    { shape: [2, 6, 6, 4], params: 4, scale: false, offset: false },
+  ])('FusedBatchNorm of $shape with $params-value parameters equals the cpu backend', async ({ shape, params, scale, offset }) => {
+    const seed = `bn${shape.join()}${params}`;
+    const size = shape.reduce((a, b) => a * b, 1);
+    const x = randomArray(size, `${seed}x`).map((v) => 3 * v + 1.5);
+    const mean = randomArray(params, `${seed}m`);
+    const variance = randomArray(params, `${seed}v`).map((v) => v * v + 0.1);
+    const gamma = randomArray(params, `${seed}g`);
+    const beta = randomArray(params, `${seed}b`);
+    const run = () => {
+      const before = tf.memory().numTensors;
+      const out = tf.tidy(() =>
+        tf.batchNorm(
+          tf.tensor(x, shape),
+          tf.tensor1d(mean),
+          tf.tensor1d(variance),
+          offset ? tf.tensor1d(beta) : undefined,
+          scale ? tf.tensor1d(gamma) : undefined,
+          1e-3,
+        ),
+      );
+      const result = { shape: out.shape, values: out.dataSync() as Float32Array };
+      out.dispose();
+      return { ...result, leaked: tf.memory().numTensors - before };
+    };
+    const wasm = await onBackend('wasm', run);
+    const cpu = await onBackend('cpu', run);
+    expect(wasm.shape).toEqual(cpu.shape);
+    expect(maxRelativeError(wasm.values, cpu.values)).toBeLessThan(1e-5);
+    expect(wasm.leaked).toBe(0);
+  });
+
+  it('Identity and Cast to the same dtype share the data, which outlives whichever tensor is disposed first', async () => {
+    await tf.setBackend('wasm');
+    const before = tf.memory();
+    const x = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
+    const copy = tf.clone(x);
+    const cast = tf.cast(x, 'float32');
+    expect(tf.memory().numDataBuffers - before.numDataBuffers).toBe(1);
+    x.dispose();
+    expect(Array.from(copy.dataSync())).toEqual([1, 2, 3, 4, 5, 6]);
+    copy.dispose();
+    expect(Array.from(cast.dataSync())).toEqual([1, 2, 3, 4, 5, 6]);
+    cast.dispose();
+    const ints = tf.tidy(() => tf.cast(tf.tensor1d([1.7, -2.2, 3]), 'int32'));
+    expect([ints.dtype, Array.from(ints.dataSync())]).toEqual(['int32', [1, -2, 3]]);
+    ints.dispose();
+    expect(tf.memory().numTensors).toBe(before.numTensors);
+    expect(tf.memory().numDataBuffers).toBe(before.numDataBuffers);
   });
 
   it('Sum of int32 falls back to the wasm kernel', async () => {
