@@ -34,6 +34,10 @@ const CASES: ConvCase[] = [
   { n: 2, h: 7, w: 6, ci: 3, co: 4, k: 1, s: 1, pad: 'valid' },
   { n: 1, h: 5, w: 5, ci: 4, co: 3, k: 3, s: 1, pad: 'valid' },
   { n: 2, h: 9, w: 9, ci: 5, co: 2, k: 3, s: 1, pad: 'same' },
+  // 1x1 filter gradients are a matMul, its rows taken from x or from dy depending on the channel counts.
+  { n: 2, h: 4, w: 5, ci: 64, co: 128, k: 1, s: 1, pad: 'same' },
+  { n: 2, h: 6, w: 5, ci: 64, co: 96, k: 1, s: 2, pad: 'valid' },
+  { n: 3, h: 5, w: 5, ci: 96, co: 8, k: 1, s: 2, pad: 'same' },
 ];
 
 function randomArray(size: number, seed: string): Float32Array {
@@ -115,6 +119,9 @@ describe('registerWasmTrainingKernels', () => {
     { shape: [3, 1, 2], reps: [1, 4, 1] },
     { shape: [2, 2, 2, 2], reps: [2, 1, 2, 1] },
     { shape: [5], reps: [1] },
+    { shape: [1, 1, 1, 70], reps: [3, 5, 7, 1] },
+    { shape: [2, 80], reps: [3, 2] },
+    { shape: [3, 2, 5], reps: [2, 3, 3] },
   ])('Tile of $shape by $reps equals the cpu backend exactly', async ({ shape, reps }) => {
     const size = shape.reduce((a, b) => a * b, 1);
     const values = randomArray(size, `tile${shape.join()}`);
@@ -259,12 +266,14 @@ describe('registerWasmTrainingKernels', () => {
     out.dispose();
   });
 
-  it('Tile falls back to the wasm kernel for int32', async () => {
+  it('Tile of int32 and bool tensors (bool: the wasm kernel)', async () => {
     await tf.setBackend('wasm');
-    const out = tf.tile(tf.tensor1d([1, 2], 'int32'), [3]);
-    expect(out.dtype).toBe('int32');
-    expect(Array.from(out.dataSync())).toEqual([1, 2, 1, 2, 1, 2]);
-    out.dispose();
+    const ints = tf.tidy(() => tf.tile(tf.tensor2d([1, 2, -3, 4], [2, 2], 'int32'), [2, 2]));
+    expect(ints.dtype).toBe('int32');
+    expect(Array.from(ints.dataSync())).toEqual([1, 2, 1, 2, -3, 4, -3, 4, 1, 2, 1, 2, -3, 4, -3, 4]);
+    const bools = tf.tidy(() => tf.tile(tf.tensor1d([true, false], 'bool'), [2]));
+    expect(Array.from(bools.dataSync())).toEqual([1, 0, 1, 0]);
+    tf.dispose([ints, bools]);
   });
 
   it('a residual block with BatchNorm gets the same gradients on wasm as on cpu', async () => {
