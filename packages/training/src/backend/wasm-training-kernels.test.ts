@@ -38,6 +38,7 @@ const CASES: ConvCase[] = [
   { n: 2, h: 4, w: 5, ci: 64, co: 128, k: 1, s: 1, pad: 'same' },
   { n: 2, h: 6, w: 5, ci: 64, co: 96, k: 1, s: 2, pad: 'valid' },
   { n: 3, h: 5, w: 5, ci: 96, co: 8, k: 1, s: 2, pad: 'same' },
+  { n: 2, h: 6, w: 7, ci: 4, co: 70, k: 1, s: 3, pad: 'valid' },
 ];
 
 function randomArray(size: number, seed: string): Float32Array {
