@@ -93,6 +93,8 @@ describe('registerWasmTrainingKernels', () => {
       'Identity',
       'Cast',
       'FusedBatchNorm',
+      'Slice',
+      'SplitV',
     ]);
     const before = WASM_TRAINING_KERNEL_NAMES.map((name) => tf.getKernel(name, 'wasm')?.kernelFunc);
     registerWasmTrainingKernels();
@@ -258,6 +260,54 @@ describe('registerWasmTrainingKernels', () => {
     ints.dispose();
     expect(tf.memory().numTensors).toBe(before.numTensors);
     expect(tf.memory().numDataBuffers).toBe(before.numDataBuffers);
+  });
+
+  it.each([
+    { shape: [4, 5, 6, 20], begin: [1, 0, 2, 4], size: [2, -1, 3, 12], dtype: 'float32' },
+    { shape: [4, 5, 6, 20], begin: [1, 0, 0, 0], size: [2, -1, -1, -1], dtype: 'float32' },
+    { shape: [4, 5, 6, 80], begin: [0, 1, 1, 0], size: [-1, 3, 4, -1], dtype: 'float32' },
+    { shape: [7, 9], begin: [2, 3], size: [4, 5], dtype: 'int32' },
+    { shape: [3, 4, 5, 6, 2], begin: [1, 1, 0, 2, 0], size: [2, 2, 5, 3, 2], dtype: 'float32' },
+    { shape: [6], begin: [2], size: [3], dtype: 'float32' },
+    { shape: [3, 4], begin: [1, 0], size: [0, 4], dtype: 'float32' },
+    { shape: [3, 4], begin: [1, 1], size: [2, 2], dtype: 'bool' },
+  ])('Slice of $shape at $begin size $size ($dtype) equals the cpu backend exactly', async ({ shape, begin, size, dtype }) => {
+    const count = shape.reduce((a, b) => a * b, 1);
+    const values = Array.from(randomArray(count, `slice${shape.join()}`), (v) => (dtype === 'float32' ? v : Math.round(v * 100) > 0 ? 1 : 0));
+    const run = () => {
+      const before = tf.memory().numTensors;
+      const out = tf.tidy(() => tf.slice(tf.tensor(values, shape, dtype as tf.DataType), begin, size));
+      const result = { shape: out.shape, values: Array.from(out.dataSync()) };
+      out.dispose();
+      return { ...result, leaked: tf.memory().numTensors - before };
+    };
+    const wasm = await onBackend('wasm', run);
+    const cpu = await onBackend('cpu', run);
+    expect(wasm).toEqual(cpu);
+    expect(wasm.leaked).toBe(0);
+  });
+
+  it.each([
+    { shape: [2, 3, 4, 64], splits: 4, axis: 3 },
+    { shape: [2, 3, 4, 10], splits: [3, 5, 2], axis: -1 },
+    { shape: [6, 5, 4], splits: [1, -1, 2], axis: 0 },
+    { shape: [6, 5, 4], splits: 5, axis: 1 },
+  ])('split of $shape into $splits along $axis equals the cpu backend exactly', async ({ shape, splits, axis }) => {
+    const values = randomArray(
+      shape.reduce((a, b) => a * b, 1),
+      `split${shape.join()}`,
+    );
+    const run = () => {
+      const before = tf.memory().numTensors;
+      const parts = tf.tidy(() => tf.split(tf.tensor(values, shape), splits, axis));
+      const result = parts.map((p) => ({ shape: p.shape, values: Array.from(p.dataSync()) }));
+      tf.dispose(parts);
+      return { parts: result, leaked: tf.memory().numTensors - before };
+    };
+    const wasm = await onBackend('wasm', run);
+    const cpu = await onBackend('cpu', run);
+    expect(wasm).toEqual(cpu);
+    expect(wasm.leaked).toBe(0);
   });
 
   it('Sum of int32 falls back to the wasm kernel', async () => {
