@@ -9,7 +9,9 @@
  *   npx tsx tools/bench/kernel-profile.ts [--models resnet20,wrn-16-4] [--backend wasm] [--threads 2] [--batch 64]
  *       [--warmup 1] [--steps 2] [--top 25]
  *
- * Prints, per model and phase (train, infer), a markdown table: kernel, calls per step, self ms per step, share.
+ * Prints, per model and phase (train, infer), a markdown table: kernel, calls per step, self ms per step, share;
+ * on wasm also the peak of live tensor data during the phase (every allocation the backend makes through the
+ * module's malloc, shared data counted once) against the wasm heap, which never shrinks.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -71,6 +73,30 @@ function wrapKernels(backend: string): void {
   }
 }
 
+/** Live and peak bytes the wasm backend allocated through the module's malloc/free. */
+const heapUse = { live: 0, peak: 0, sizes: new Map<number, number>() };
+
+function trackWasmAllocations(): (() => number) | undefined {
+  const backend = tf.backend() as unknown as { wasm?: { _malloc(n: number): number; _free(p: number): void; HEAPU8: Uint8Array } };
+  const wasm = backend.wasm;
+  if (wasm == null) return undefined;
+  const malloc = wasm._malloc.bind(wasm);
+  const free = wasm._free.bind(wasm);
+  wasm._malloc = (n: number) => {
+    const p = malloc(n);
+    heapUse.sizes.set(p, n);
+    heapUse.live += n;
+    heapUse.peak = Math.max(heapUse.peak, heapUse.live);
+    return p;
+  };
+  wasm._free = (p: number) => {
+    heapUse.live -= heapUse.sizes.get(p) ?? 0;
+    heapUse.sizes.delete(p);
+    free(p);
+  };
+  return () => wasm.HEAPU8.buffer.byteLength;
+}
+
 function report(title: string, wallMs: number): void {
   const rows = [...stats.entries()].sort((a, b) => b[1].selfMs - a[1].selfMs);
   const inKernels = rows.reduce((sum, [, s]) => sum + s.selfMs, 0);
@@ -91,6 +117,7 @@ async function main(): Promise<void> {
   const selection = await selectBackend(backendName, threads === 'auto' ? {} : { wasmThreads: Number(threads) });
   console.log(`backend: ${selection.reason}`);
   wrapKernels(tf.getBackend());
+  const heapBytes = trackWasmAllocations();
   for (const modelName of models) {
     const model = buildModel(modelName, { seed: 1 });
     const xs = tf.randomNormal([batch, 32, 32, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
@@ -123,12 +150,18 @@ async function main(): Promise<void> {
     ] as const) {
       for (let i = 0; i < warmup; i++) fn();
       stats.clear();
+      heapUse.peak = heapUse.live;
+      const liveBefore = heapUse.live;
       recording = true;
       const start = performance.now();
       for (let i = 0; i < steps; i++) fn();
       const wall = performance.now() - start;
       recording = false;
       report(`${modelName} ${phase} (batch ${batch}, ${backendName})`, wall);
+      if (heapBytes != null) {
+        const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+        console.log(`peak live tensor data ${mb(heapUse.peak)} MB (${mb(liveBefore)} MB before the step), wasm heap ${mb(heapBytes())} MB`);
+      }
     }
     console.log(`tensors alive: ${tf.memory().numTensors}, bytes ${(tf.memory().numBytes / 2 ** 20).toFixed(0)} MB, max RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
     tf.dispose([xs, labels]);
