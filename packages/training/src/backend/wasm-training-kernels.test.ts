@@ -95,6 +95,7 @@ describe('registerWasmTrainingKernels', () => {
       'FusedBatchNorm',
       'Slice',
       'SplitV',
+      'Concat',
     ]);
     const before = WASM_TRAINING_KERNEL_NAMES.map((name) => tf.getKernel(name, 'wasm')?.kernelFunc);
     registerWasmTrainingKernels();
@@ -303,6 +304,40 @@ describe('registerWasmTrainingKernels', () => {
       const result = parts.map((p) => ({ shape: p.shape, values: Array.from(p.dataSync()) }));
       tf.dispose(parts);
       return { parts: result, leaked: tf.memory().numTensors - before };
+    };
+    const wasm = await onBackend('wasm', run);
+    const cpu = await onBackend('cpu', run);
+    expect(wasm).toEqual(cpu);
+    expect(wasm.leaked).toBe(0);
+  });
+
+  it.each([
+    { shapes: [[2, 3, 4, 16], [2, 3, 4, 16], [2, 3, 4, 5]], axis: 3, dtype: 'float32' },
+    { shapes: [[2, 3], [4, 3], [1, 3]], axis: 0, dtype: 'float32' },
+    { shapes: [[2, 3, 70], [2, 5, 70]], axis: -2, dtype: 'int32' },
+    { shapes: [[2, 0, 3], [2, 4, 3]], axis: 1, dtype: 'float32' },
+    { shapes: [[3, 2], [3, 1]], axis: 1, dtype: 'bool' },
+  ])('concat of $shapes along $axis ($dtype) equals the cpu backend exactly', async ({ shapes, axis, dtype }) => {
+    const parts = shapes.map((shape, i) =>
+      Array.from(
+        randomArray(
+          shape.reduce((a, b) => a * b, 1),
+          `concat${i}${shape.join()}`,
+        ),
+        (v) => (dtype === 'float32' ? v : Math.round(v * 100) > 0 ? 1 : 0),
+      ),
+    );
+    const run = () => {
+      const before = tf.memory().numTensors;
+      const out = tf.tidy(() =>
+        tf.concat(
+          parts.map((values, i) => tf.tensor(values, shapes[i], dtype as tf.DataType)),
+          axis,
+        ),
+      );
+      const result = { shape: out.shape, values: Array.from(out.dataSync()) };
+      out.dispose();
+      return { ...result, leaked: tf.memory().numTensors - before };
     };
     const wasm = await onBackend('wasm', run);
     const cpu = await onBackend('cpu', run);
