@@ -148,7 +148,7 @@ function lastLine(text: string): string {
 async function runChild(job: ChildJob): Promise<TfResult> {
   const tf = await import('@tensorflow/tfjs-core');
   await import('@tensorflow/tfjs-layers');
-  const { selectBackend, SgdOptimizer } = await import('@wrn/training');
+  const { selectBackend, SgdOptimizer, variableGrads } = await import('@wrn/training');
   const { buildModel, countParams } = await import('@wrn/architectures');
   const [name, threads] = job.backend.split(':');
   let selection: Awaited<ReturnType<typeof selectBackend>>;
@@ -174,7 +174,8 @@ async function runChild(job: ChildJob): Promise<TfResult> {
   );
   let peakBytes = 0;
   const trainStep = () => {
-    const { value, grads } = tf.variableGrads(() => {
+    // @wrn/training's variableGrads (what its training loop runs): tf.variableGrads that frees gradients early.
+    const { value, grads } = variableGrads(() => {
       const logits = model.apply(xs, { training: true }) as import('@tensorflow/tfjs-core').Tensor;
       return tf.losses.softmaxCrossEntropy(tf.oneHot(labels, numClasses), logits) as import('@tensorflow/tfjs-core').Scalar;
     }, variables);

@@ -112,7 +112,7 @@ function report(title: string, wallMs: number): void {
 
 async function main(): Promise<void> {
   await import('@tensorflow/tfjs-layers');
-  const { selectBackend, SgdOptimizer } = await import('@wrn/training');
+  const { selectBackend, SgdOptimizer, variableGrads } = await import('@wrn/training');
   const { buildModel } = await import('@wrn/architectures');
   const selection = await selectBackend(backendName, threads === 'auto' ? {} : { wasmThreads: Number(threads) });
   console.log(`backend: ${selection.reason}`);
@@ -128,7 +128,7 @@ async function main(): Promise<void> {
       { momentum: 0.9, nesterov: true, dampening: 0, weightDecay: 5e-4 },
     );
     const trainStep = () => {
-      const { value, grads } = tf.variableGrads(() => {
+      const { value, grads } = variableGrads(() => {
         const logits = model.apply(xs, { training: true }) as tf.Tensor;
         return tf.losses.softmaxCrossEntropy(tf.oneHot(labels, 10), logits) as tf.Scalar;
       }, variables);

@@ -24,3 +24,4 @@ export { saveCheckpoint, loadCheckpoint, restoreModelWeights, resolveCheckpointD
 export type { CheckpointState, LoadedCheckpoint } from './checkpoint';
 export { getPreset, resolveTrainingConfig, PRESET_NAMES } from './presets';
 export type { TrainingPreset, PresetName } from './presets';
+export { variableGrads } from './gradients';

@@ -8,6 +8,7 @@ import type { CheckpointState } from './checkpoint';
 import { parseTrainingConfig, type TrainingConfig, type TrainingConfigInput } from './config';
 import { iterateBatches, type BatchSource } from './data';
 import { evaluate, type EvaluationResult } from './evaluate';
+import { variableGrads } from './gradients';
 import { exists, writeFileAtomic, writeJsonAtomic } from './fs-atomic';
 import { meanCrossEntropy, oneHotFloat, outputKindOf } from './loss';
 import { learningRateAt } from './schedule';
@@ -288,7 +289,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
 
     const runStep = (xs: tf.Tensor4D, ys: tf.Tensor1D, stepLr: number): tf.Tensor1D => {
       let stats: tf.Tensor1D | null = null;
-      const { value, grads } = tf.variableGrads(() => {
+      const { value, grads } = variableGrads(() => {
         const labels = ys.dtype === 'int32' ? ys : tf.cast(ys, 'int32');
         const outputs = model.apply(xs, { training: true }) as tf.Tensor;
         let loss = meanCrossEntropy(outputs, oneHotFloat(labels, numClasses), outputKind);
