@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
+import { groupedConv2d } from '@wrn/blocks';
 import seedrandom from 'seedrandom';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -360,6 +361,30 @@ describe('registerWasmTrainingKernels', () => {
     const bools = tf.tidy(() => tf.tile(tf.tensor1d([true, false], 'bool'), [2]));
     expect(Array.from(bools.dataSync())).toEqual([1, 0, 1, 0]);
     tf.dispose([ints, bools]);
+  });
+
+  it.each([
+    { groups: 4, strides: 1, ci: 16, co: 32 },
+    { groups: 8, strides: 2, ci: 32, co: 64 },
+  ])('ResNeXt grouped conv ($groups groups, stride $strides, split as it trains on wasm): wasm gradients equal cpu', async ({ groups, strides, ci, co }) => {
+    const seed = `grouped${groups}${strides}`;
+    const gradientsOn = () => {
+      const before = tf.memory().numTensors;
+      const grads = tf.tidy(() => {
+        const x = tf.tensor4d(randomArray(2 * 8 * 8 * ci, `${seed}x`), [2, 8, 8, ci]);
+        const kernel = tf.tensor4d(randomArray(3 * 3 * (ci / groups) * co, `${seed}k`), [3, 3, ci / groups, co]);
+        const outSize = Math.ceil(8 / strides);
+        const w = tf.tensor(randomArray(2 * outSize * outSize * co, `${seed}w`), [2, outSize, outSize, co]);
+        const loss = (a: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.mul(groupedConv2d(a as tf.Tensor4D, b as tf.Tensor4D, { strides, padding: 'same', groups, method: 'split' }), w));
+        return tf.grads(loss)([x, kernel]).map((g) => g.dataSync() as Float32Array);
+      });
+      return { grads, leaked: tf.memory().numTensors - before };
+    };
+    const wasm = await onBackend('wasm', gradientsOn);
+    const cpu = await onBackend('cpu', gradientsOn);
+    wasm.grads.forEach((g, i) => expect(maxRelativeError(g, cpu.grads[i]!)).toBeLessThan(1e-4));
+    expect(wasm.leaked).toBe(0);
   });
 
   it('a residual block with BatchNorm gets the same gradients on wasm as on cpu', async () => {
