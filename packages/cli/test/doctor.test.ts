@@ -21,7 +21,8 @@ describe('wrn doctor', () => {
     const result = await runWrn(['doctor', '--json'], {
       env: { LD_LIBRARY_PATH: libDir, TFJS_NODE_CDN_STORAGE: 'https://mirror.example/' },
     });
-    expect(result.code).toBe(0);
+    // stderr in the message: an exit without a report has to say why.
+    expect(result.code, `signal ${result.signal}, stderr: ${result.stderr}`).toBe(0);
     const report = JSON.parse(result.stdout);
     const byChoice = Object.fromEntries(report.backends.map((b: { choice: string }) => [b.choice, b]));
     expect(byChoice.wasm).toMatchObject({ loads: true, name: 'wasm' });
