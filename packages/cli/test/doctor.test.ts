@@ -14,6 +14,16 @@ const nativeInstalled = (() => {
 })();
 
 describe('wrn doctor', () => {
+  it('takes the wasm thread count from WRN_WASM_THREADS, and exits 2 naming a bad value', async () => {
+    const one = await runWrn(['doctor', '--json'], { env: { WRN_WASM_THREADS: '1' } });
+    expect(one.code, `signal ${one.signal}, stderr: ${one.stderr}`).toBe(0);
+    const wasm = JSON.parse(one.stdout).backends.find((b: { choice: string }) => b.choice === 'wasm');
+    expect(wasm.detail).toContain('SIMD, 1 thread)');
+    const bad = await runWrn(['train', '--epochs', '1', '--dry-run'], { env: { WRN_WASM_THREADS: 'many' } });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(`WRN_WASM_THREADS="many" (environment): expected 'auto' or an integer from 1 to 8`);
+  });
+
   it('reports each backend, finds CUDA libraries on LD_LIBRARY_PATH and shows the mirror variables', async () => {
     const libDir = scratchDir('cuda-libs');
     writeFileSync(join(libDir, 'libcudart.so.11.0'), '');

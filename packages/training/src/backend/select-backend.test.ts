@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import os from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BackendUnavailableError, checkConvGradients, selectBackend, TENSORFLOW_INSTALL_ADVICE } from './select-backend';
+import { BackendUnavailableError, checkConvGradients, selectBackend, TENSORFLOW_INSTALL_ADVICE, wasmThreadsFromEnv } from './select-backend';
 import { wasmTrainingKernelsRegistered } from './wasm-training-kernels';
 
 const realImport = (specifier: string): Promise<unknown> => import(/* @vite-ignore */ specifier);
@@ -94,6 +94,24 @@ describe('selectBackend', () => {
       const before = tf.memory().numTensors;
       expect(checkConvGradients()).toBeUndefined();
       expect(tf.memory().numTensors).toBe(before);
+    }
+  });
+});
+
+describe('wasmThreadsFromEnv', () => {
+  it('reads WRN_WASM_THREADS as auto or 1..8, and nothing when unset or empty', () => {
+    expect(wasmThreadsFromEnv({})).toBeUndefined();
+    expect(wasmThreadsFromEnv({ WRN_WASM_THREADS: '  ' })).toBeUndefined();
+    expect(wasmThreadsFromEnv({ WRN_WASM_THREADS: 'auto' })).toBe('auto');
+    expect(wasmThreadsFromEnv({ WRN_WASM_THREADS: ' 1 ' })).toBe(1);
+    expect(wasmThreadsFromEnv({ WRN_WASM_THREADS: '8' })).toBe(8);
+  });
+
+  it('names the variable, the value and what is allowed for a bad value', () => {
+    for (const bad of ['0', '9', '1.5', 'two']) {
+      expect(() => wasmThreadsFromEnv({ WRN_WASM_THREADS: bad })).toThrow(
+        `WRN_WASM_THREADS="${bad}" (environment): expected 'auto' or an integer from 1 to 8`,
+      );
     }
   });
 });

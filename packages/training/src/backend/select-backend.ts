@@ -40,7 +40,7 @@ export interface SelectBackendOptions {
    * available parallelism (capped at 8). More than 1 loads tfjs-backend-wasm's threaded SIMD build
    * through {@link initWasmBackendWithThreads}, falling back to 1 thread, with the reason in
    * `tried`, where that fails. Only takes effect before the wasm backend is first initialised.
-   * Default: {@link DEFAULT_WASM_THREADS}.
+   * Default: the environment's {@link WASM_THREADS_ENV}, else {@link DEFAULT_WASM_THREADS}.
    */
   wasmThreads?: number | 'auto';
 }
@@ -167,6 +167,26 @@ export function checkConvGradients(): string | undefined {
  */
 export const DEFAULT_WASM_THREADS: number | 'auto' = 'auto';
 
+/** Sets the wasm thread count where the caller passes no `wasmThreads` (as the `wrn` command does): 'auto' or 1..8. */
+export const WASM_THREADS_ENV = 'WRN_WASM_THREADS';
+
+/**
+ * The thread count that {@link WASM_THREADS_ENV} asks for, or undefined when it is unset or empty. It is the
+ * escape hatch where the threaded build misbehaves on a machine (WRN_WASM_THREADS=1) or a many-core machine
+ * wants a different pool size than one thread per core.
+ */
+export function wasmThreadsFromEnv(env: Record<string, string | undefined> | undefined = globalThis.process?.env): number | 'auto' | undefined {
+  const raw = env?.[WASM_THREADS_ENV];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const value = raw.trim();
+  if (value === 'auto') return 'auto';
+  const threads = Number(value);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 8) {
+    throw new Error(`${WASM_THREADS_ENV}=${JSON.stringify(raw)} (environment): expected 'auto' or an integer from 1 to 8`);
+  }
+  return threads;
+}
+
 async function resolveThreads(requested: number | 'auto'): Promise<number> {
   if (requested !== 'auto') return requested;
   const os = await import('node:os');
@@ -278,7 +298,7 @@ export async function selectBackend(choice: BackendChoice, options: SelectBacken
   }
 
   if (choice === 'wasm' || choice === 'auto') {
-    const attempt = await tryWasm(load, options.wasmThreads ?? DEFAULT_WASM_THREADS);
+    const attempt = await tryWasm(load, options.wasmThreads ?? wasmThreadsFromEnv() ?? DEFAULT_WASM_THREADS);
     const { threads: _threads, threadsError: _threadsError, ...record } = attempt;
     tried.push(record);
     if (attempt.ok) return pickedWasm(attempt, tried, choice === 'auto' ? 'auto picked, native TensorFlow not installed' : 'using');
