@@ -4,30 +4,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import seedrandom from 'seedrandom';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { maxRelativeError, onBackend, randomArray } from './cpu-reference.test-support';
 import { registerWasmTrainingGradients, WASM_TRAINING_GRADIENT_NAMES, wasmTrainingGradientsRegistered } from './wasm-training-gradients';
 import { registerWasmTrainingKernels } from './wasm-training-kernels';
-
-function randomArray(size: number, seed: string): Float32Array {
-  const rng = seedrandom(seed);
-  return Float32Array.from({ length: size }, () => rng() * 2 - 1);
-}
-
-/** Largest |a-b| relative to the reference's largest magnitude. */
-function maxRelativeError(actual: Float32Array, expected: Float32Array): number {
-  expect(actual.length).toBe(expected.length);
-  let scale = 0;
-  for (const v of expected) scale = Math.max(scale, Math.abs(v));
-  let worst = 0;
-  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!) / (scale || 1));
-  return worst;
-}
-
-async function onBackend<T>(name: string, fn: () => T): Promise<T> {
-  await tf.setBackend(name);
-  return fn();
-}
 
 // (Without a scale, tfjs-core cannot differentiate batchNorm on any backend: it saves the missing input.)
 const BN_SHAPES: number[][] = [

@@ -4,8 +4,8 @@ import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { groupedConv2d } from '@wrn/blocks';
-import seedrandom from 'seedrandom';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { maxRelativeError, onBackend, randomArray, runOnWasmAndCpu } from './cpu-reference.test-support';
 import {
   collapseTranspose,
   registerWasmTrainingKernels,
@@ -41,26 +41,6 @@ const CASES: ConvCase[] = [
   { n: 3, h: 5, w: 5, ci: 96, co: 8, k: 1, s: 2, pad: 'same' },
   { n: 2, h: 6, w: 7, ci: 4, co: 70, k: 1, s: 3, pad: 'valid' },
 ];
-
-function randomArray(size: number, seed: string): Float32Array {
-  const rng = seedrandom(seed);
-  return Float32Array.from({ length: size }, () => rng() * 2 - 1);
-}
-
-/** Largest |a-b| relative to the reference's largest magnitude. */
-function maxRelativeError(actual: Float32Array | Int32Array | Uint8Array, expected: Float32Array | Int32Array | Uint8Array): number {
-  expect(actual.length).toBe(expected.length);
-  let scale = 0;
-  for (const v of expected) scale = Math.max(scale, Math.abs(v));
-  let worst = 0;
-  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!) / (scale || 1));
-  return worst;
-}
-
-async function onBackend<T>(name: string, fn: () => T): Promise<T> {
-  await tf.setBackend(name);
-  return fn();
-}
 
 /** Gradients of sum(conv2d(x, f) * g) with respect to x and f, through the ops the layers use. */
 function convGradients(c: ConvCase, seed: string): { dx: Float32Array; df: Float32Array; numTensorsLeaked: number } {
@@ -130,17 +110,9 @@ describe('registerWasmTrainingKernels', () => {
   ])('Tile of $shape by $reps equals the cpu backend exactly', async ({ shape, reps }) => {
     const size = shape.reduce((a, b) => a * b, 1);
     const values = randomArray(size, `tile${shape.join()}`);
-    const run = () => {
-      const before = tf.memory().numTensors;
-      const out = tf.tidy(() => tf.tile(tf.tensor(values, shape), reps));
-      const data = { shape: out.shape, values: out.dataSync() as Float32Array };
-      out.dispose();
-      return { ...data, leaked: tf.memory().numTensors - before };
-    };
-    const wasm = await onBackend('wasm', run);
-    const cpu = await onBackend('cpu', run);
+    const { wasm, cpu } = await runOnWasmAndCpu(() => tf.tile(tf.tensor(values, shape), reps));
     expect(wasm.shape).toEqual(cpu.shape);
-    expect(Array.from(wasm.values)).toEqual(Array.from(cpu.values));
+    expect(wasm.values).toEqual(cpu.values);
     expect(wasm.leaked).toBe(0);
   });
 
@@ -194,15 +166,7 @@ describe('registerWasmTrainingKernels', () => {
   ])('Transpose of $shape by $perm ($dtype) equals the cpu backend exactly', async ({ shape, perm, dtype }) => {
     const size = shape.reduce((a, b) => a * b, 1);
     const values = Array.from(randomArray(size, `transpose${shape.join()}`), (v) => (dtype === 'float32' ? v : Math.round(v * 100) > 0 ? 1 : 0));
-    const run = () => {
-      const before = tf.memory().numTensors;
-      const out = tf.tidy(() => tf.transpose(tf.tensor(values, shape, dtype as tf.DataType), perm));
-      const result = { shape: out.shape, values: Array.from(out.dataSync()) };
-      out.dispose();
-      return { ...result, leaked: tf.memory().numTensors - before };
-    };
-    const wasm = await onBackend('wasm', run);
-    const cpu = await onBackend('cpu', run);
+    const { wasm, cpu } = await runOnWasmAndCpu(() => tf.transpose(tf.tensor(values, shape, dtype as tf.DataType), perm));
     expect(wasm).toEqual(cpu);
     expect(wasm.leaked).toBe(0);
   });
@@ -222,9 +186,7 @@ describe('registerWasmTrainingKernels', () => {
     const variance = randomArray(params, `${seed}v`).map((v) => v * v + 0.1);
     const gamma = randomArray(params, `${seed}g`);
     const beta = randomArray(params, `${seed}b`);
-    const run = () => {
-      const before = tf.memory().numTensors;
-      const out = tf.tidy(() =>
+    const { wasm, cpu } = await runOnWasmAndCpu(() =>
         tf.batchNorm(
           tf.tensor(x, shape),
           tf.tensor1d(mean),
@@ -234,12 +196,6 @@ describe('registerWasmTrainingKernels', () => {
           1e-3,
         ),
       );
-      const result = { shape: out.shape, values: out.dataSync() as Float32Array };
-      out.dispose();
-      return { ...result, leaked: tf.memory().numTensors - before };
-    };
-    const wasm = await onBackend('wasm', run);
-    const cpu = await onBackend('cpu', run);
     expect(wasm.shape).toEqual(cpu.shape);
     expect(maxRelativeError(wasm.values, cpu.values)).toBeLessThan(1e-5);
     expect(wasm.leaked).toBe(0);
@@ -276,15 +232,7 @@ describe('registerWasmTrainingKernels', () => {
   ])('Slice of $shape at $begin size $size ($dtype) equals the cpu backend exactly', async ({ shape, begin, size, dtype }) => {
     const count = shape.reduce((a, b) => a * b, 1);
     const values = Array.from(randomArray(count, `slice${shape.join()}`), (v) => (dtype === 'float32' ? v : Math.round(v * 100) > 0 ? 1 : 0));
-    const run = () => {
-      const before = tf.memory().numTensors;
-      const out = tf.tidy(() => tf.slice(tf.tensor(values, shape, dtype as tf.DataType), begin, size));
-      const result = { shape: out.shape, values: Array.from(out.dataSync()) };
-      out.dispose();
-      return { ...result, leaked: tf.memory().numTensors - before };
-    };
-    const wasm = await onBackend('wasm', run);
-    const cpu = await onBackend('cpu', run);
+    const { wasm, cpu } = await runOnWasmAndCpu(() => tf.slice(tf.tensor(values, shape, dtype as tf.DataType), begin, size));
     expect(wasm).toEqual(cpu);
     expect(wasm.leaked).toBe(0);
   });
@@ -328,20 +276,12 @@ describe('registerWasmTrainingKernels', () => {
         (v) => (dtype === 'float32' ? v : Math.round(v * 100) > 0 ? 1 : 0),
       ),
     );
-    const run = () => {
-      const before = tf.memory().numTensors;
-      const out = tf.tidy(() =>
+    const { wasm, cpu } = await runOnWasmAndCpu(() =>
         tf.concat(
           parts.map((values, i) => tf.tensor(values, shapes[i], dtype as tf.DataType)),
           axis,
         ),
       );
-      const result = { shape: out.shape, values: Array.from(out.dataSync()) };
-      out.dispose();
-      return { ...result, leaked: tf.memory().numTensors - before };
-    };
-    const wasm = await onBackend('wasm', run);
-    const cpu = await onBackend('cpu', run);
     expect(wasm).toEqual(cpu);
     expect(wasm.leaked).toBe(0);
   });
