@@ -1,15 +1,28 @@
 #!/usr/bin/env node
 import { runCli } from './program.js';
 
+// The threaded wasm build's workers are unref'd (so they never keep a finished run alive), and a command can be
+// left awaiting work that only they report on: with nothing else referenced Node would then drain its event loop
+// and exit 0 mid-run, printing nothing. A referenced timer keeps the loop alive until the command has settled.
+const keepAlive = setInterval(() => undefined, 2 ** 30);
+let settled = false;
 // A reader that stops early (`wrn models | head`) is not an error of ours: stop writing and exit quietly.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') process.exit(0);
-    throw error;
+    if (error.code !== 'EPIPE') throw error;
+    settled = true;
+    process.exit(0);
   });
 }
+process.on('exit', (code) => {
+  if (settled || code !== 0) return;
+  process.stderr.write('wrn: failed: the process was about to exit before the command finished (internal error)\n');
+  process.exitCode = 1;
+});
 
 // process.exitCode rather than process.exit(): pending writes to a piped stdout are flushed before Node exits.
 void runCli(process.argv.slice(2)).then((code) => {
+  settled = true;
+  clearInterval(keepAlive);
   process.exitCode = code;
 });

@@ -181,8 +181,10 @@ describe('wrn train on ../shared/data/cifar10-subset', () => {
       'train', '--model', 'wrn-10-1', '--data-dir', SHARED_SUBSET, '--epochs', '1', '--batch-size', '32',
       '--train-limit', '128', '--test-limit', '64', '--backend', 'wasm', '--run-dir', runDir, '--json', '--no-report',
     ]);
-    expect(result.stderr).toBe('');
-    expect(result.code).toBe(0);
+    // One assertion over the whole result, so that a failure shows stdout, stderr, the code and the signal together.
+    expect({ code: result.code, signal: result.signal, stderr: result.stderr, stdoutLines: result.stdout.trim().split('\n').length }).toEqual({
+      code: 0, signal: null, stderr: '', stdoutLines: 3,
+    });
     const records = result.stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(records.map((r) => r.type)).toEqual(['start', 'epoch', 'result']);
     expect(records[0]).toMatchObject({ model: 'wrn-10-1', backend: 'wasm', trainImages: 128, testImages: 64 });
