@@ -4,7 +4,7 @@ import nx from '@nx/eslint-plugin';
 import globals from 'globals';
 
 // The layering is the architecture: blocks <- architectures <- training <- cli; datasets stands alone
-// and only the cli composes it. `enforce-module-boundaries` also forbids deep imports into another
+// and only the cli composes it; native (compiled conv kernels) stands alone and only training loads it. `enforce-module-boundaries` also forbids deep imports into another
 // package's src/ (relative or by path), so a package's public API is its src/index.ts.
 export default tseslint.config(
   { ignores: ['**/.scratch/**', '**/dist/**', '**/node_modules/**', '**/.nx/**', 'runs/**', '**/*.d.ts'] },
@@ -24,7 +24,8 @@ export default tseslint.config(
             { sourceTag: 'scope:blocks', onlyDependOnLibsWithTags: [] },
             { sourceTag: 'scope:architectures', onlyDependOnLibsWithTags: ['scope:blocks'] },
             { sourceTag: 'scope:datasets', onlyDependOnLibsWithTags: [] },
-            { sourceTag: 'scope:training', onlyDependOnLibsWithTags: ['scope:architectures', 'scope:blocks'] },
+            { sourceTag: 'scope:native', onlyDependOnLibsWithTags: [] },
+            { sourceTag: 'scope:training', onlyDependOnLibsWithTags: ['scope:architectures', 'scope:blocks', 'scope:native'] },
             {
               sourceTag: 'scope:cli',
               onlyDependOnLibsWithTags: ['scope:training', 'scope:architectures', 'scope:blocks', 'scope:datasets'],

@@ -12,6 +12,7 @@ export default defineConfig({
       '@wrn/architectures': pkg('architectures'),
       '@wrn/datasets': pkg('datasets'),
       '@wrn/training': pkg('training'),
+      '@wrn/native': pkg('native'),
     },
   },
   test: {

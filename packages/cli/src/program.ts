@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { wasmThreadsFromEnv } from '@wrn/training';
+import { nativeConvFromEnv, wasmThreadsFromEnv } from '@wrn/training';
 import { registerDoctor } from './commands/doctor.js';
 import { registerModels } from './commands/models.js';
 import { registerTrain } from './commands/train.js';
@@ -43,10 +43,11 @@ Exit codes: 0 success, 1 the run failed, 2 bad usage or input.
 `,
     );
   for (const register of COMMANDS) register(program, context);
-  // A bad WRN_WASM_THREADS is bad input (exit 2), named before any command starts work, not a failed run later.
+  // A bad WRN_WASM_THREADS or WRN_NATIVE_CONV is bad input (exit 2), named before any command starts work, not a failed run later.
   program.hook('preAction', () => {
     try {
       wasmThreadsFromEnv(process.env);
+      nativeConvFromEnv(process.env);
     } catch (error) {
       throw new UsageError((error as Error).message);
     }

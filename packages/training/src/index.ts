@@ -1,7 +1,9 @@
 export const PACKAGE_NAME = '@wrn/training';
-export { registerWasmTrainingKernels, wasmTrainingKernelsRegistered, WASM_TRAINING_KERNEL_NAMES } from './backend/wasm-training-kernels';
+export { registerWasmTrainingKernels, wasmTrainingKernelsRegistered, wasmNativeConvKernels, WASM_TRAINING_KERNEL_NAMES } from './backend/wasm-training-kernels';
+export type { WasmTrainingKernelOptions } from './backend/wasm-training-kernels';
+export { WASM_NATIVE_CONV_KERNEL_NAMES } from './backend/wasm-native-conv';
 export { registerWasmTrainingGradients, wasmTrainingGradientsRegistered, WASM_TRAINING_GRADIENT_NAMES } from './backend/wasm-training-gradients';
-export { selectBackend, checkConvGradients, BackendUnavailableError, BACKEND_CHOICES, DEFAULT_WASM_THREADS, WASM_THREADS_ENV, wasmThreadsFromEnv, NATIVE_PACKAGES, TENSORFLOW_INSTALL_ADVICE } from './backend/select-backend';
+export { selectBackend, checkConvGradients, BackendUnavailableError, BACKEND_CHOICES, DEFAULT_WASM_THREADS, WASM_THREADS_ENV, wasmThreadsFromEnv, NATIVE_CONV_ENV, nativeConvFromEnv, NATIVE_PACKAGES, TENSORFLOW_INSTALL_ADVICE } from './backend/select-backend';
 export { initWasmBackendWithThreads } from './backend/wasm-threads';
 export type { WasmThreadsResult } from './backend/wasm-threads';
 export type { BackendChoice, BackendAttempt, BackendSelection, SelectBackendOptions } from './backend/select-backend';

@@ -1,6 +1,6 @@
 import { cpus, totalmem } from 'node:os';
 import type { Command } from 'commander';
-import { BackendUnavailableError, selectBackend } from '@wrn/training';
+import { BackendUnavailableError, selectBackend, type BackendSelection } from '@wrn/training';
 import { cliVersion, type CommandContext } from '../context.js';
 import { errorMessage } from '../errors.js';
 import { examples } from '../flags.js';
@@ -25,6 +25,8 @@ export interface BackendProbe {
   name?: string;
   detail?: string;
   error?: string;
+  /** For wasm: whether its convolutions run on @wrn/native's compiled kernels, or why not. */
+  nativeConv?: BackendSelection['nativeConv'];
 }
 
 export interface DoctorReport {
@@ -45,7 +47,7 @@ export interface DoctorReport {
 async function probeBackend(choice: 'auto' | 'tensorflow' | 'wasm' | 'cpu'): Promise<BackendProbe> {
   try {
     const selected = await selectBackend(choice);
-    return { choice, loads: true, name: selected.name, detail: selected.reason };
+    return { choice, loads: true, name: selected.name, detail: selected.reason, ...(selected.nativeConv ? { nativeConv: selected.nativeConv } : {}) };
   } catch (error) {
     // The error's install advice is folded into doctor's own advice; here each attempt and why it failed.
     if (error instanceof BackendUnavailableError) {
@@ -99,6 +101,14 @@ export async function runDoctor(env: NodeJS.ProcessEnv): Promise<DoctorReport> {
     advice.push(
       `No GPU is visible (${gpu.reason ?? 'unknown reason'}): install the NVIDIA driver (>= 450.80); in a container, ` +
         'start it with the GPU passed through (docker run --gpus all).',
+    );
+  }
+  const wasm = backends.find((b) => b.choice === 'wasm');
+  if (wasm?.nativeConv && !wasm.nativeConv.used && !wasm.nativeConv.why.startsWith('off')) {
+    advice.push(
+      `The wasm backend's convolutions run on XNNPACK, about 3x slower than @wrn/native's compiled ones: ${wasm.nativeConv.why}. ` +
+        '@wrn/native compiles when npm installs it (python3, make and a C++17 compiler; npm 11 may ask you to allow its ' +
+        'install script): `npm rebuild @wrn/native`.',
     );
   }
   if (!auto.loads) advice.push(`No backend loads at all: ${auto.error ?? ''}. Reinstall @wrn/cli's dependencies.`);

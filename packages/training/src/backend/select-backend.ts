@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { NativeConvKernels, NativeConvLoad } from '@wrn/native';
 import { initWasmBackendWithThreads } from './wasm-threads';
 import { registerWasmTrainingGradients } from './wasm-training-gradients';
 import { registerWasmTrainingKernels } from './wasm-training-kernels';
@@ -27,6 +28,11 @@ export interface BackendSelection {
   nativePackage?: string;
   /** Threads the wasm backend runs on (1 unless its threaded build loaded), when 'wasm' was picked. */
   wasmThreads?: number;
+  /**
+   * When 'wasm' was picked: the native convolutions its conv kernels run on ('avx2+fma, 2 threads'), or why they
+   * are not used ('off: WRN_NATIVE_CONV=0', 'not available: ...').
+   */
+  nativeConv?: { used: true; isa: string; threads: number } | { used: false; why: string };
 }
 
 export interface SelectBackendOptions {
@@ -43,6 +49,11 @@ export interface SelectBackendOptions {
    * Default: the environment's {@link WASM_THREADS_ENV}, else {@link DEFAULT_WASM_THREADS}.
    */
   wasmThreads?: number | 'auto';
+  /**
+   * Whether the wasm backend's convolutions run on @wrn/native's compiled kernels when that package loads.
+   * Default: the environment's {@link NATIVE_CONV_ENV} ('0' turns them off), else true.
+   */
+  nativeConv?: boolean;
 }
 
 /** The native bindings, GPU build first. Optional peers: never installed by `npm ci` here. */
@@ -175,6 +186,17 @@ export const WASM_THREADS_ENV = 'WRN_WASM_THREADS';
  * escape hatch where the threaded build misbehaves on a machine (WRN_WASM_THREADS=1) or a many-core machine
  * wants a different pool size than one thread per core.
  */
+/** The environment variable that turns @wrn/native's convolutions off for the wasm backend: `WRN_NATIVE_CONV=0`. */
+export const NATIVE_CONV_ENV = 'WRN_NATIVE_CONV';
+
+/** Whether {@link NATIVE_CONV_ENV} allows the native convolutions (unset, '1' or 'on'); throws naming a bad value. */
+export function nativeConvFromEnv(env: Record<string, string | undefined> | undefined = globalThis.process?.env): boolean {
+  const raw = env?.[NATIVE_CONV_ENV]?.trim();
+  if (raw === undefined || raw === '' || raw === '1' || raw === 'on') return true;
+  if (raw === '0' || raw === 'off') return false;
+  throw new Error(`${NATIVE_CONV_ENV}=${JSON.stringify(env?.[NATIVE_CONV_ENV])} (environment): expected 1/on or 0/off`);
+}
+
 export function wasmThreadsFromEnv(env: Record<string, string | undefined> | undefined = globalThis.process?.env): number | 'auto' | undefined {
   const raw = env?.[WASM_THREADS_ENV];
   if (raw === undefined || raw.trim() === '') return undefined;
@@ -196,14 +218,16 @@ async function resolveThreads(requested: number | 'auto'): Promise<number> {
 async function tryWasm(
   load: (s: string) => Promise<unknown>,
   requestedThreads: number | 'auto',
-): Promise<BackendAttempt & { threads?: number; threadsError?: string }> {
+  nativeConv: boolean,
+): Promise<BackendAttempt & { threads?: number; threadsError?: string; nativeConv?: BackendSelection['nativeConv'] }> {
   let wasmModule: Record<string, unknown>;
   try {
     wasmModule = (await load('@tensorflow/tfjs-backend-wasm')) as Record<string, unknown>;
   } catch (error) {
     return { name: 'wasm', ok: false, error: `cannot load @tensorflow/tfjs-backend-wasm: ${describeError(error)}` };
   }
-  registerWasmTrainingKernels();
+  const native = nativeConv ? await loadNativeConv(load) : ({ used: false, why: `off (${NATIVE_CONV_ENV}=0)` } as const);
+  registerWasmTrainingKernels(native.used ? { native: native.kernels } : {});
   try {
     // In Node, tfjs-core's CommonJS build registers no gradient functions; tfjs-layers registers them all.
     await load('@tensorflow/tfjs-layers');
@@ -236,7 +260,25 @@ async function tryWasm(
   if (failure != null) return { name: 'wasm', ok: false, error: `training kernels are wrong here: ${failure}` };
   const getThreadsCount = wasmModule['getThreadsCount'];
   const threads = typeof getThreadsCount === 'function' ? Number((getThreadsCount as () => number)()) : 1;
-  return threadsError == null ? { name: 'wasm', ok: true, threads } : { name: 'wasm', ok: true, threads, threadsError };
+  const nativeConvState: BackendSelection['nativeConv'] = native.used
+    ? { used: true, isa: native.kernels.isa, threads: native.kernels.threads }
+    : { used: false, why: native.why };
+  return { name: 'wasm', ok: true, threads, nativeConv: nativeConvState, ...(threadsError == null ? {} : { threadsError }) };
+}
+
+/** @wrn/native's convolutions, or why there are none: an optional dependency that compiles on install. */
+async function loadNativeConv(
+  load: (s: string) => Promise<unknown>,
+): Promise<{ used: true; kernels: NativeConvKernels } | { used: false; why: string }> {
+  let mod: { loadNativeConvKernels?: () => NativeConvLoad };
+  try {
+    mod = (await load('@wrn/native')) as typeof mod;
+  } catch (error) {
+    return { used: false, why: `not installed (@wrn/native: ${describeError(error)})` };
+  }
+  const result = mod.loadNativeConvKernels?.();
+  if (result == null) return { used: false, why: '@wrn/native has no loadNativeConvKernels: install the version that matches @wrn/training' };
+  return result.ok ? { used: true, kernels: result.kernels } : { used: false, why: `not available: ${result.reason}` };
 }
 
 async function tryCpu(load: (s: string) => Promise<unknown>): Promise<BackendAttempt> {
@@ -249,14 +291,23 @@ async function tryCpu(load: (s: string) => Promise<unknown>): Promise<BackendAtt
   return { name: 'cpu', ok: true };
 }
 
-function pickedWasm(attempt: { threads?: number; threadsError?: string }, tried: BackendAttempt[], why: string): BackendSelection {
+function pickedWasm(
+  attempt: { threads?: number; threadsError?: string; nativeConv?: BackendSelection['nativeConv'] },
+  tried: BackendAttempt[],
+  why: string,
+): BackendSelection {
   const threads = attempt.threads ?? 1;
   const threadsNote = attempt.threadsError == null ? '' : ` (threaded build not used: ${attempt.threadsError})`;
+  const native = attempt.nativeConv;
+  const convs = native?.used
+    ? `, convolutions native (@wrn/native, ${native.isa}, ${native.threads} thread${native.threads === 1 ? '' : 's'})`
+    : `, convolutions on XNNPACK (native ones ${native?.why ?? 'not tried'})`;
   return {
     name: 'wasm',
-    reason: `${why}: wasm (XNNPACK, SIMD, ${threads} thread${threads === 1 ? '' : 's'}${threadsNote}) with @wrn's training kernels, checked against a direct computation`,
+    reason: `${why}: wasm (XNNPACK, SIMD, ${threads} thread${threads === 1 ? '' : 's'}${threadsNote}) with @wrn's training kernels${convs}, checked against a direct computation`,
     tried,
     wasmThreads: threads,
+    ...(native ? { nativeConv: native } : {}),
   };
 }
 
@@ -298,8 +349,8 @@ export async function selectBackend(choice: BackendChoice, options: SelectBacken
   }
 
   if (choice === 'wasm' || choice === 'auto') {
-    const attempt = await tryWasm(load, options.wasmThreads ?? wasmThreadsFromEnv() ?? DEFAULT_WASM_THREADS);
-    const { threads: _threads, threadsError: _threadsError, ...record } = attempt;
+    const attempt = await tryWasm(load, options.wasmThreads ?? wasmThreadsFromEnv() ?? DEFAULT_WASM_THREADS, options.nativeConv ?? nativeConvFromEnv());
+    const { threads: _threads, threadsError: _threadsError, nativeConv: _nativeConv, ...record } = attempt;
     tried.push(record);
     if (attempt.ok) return pickedWasm(attempt, tried, choice === 'auto' ? 'auto picked, native TensorFlow not installed' : 'using');
     if (choice === 'wasm') throw new BackendUnavailableError(choice, tried, 'Use --backend cpu, or reinstall @tensorflow/tfjs-backend-wasm.');

@@ -1,0 +1,531 @@
+// Float32 NHWC convolutions and their gradients for @wrn's TF.js backends, as packed GEMMs (BLIS-style:
+// pack a KC x NC block of B and an MC x KC block of A into panels, then an MR x NR register-blocked
+// micro-kernel), with implicit im2col per block of output pixels. The micro-kernel is chosen at run time:
+// AVX2+FMA where the CPU has it, else portable C++ that the compiler vectorises. Work is split over
+// threads by output pixels (forward, input gradient) or by the reduction (filter gradient, with one
+// partial sum per thread). The caller's buffers can be any memory, the wasm backend's heap included.
+#include <node_api.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define WRN_X86 1
+#endif
+
+namespace {
+
+constexpr int MR = 6;
+constexpr int NR = 16;
+constexpr int KC = 256;
+constexpr int MC = 96;   // multiple of MR
+constexpr int NC = 512;  // multiple of NR
+constexpr int64_t ROW_BLOCK = 192;  // output pixels im2col'd at once (forward, input gradient)
+constexpr int64_t REDUCTION_BLOCK = 256;  // output pixels per step of the filter gradient's reduction
+
+using Kernel = void (*)(int kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr, bool accumulate);
+
+// C[mr x nr] (+)= A[kc x MR panel] * B[kc x NR panel].
+void kernelPortable(int kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr, bool accumulate) {
+  float t[MR][NR] = {};
+  for (int k = 0; k < kc; k++) {
+    const float* bk = b + k * NR;
+    for (int i = 0; i < MR; i++) {
+      const float ai = a[k * MR + i];
+      for (int j = 0; j < NR; j++) t[i][j] += ai * bk[j];
+    }
+  }
+  for (int i = 0; i < mr; i++) {
+    float* ci = c + i * ldc;
+    if (accumulate) {
+      for (int j = 0; j < nr; j++) ci[j] += t[i][j];
+    } else {
+      for (int j = 0; j < nr; j++) ci[j] = t[i][j];
+    }
+  }
+}
+
+#ifdef WRN_X86
+__attribute__((target("avx2,fma"))) void kernelAvx2(int kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr,
+                                                   bool accumulate) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  for (int k = 0; k < kc; k++) {
+    const __m256 b0 = _mm256_loadu_ps(b);
+    const __m256 b1 = _mm256_loadu_ps(b + 8);
+    __m256 ai = _mm256_broadcast_ss(a);
+    c00 = _mm256_fmadd_ps(ai, b0, c00);
+    c01 = _mm256_fmadd_ps(ai, b1, c01);
+    ai = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(ai, b0, c10);
+    c11 = _mm256_fmadd_ps(ai, b1, c11);
+    ai = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(ai, b0, c20);
+    c21 = _mm256_fmadd_ps(ai, b1, c21);
+    ai = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(ai, b0, c30);
+    c31 = _mm256_fmadd_ps(ai, b1, c31);
+    ai = _mm256_broadcast_ss(a + 4);
+    c40 = _mm256_fmadd_ps(ai, b0, c40);
+    c41 = _mm256_fmadd_ps(ai, b1, c41);
+    ai = _mm256_broadcast_ss(a + 5);
+    c50 = _mm256_fmadd_ps(ai, b0, c50);
+    c51 = _mm256_fmadd_ps(ai, b1, c51);
+    a += MR;
+    b += NR;
+  }
+  alignas(32) float t[MR][NR];
+  _mm256_store_ps(t[0], c00);
+  _mm256_store_ps(t[0] + 8, c01);
+  _mm256_store_ps(t[1], c10);
+  _mm256_store_ps(t[1] + 8, c11);
+  _mm256_store_ps(t[2], c20);
+  _mm256_store_ps(t[2] + 8, c21);
+  _mm256_store_ps(t[3], c30);
+  _mm256_store_ps(t[3] + 8, c31);
+  _mm256_store_ps(t[4], c40);
+  _mm256_store_ps(t[4] + 8, c41);
+  _mm256_store_ps(t[5], c50);
+  _mm256_store_ps(t[5] + 8, c51);
+  if (nr == NR) {
+    for (int i = 0; i < mr; i++) {
+      float* ci = c + i * ldc;
+      __m256 lo = _mm256_load_ps(t[i]);
+      __m256 hi = _mm256_load_ps(t[i] + 8);
+      if (accumulate) {
+        lo = _mm256_add_ps(lo, _mm256_loadu_ps(ci));
+        hi = _mm256_add_ps(hi, _mm256_loadu_ps(ci + 8));
+      }
+      _mm256_storeu_ps(ci, lo);
+      _mm256_storeu_ps(ci + 8, hi);
+    }
+    return;
+  }
+  for (int i = 0; i < mr; i++) {
+    float* ci = c + i * ldc;
+    if (accumulate) {
+      for (int j = 0; j < nr; j++) ci[j] += t[i][j];
+    } else {
+      for (int j = 0; j < nr; j++) ci[j] = t[i][j];
+    }
+  }
+}
+
+bool cpuHasAvx2Fma() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
+
+struct Isa {
+  Kernel kernel;
+  const char* name;
+};
+
+Isa pickIsa() {
+  const char* forced = std::getenv("WRN_NATIVE_ISA");
+  bool portable = forced != nullptr && std::string(forced) == "portable";
+#ifdef WRN_X86
+  if (!portable && cpuHasAvx2Fma()) return {kernelAvx2, "avx2+fma"};
+#endif
+  (void)portable;
+  return {kernelPortable, "portable"};
+}
+
+const Isa ISA = pickIsa();
+
+// A strided matrix view: element (i, j) is at data[i * rs + j * cs].
+struct View {
+  const float* data;
+  int64_t rs;
+  int64_t cs;
+  const float* at(int64_t i, int64_t j) const { return data + i * rs + j * cs; }
+};
+
+// Panels of MR rows: out[p][k][r] = A(p*MR + r, k), zero beyond mc.
+void packA(View a, int mc, int kc, float* out) {
+  for (int p = 0; p < mc; p += MR) {
+    const int rows = std::min(MR, mc - p);
+    float* panel = out + static_cast<int64_t>(p) * kc;
+    if (a.cs == 1) {
+      for (int r = 0; r < rows; r++) {
+        const float* src = a.at(p + r, 0);
+        for (int k = 0; k < kc; k++) panel[k * MR + r] = src[k];
+      }
+    } else {
+      for (int k = 0; k < kc; k++) {
+        const float* src = a.at(p, k);
+        for (int r = 0; r < rows; r++) panel[k * MR + r] = src[r * a.rs];
+      }
+    }
+    for (int r = rows; r < MR; r++) {
+      for (int k = 0; k < kc; k++) panel[k * MR + r] = 0.f;
+    }
+  }
+}
+
+// Panels of NR columns: out[q][k][j] = B(k, q*NR + j), zero beyond nc.
+void packB(View b, int kc, int nc, float* out) {
+  for (int q = 0; q < nc; q += NR) {
+    const int cols = std::min(NR, nc - q);
+    float* panel = out + static_cast<int64_t>(q) * kc;
+    for (int k = 0; k < kc; k++) {
+      float* dst = panel + k * NR;
+      if (b.cs == 1) {
+        std::memcpy(dst, b.at(k, q), sizeof(float) * cols);
+      } else {
+        for (int j = 0; j < cols; j++) dst[j] = *b.at(k, q + j);
+      }
+      for (int j = cols; j < NR; j++) dst[j] = 0.f;
+    }
+  }
+}
+
+struct Workspace {
+  std::vector<float> a = std::vector<float>(static_cast<size_t>(MC) * KC);
+  std::vector<float> b = std::vector<float>(static_cast<size_t>(KC) * NC);
+};
+
+// C[m x n] (row-major, ldc) (+)= A[m x k] * B[k x n], single-threaded.
+void gemm(int64_t m, int64_t n, int64_t k, View a, View b, float* c, int64_t ldc, bool accumulate, Workspace& ws) {
+  for (int64_t jc = 0; jc < n; jc += NC) {
+    const int nc = static_cast<int>(std::min<int64_t>(NC, n - jc));
+    for (int64_t pc = 0; pc < k; pc += KC) {
+      const int kc = static_cast<int>(std::min<int64_t>(KC, k - pc));
+      packB({b.at(pc, jc), b.rs, b.cs}, kc, nc, ws.b.data());
+      const bool acc = accumulate || pc > 0;
+      for (int64_t ic = 0; ic < m; ic += MC) {
+        const int mc = static_cast<int>(std::min<int64_t>(MC, m - ic));
+        packA({a.at(ic, pc), a.rs, a.cs}, mc, kc, ws.a.data());
+        for (int jr = 0; jr < nc; jr += NR) {
+          const float* bp = ws.b.data() + static_cast<int64_t>(jr) * kc;
+          for (int ir = 0; ir < mc; ir += MR) {
+            ISA.kernel(kc, ws.a.data() + static_cast<int64_t>(ir) * kc, bp, c + (ic + ir) * ldc + jc + jr, ldc, std::min(MR, mc - ir),
+                       std::min(NR, nc - jr), acc);
+          }
+        }
+      }
+    }
+  }
+}
+
+struct ConvShape {
+  int64_t n, h, w, ci;   // input
+  int64_t kh, kw, co;    // filter [kh, kw, ci, co]
+  int64_t ho, wo;        // output
+  int64_t sh, sw;        // strides
+  int64_t pt, pl;        // padding before (top, left); after is implied by ho, wo
+  int64_t k() const { return kh * kw * ci; }
+  int64_t m() const { return n * ho * wo; }
+  bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && ho == h && wo == w; }
+};
+
+// Rows [m0, m0 + rows) of im2col(x): col[r][(ky*kw + kx)*ci + c] = x[b, oy*sh - pt + ky, ox*sw - pl + kx, c].
+void im2col(const ConvShape& s, const float* x, int64_t m0, int64_t rows, float* col) {
+  const int64_t k = s.k();
+  for (int64_t r = 0; r < rows; r++) {
+    const int64_t m = m0 + r;
+    const int64_t b = m / (s.ho * s.wo);
+    const int64_t oy = (m / s.wo) % s.ho;
+    const int64_t ox = m % s.wo;
+    float* dst = col + r * k;
+    for (int64_t ky = 0; ky < s.kh; ky++) {
+      const int64_t iy = oy * s.sh - s.pt + ky;
+      for (int64_t kx = 0; kx < s.kw; kx++) {
+        const int64_t ix = ox * s.sw - s.pl + kx;
+        float* d = dst + (ky * s.kw + kx) * s.ci;
+        if (iy < 0 || iy >= s.h || ix < 0 || ix >= s.w) {
+          std::memset(d, 0, sizeof(float) * s.ci);
+        } else {
+          std::memcpy(d, x + ((b * s.h + iy) * s.w + ix) * s.ci, sizeof(float) * s.ci);
+        }
+      }
+    }
+  }
+}
+
+// dx[b, oy*sh - pt + ky, ox*sw - pl + kx, c] += col[r][(ky*kw + kx)*ci + c] for rows [m0, m0 + rows).
+void col2imAdd(const ConvShape& s, const float* col, int64_t m0, int64_t rows, float* dx) {
+  const int64_t k = s.k();
+  for (int64_t r = 0; r < rows; r++) {
+    const int64_t m = m0 + r;
+    const int64_t b = m / (s.ho * s.wo);
+    const int64_t oy = (m / s.wo) % s.ho;
+    const int64_t ox = m % s.wo;
+    const float* src = col + r * k;
+    for (int64_t ky = 0; ky < s.kh; ky++) {
+      const int64_t iy = oy * s.sh - s.pt + ky;
+      if (iy < 0 || iy >= s.h) continue;
+      for (int64_t kx = 0; kx < s.kw; kx++) {
+        const int64_t ix = ox * s.sw - s.pl + kx;
+        if (ix < 0 || ix >= s.w) continue;
+        const float* sv = src + (ky * s.kw + kx) * s.ci;
+        float* d = dx + ((b * s.h + iy) * s.w + ix) * s.ci;
+        for (int64_t c = 0; c < s.ci; c++) d[c] += sv[c];
+      }
+    }
+  }
+}
+
+int threadCount() {
+  static const int count = [] {
+    const char* env = std::getenv("WRN_NATIVE_THREADS");
+    int n = env != nullptr ? std::atoi(env) : 0;
+    if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
+    return std::clamp(n, 1, 64);
+  }();
+  return count;
+}
+
+// Runs work(t, begin, end) on `parts` ranges of [0, total) cut at multiples of `grain`, one thread each.
+template <typename F>
+void parallelFor(int64_t total, int64_t grain, F work) {
+  const int64_t units = (total + grain - 1) / grain;
+  const int parts = static_cast<int>(std::min<int64_t>(threadCount(), std::max<int64_t>(units, 1)));
+  if (parts <= 1) {
+    work(0, int64_t{0}, total);
+    return;
+  }
+  std::vector<std::thread> threads;
+  threads.reserve(parts - 1);
+  for (int t = 1; t < parts; t++) {
+    const int64_t begin = std::min(total, units * t / parts * grain);
+    const int64_t end = std::min(total, units * (t + 1) / parts * grain);
+    threads.emplace_back([=] { work(t, begin, end); });
+  }
+  work(0, int64_t{0}, std::min(total, units / parts * grain));
+  for (auto& th : threads) th.join();
+}
+
+void convForward(const ConvShape& s, const float* x, const float* filter, const float* bias, bool relu, float* out) {
+  const int64_t k = s.k();
+  const View b{filter, s.co, 1};
+  parallelFor(s.m(), MR, [&](int, int64_t begin, int64_t end) {
+    Workspace ws;
+    std::vector<float> col;
+    if (!s.pointwise()) col.resize(static_cast<size_t>(ROW_BLOCK * k));
+    for (int64_t m0 = begin; m0 < end; m0 += ROW_BLOCK) {
+      const int64_t rows = std::min(ROW_BLOCK, end - m0);
+      View a{x + m0 * s.ci, s.ci, 1};
+      if (!s.pointwise()) {
+        im2col(s, x, m0, rows, col.data());
+        a = {col.data(), k, 1};
+      }
+      float* c = out + m0 * s.co;
+      gemm(rows, s.co, k, a, b, c, s.co, false, ws);
+      if (bias != nullptr || relu) {
+        for (int64_t r = 0; r < rows; r++) {
+          float* cr = c + r * s.co;
+          if (bias != nullptr) {
+            for (int64_t o = 0; o < s.co; o++) cr[o] += bias[o];
+          }
+          if (relu) {
+            for (int64_t o = 0; o < s.co; o++) cr[o] = std::max(cr[o], 0.f);
+          }
+        }
+      }
+    }
+  });
+}
+
+void convBackpropInput(const ConvShape& s, const float* dy, const float* filter, float* dx) {
+  const int64_t k = s.k();
+  // B(o, j) = filter[j][o]: the filter transposed once to [co x kh*kw*ci], so that packing reads it in rows.
+  std::vector<float> filterT(static_cast<size_t>(k * s.co));
+  for (int64_t j = 0; j < k; j++) {
+    for (int64_t o = 0; o < s.co; o++) filterT[static_cast<size_t>(o * k + j)] = filter[j * s.co + o];
+  }
+  const View b{filterT.data(), k, 1};
+  if (s.pointwise()) {
+    parallelFor(s.m(), MR, [&](int, int64_t begin, int64_t end) {
+      Workspace ws;
+      gemm(end - begin, s.ci, s.co, {dy + begin * s.co, s.co, 1}, b, dx + begin * s.ci, s.ci, false, ws);
+    });
+    return;
+  }
+  std::memset(dx, 0, sizeof(float) * s.n * s.h * s.w * s.ci);
+  // Whole images per thread: col2im adds into neighbouring pixels, which never cross an image.
+  const int64_t perImage = s.ho * s.wo;
+  parallelFor(s.n, 1, [&](int, int64_t b0, int64_t b1) {
+    Workspace ws;
+    std::vector<float> col(static_cast<size_t>(ROW_BLOCK * k));
+    for (int64_t m0 = b0 * perImage; m0 < b1 * perImage; m0 += ROW_BLOCK) {
+      const int64_t rows = std::min(ROW_BLOCK, b1 * perImage - m0);
+      gemm(rows, k, s.co, {dy + m0 * s.co, s.co, 1}, b, col.data(), k, false, ws);
+      col2imAdd(s, col.data(), m0, rows, dx);
+    }
+  });
+}
+
+void convBackpropFilter(const ConvShape& s, const float* x, const float* dy, float* dw) {
+  const int64_t k = s.k();
+  const int threads = threadCount();
+  std::vector<std::vector<float>> partials(static_cast<size_t>(threads));
+  parallelFor(s.m(), REDUCTION_BLOCK, [&](int t, int64_t begin, int64_t end) {
+    Workspace ws;
+    float* acc = dw;
+    if (t > 0) {
+      partials[t].assign(static_cast<size_t>(k * s.co), 0.f);
+      acc = partials[t].data();
+    }
+    std::vector<float> col;
+    if (!s.pointwise()) col.resize(static_cast<size_t>(REDUCTION_BLOCK * k));
+    bool accumulate = false;
+    for (int64_t m0 = begin; m0 < end; m0 += REDUCTION_BLOCK) {
+      const int64_t rows = std::min(REDUCTION_BLOCK, end - m0);
+      // A(j, r) = col[r][j]: im2col read transposed, [kh*kw*ci x rows].
+      View a{x + m0 * s.ci, 1, s.ci};
+      if (!s.pointwise()) {
+        im2col(s, x, m0, rows, col.data());
+        a = {col.data(), 1, k};
+      }
+      gemm(k, s.co, rows, a, {dy + m0 * s.co, s.co, 1}, acc, s.co, accumulate, ws);
+      accumulate = true;
+    }
+    if (!accumulate) std::fill(acc, acc + k * s.co, 0.f);
+  });
+  for (const auto& p : partials) {
+    if (p.empty()) continue;
+    for (int64_t i = 0; i < k * s.co; i++) dw[i] += p[static_cast<size_t>(i)];
+  }
+}
+
+// ---- N-API glue ----
+
+napi_value throwError(napi_env env, const std::string& message) {
+  napi_throw_type_error(env, "ERR_WRN_NATIVE", message.c_str());
+  return nullptr;
+}
+
+bool float32Arg(napi_env env, napi_value value, const char* name, int64_t expected, float** data, std::string& error) {
+  bool isTypedArray = false;
+  napi_is_typedarray(env, value, &isTypedArray);
+  if (!isTypedArray) {
+    error = std::string(name) + " must be a Float32Array";
+    return false;
+  }
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* ptr = nullptr;
+  if (napi_get_typedarray_info(env, value, &type, &length, &ptr, nullptr, nullptr) != napi_ok || type != napi_float32_array) {
+    error = std::string(name) + " must be a Float32Array";
+    return false;
+  }
+  if (static_cast<int64_t>(length) != expected) {
+    error = std::string(name) + " has " + std::to_string(length) + " elements; the shape needs " + std::to_string(expected);
+    return false;
+  }
+  *data = static_cast<float*>(ptr);
+  return true;
+}
+
+bool shapeArg(napi_env env, napi_value value, ConvShape& s, std::string& error) {
+  int64_t v[13];
+  for (uint32_t i = 0; i < 13; i++) {
+    napi_value item;
+    if (napi_get_element(env, value, i, &item) != napi_ok || napi_get_value_int64(env, item, &v[i]) != napi_ok) {
+      error = "shape must be 13 integers [n, h, w, ci, kh, kw, co, ho, wo, sh, sw, padTop, padLeft]";
+      return false;
+    }
+  }
+  s = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12]};
+  for (int i = 0; i < 11; i++) {
+    if (v[i] < 1) {
+      error = "shape[" + std::to_string(i) + "] must be at least 1, got " + std::to_string(v[i]);
+      return false;
+    }
+  }
+  if (s.pt < 0 || s.pl < 0 || s.pt >= s.kh || s.pl >= s.kw) {
+    error = "padding (" + std::to_string(s.pt) + ", " + std::to_string(s.pl) + ") must be within the filter's size";
+    return false;
+  }
+  return true;
+}
+
+// conv2d(shape, x, filter, out, bias | null, relu)
+napi_value Conv2d(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value args[6];
+  napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
+  if (argc < 4) return throwError(env, "conv2d(shape, x, filter, out, bias?, relu?) takes at least 4 arguments");
+  ConvShape s{};
+  std::string error;
+  float *x, *filter, *out, *bias = nullptr;
+  if (!shapeArg(env, args[0], s, error) || !float32Arg(env, args[1], "x", s.n * s.h * s.w * s.ci, &x, error) ||
+      !float32Arg(env, args[2], "filter", s.k() * s.co, &filter, error) || !float32Arg(env, args[3], "out", s.m() * s.co, &out, error)) {
+    return throwError(env, "conv2d: " + error);
+  }
+  if (argc > 4) {
+    napi_valuetype type;
+    napi_typeof(env, args[4], &type);
+    if (type != napi_null && type != napi_undefined && !float32Arg(env, args[4], "bias", s.co, &bias, error)) {
+      return throwError(env, "conv2d: " + error);
+    }
+  }
+  bool relu = false;
+  if (argc > 5) napi_get_value_bool(env, args[5], &relu);
+  convForward(s, x, filter, bias, relu, out);
+  return nullptr;
+}
+
+// conv2dBackpropInput(shape, dy, filter, dx)
+napi_value Conv2dBackpropInput(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value args[4];
+  napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
+  if (argc < 4) return throwError(env, "conv2dBackpropInput(shape, dy, filter, dx) takes 4 arguments");
+  ConvShape s{};
+  std::string error;
+  float *dy, *filter, *dx;
+  if (!shapeArg(env, args[0], s, error) || !float32Arg(env, args[1], "dy", s.m() * s.co, &dy, error) ||
+      !float32Arg(env, args[2], "filter", s.k() * s.co, &filter, error) ||
+      !float32Arg(env, args[3], "dx", s.n * s.h * s.w * s.ci, &dx, error)) {
+    return throwError(env, "conv2dBackpropInput: " + error);
+  }
+  convBackpropInput(s, dy, filter, dx);
+  return nullptr;
+}
+
+// conv2dBackpropFilter(shape, x, dy, dw)
+napi_value Conv2dBackpropFilter(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value args[4];
+  napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
+  if (argc < 4) return throwError(env, "conv2dBackpropFilter(shape, x, dy, dw) takes 4 arguments");
+  ConvShape s{};
+  std::string error;
+  float *x, *dy, *dw;
+  if (!shapeArg(env, args[0], s, error) || !float32Arg(env, args[1], "x", s.n * s.h * s.w * s.ci, &x, error) ||
+      !float32Arg(env, args[2], "dy", s.m() * s.co, &dy, error) || !float32Arg(env, args[3], "dw", s.k() * s.co, &dw, error)) {
+    return throwError(env, "conv2dBackpropFilter: " + error);
+  }
+  convBackpropFilter(s, x, dy, dw);
+  return nullptr;
+}
+
+}  // namespace
+
+NAPI_MODULE_INIT() {
+  const struct {
+    const char* name;
+    napi_callback fn;
+  } functions[] = {{"conv2d", Conv2d}, {"conv2dBackpropInput", Conv2dBackpropInput}, {"conv2dBackpropFilter", Conv2dBackpropFilter}};
+  for (const auto& f : functions) {
+    napi_value fn;
+    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &fn);
+    napi_set_named_property(env, exports, f.name, fn);
+  }
+  napi_value isa, threads;
+  napi_create_string_utf8(env, ISA.name, NAPI_AUTO_LENGTH, &isa);
+  napi_set_named_property(env, exports, "isa", isa);
+  napi_create_int32(env, threadCount(), &threads);
+  napi_set_named_property(env, exports, "threads", threads);
+  return exports;
+}
