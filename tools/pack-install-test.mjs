@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 const repo = resolve(import.meta.dirname, '..');
-const packages = ['blocks', 'architectures', 'datasets', 'training', 'cli'];
+const packages = ['native', 'blocks', 'architectures', 'datasets', 'training', 'cli'];
 const work = mkdtempSync(join(tmpdir(), 'wrn-pack-'));
 const keep = process.argv.includes('--keep');
 let failures = 0;
@@ -117,6 +117,18 @@ console.log('backend ' + core.getBackend() + ', loaded model matches, max |diff|
     const out = run('node', ['readme-api.mjs'], app).trim().split('\n');
     if (out[0] !== '36536884') throw new Error(`the example printed ${out[0]}, the README says 36536884`);
     return out.at(-1);
+  });
+
+  check('@wrn/native compiled on install, and wrn train runs its convolutions', () => {
+    // npm ran its install script (node-gyp) in the consumer project: no binary comes in the tarball.
+    const load = run('node', ['--input-type=module', '-e', "import { loadNativeConvKernels } from '@wrn/native'; const l = loadNativeConvKernels(); console.log(l.ok ? l.kernels.isa + ', ' + l.kernels.threads + ' threads' : 'NOT LOADED: ' + l.reason)"], app).trim();
+    if (load.startsWith('NOT LOADED')) throw new Error(load);
+    const out = run('npx', ['--no-install', 'wrn', 'train', '--model', 'wrn-10-1', '--epochs', '1', '--batch-size', '32', '--train-limit', '64', '--test-limit', '32', '--json', '--no-report', '--run-dir', join(work, 'run')], app);
+    const start = JSON.parse(out.split('\n')[0]);
+    if (start.backend !== 'wasm') throw new Error(`trained on ${start.backend}, expected wasm`);
+    const environment = JSON.parse(readFileSync(join(work, 'run', 'environment.json'), 'utf8'));
+    if (!JSON.stringify(environment).includes('convolutions native (@wrn/native')) throw new Error(`environment.json does not show native convolutions: ${JSON.stringify(environment)}`);
+    return load;
   });
 
   check('npx wrn --help', () => {
