@@ -4,10 +4,11 @@
  *
  *   npx nx run-many -t build -p blocks architectures training datasets   # the bench imports the built packages
  *   npx tsx tools/bench/index.ts [--json] [--models resnet20,wrn-16-4,resnext29-4x16d]
- *       [--backends tensorflow,wasm,wasm:2,cpu] [--batch 64] [--warmup 2] [--steps 5]
+ *       [--backends tensorflow,wasm,wasm-xnnpack,wasm:1,cpu] [--batch 64] [--warmup 2] [--steps 5]
  *       [--cpu-batch 8] [--cpu-steps 1] [--cpu-models resnet20] [--no-torch] [--no-pipeline] [--timeout 900]
  *
- * `wasm:N` is the wasm backend on N threads (its threaded build, see initWasmBackendWithThreads).
+ * `wasm:N` is the wasm backend on N threads (its threaded build, see initWasmBackendWithThreads). `wasm` runs its
+ * convolutions on @wrn/native's compiled kernels when they load; `wasm-xnnpack[:N]` keeps them on XNNPACK.
  * Each (model, backend) runs in a child process of its own, so peak memory (max RSS) is that pair's and a
  * backend's one-time set-up (the wasm thread count) is clean. A step is @wrn/training's: the model in training
  * mode (BatchNorm batch statistics), softmax cross-entropy on one-hot labels, gradients of every trainable
@@ -95,10 +96,10 @@ function parseArgs(argv: string[]): Options {
     return n;
   };
   const list = (name: string, fallback: string) => value(name, fallback).split(',').map((s) => s.trim()).filter(Boolean);
-  const backends = list('backends', 'tensorflow,wasm,wasm:2,cpu');
+  const backends = list('backends', 'tensorflow,wasm,wasm-xnnpack,cpu');
   for (const b of backends) {
-    if (!/^(tensorflow|cpu|wasm(:[1-8])?)$/.test(b)) {
-      throw new Error(`bench: unknown backend ${JSON.stringify(b)} in --backends; expected tensorflow, wasm, wasm:N (N = 1..8) or cpu`);
+    if (!/^(tensorflow|cpu|wasm(-xnnpack)?(:[1-8])?)$/.test(b)) {
+      throw new Error(`bench: unknown backend ${JSON.stringify(b)} in --backends; expected tensorflow, wasm[:N], wasm-xnnpack[:N] (N = 1..8) or cpu`);
     }
   }
   return {
@@ -150,11 +151,13 @@ async function runChild(job: ChildJob): Promise<TfResult> {
   await import('@tensorflow/tfjs-layers');
   const { selectBackend, SgdOptimizer, variableGrads } = await import('@wrn/training');
   const { buildModel, countParams } = await import('@wrn/architectures');
-  const [name, threads] = job.backend.split(':');
+  const [spec, threads] = job.backend.split(':');
+  const name = spec === 'wasm-xnnpack' ? 'wasm' : spec;
   let selection: Awaited<ReturnType<typeof selectBackend>>;
   try {
     selection = await selectBackend(name as 'tensorflow' | 'wasm' | 'cpu', {
       ...(threads === undefined ? {} : { wasmThreads: Number(threads) }),
+      ...(spec === 'wasm-xnnpack' ? { nativeConv: false } : {}),
     });
   } catch (error) {
     const tried = (error as { tried?: { name: string; error?: string }[] }).tried;

@@ -29,15 +29,23 @@ constexpr int NC = 512;  // multiple of NR
 constexpr int64_t ROW_BLOCK = 192;  // output pixels im2col'd at once (forward, input gradient)
 constexpr int64_t REDUCTION_BLOCK = 256;  // output pixels per step of the filter gradient's reduction
 
-using Kernel = void (*)(int kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr, bool accumulate);
+// The MR rows of A a micro-kernel reads: row r's element k is rows[r][k * step]. Either a packed panel
+// (rows[r] = panel + r, step MR) or A itself when its rows are contiguous (step 1): for narrow outputs
+// (16 channels) packing A costs as much as the multiply-adds it feeds.
+struct RowsOfA {
+  const float* rows[MR];
+  int64_t step;
+};
 
-// C[mr x nr] (+)= A[kc x MR panel] * B[kc x NR panel].
-void kernelPortable(int kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr, bool accumulate) {
+using Kernel = void (*)(int kc, const RowsOfA& a, const float* b, float* c, int64_t ldc, int mr, int nr, bool accumulate);
+
+// C[mr x nr] (+)= A[MR x kc] * B[kc x NR panel].
+void kernelPortable(int kc, const RowsOfA& a, const float* b, float* c, int64_t ldc, int mr, int nr, bool accumulate) {
   float t[MR][NR] = {};
   for (int k = 0; k < kc; k++) {
     const float* bk = b + k * NR;
     for (int i = 0; i < MR; i++) {
-      const float ai = a[k * MR + i];
+      const float ai = a.rows[i][k * a.step];
       for (int j = 0; j < NR; j++) t[i][j] += ai * bk[j];
     }
   }
@@ -52,33 +60,46 @@ void kernelPortable(int kc, const float* a, const float* b, float* c, int64_t ld
 }
 
 #ifdef WRN_X86
-__attribute__((target("avx2,fma"))) void kernelAvx2(int kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr,
-                                                   bool accumulate) {
+// Packed A is one pointer stepping MR per k; A read in place is six row pointers stepping 1 (six more adds
+// per k, which measurably slows the packed case, so each case gets its own loop).
+template <bool Packed>
+__attribute__((target("avx2,fma"), always_inline)) inline void kernelAvx2Body(int kc, const RowsOfA& a, const float* b, float* c, int64_t ldc,
+                                                                          int mr, int nr, bool accumulate) {
+  const float *a0 = a.rows[0], *a1 = a.rows[1], *a2 = a.rows[2], *a3 = a.rows[3], *a4 = a.rows[4], *a5 = a.rows[5];
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
   __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
   for (int k = 0; k < kc; k++) {
     const __m256 b0 = _mm256_loadu_ps(b);
     const __m256 b1 = _mm256_loadu_ps(b + 8);
-    __m256 ai = _mm256_broadcast_ss(a);
+    __m256 ai = _mm256_broadcast_ss(Packed ? a0 : a0);
     c00 = _mm256_fmadd_ps(ai, b0, c00);
     c01 = _mm256_fmadd_ps(ai, b1, c01);
-    ai = _mm256_broadcast_ss(a + 1);
+    ai = _mm256_broadcast_ss(Packed ? a0 + 1 : a1);
     c10 = _mm256_fmadd_ps(ai, b0, c10);
     c11 = _mm256_fmadd_ps(ai, b1, c11);
-    ai = _mm256_broadcast_ss(a + 2);
+    ai = _mm256_broadcast_ss(Packed ? a0 + 2 : a2);
     c20 = _mm256_fmadd_ps(ai, b0, c20);
     c21 = _mm256_fmadd_ps(ai, b1, c21);
-    ai = _mm256_broadcast_ss(a + 3);
+    ai = _mm256_broadcast_ss(Packed ? a0 + 3 : a3);
     c30 = _mm256_fmadd_ps(ai, b0, c30);
     c31 = _mm256_fmadd_ps(ai, b1, c31);
-    ai = _mm256_broadcast_ss(a + 4);
+    ai = _mm256_broadcast_ss(Packed ? a0 + 4 : a4);
     c40 = _mm256_fmadd_ps(ai, b0, c40);
     c41 = _mm256_fmadd_ps(ai, b1, c41);
-    ai = _mm256_broadcast_ss(a + 5);
+    ai = _mm256_broadcast_ss(Packed ? a0 + 5 : a5);
     c50 = _mm256_fmadd_ps(ai, b0, c50);
     c51 = _mm256_fmadd_ps(ai, b1, c51);
-    a += MR;
+    if (Packed) {
+      a0 += MR;
+    } else {
+      a0++;
+      a1++;
+      a2++;
+      a3++;
+      a4++;
+      a5++;
+    }
     b += NR;
   }
   alignas(32) float t[MR][NR];
@@ -115,6 +136,15 @@ __attribute__((target("avx2,fma"))) void kernelAvx2(int kc, const float* a, cons
     } else {
       for (int j = 0; j < nr; j++) ci[j] = t[i][j];
     }
+  }
+}
+
+__attribute__((target("avx2,fma"))) void kernelAvx2(int kc, const RowsOfA& a, const float* b, float* c, int64_t ldc, int mr, int nr,
+                                                   bool accumulate) {
+  if (a.step == 1) {
+    kernelAvx2Body<false>(kc, a, b, c, ldc, mr, nr, accumulate);
+  } else {
+    kernelAvx2Body<true>(kc, a, b, c, ldc, mr, nr, accumulate);
   }
 }
 
@@ -203,12 +233,22 @@ void gemm(int64_t m, int64_t n, int64_t k, View a, View b, float* c, int64_t ldc
       const bool acc = accumulate || pc > 0;
       for (int64_t ic = 0; ic < m; ic += MC) {
         const int mc = static_cast<int>(std::min<int64_t>(MC, m - ic));
-        packA({a.at(ic, pc), a.rs, a.cs}, mc, kc, ws.a.data());
+        const bool packed = a.cs != 1;
+        if (packed) packA({a.at(ic, pc), a.rs, a.cs}, mc, kc, ws.a.data());
         for (int jr = 0; jr < nc; jr += NR) {
           const float* bp = ws.b.data() + static_cast<int64_t>(jr) * kc;
           for (int ir = 0; ir < mc; ir += MR) {
-            ISA.kernel(kc, ws.a.data() + static_cast<int64_t>(ir) * kc, bp, c + (ic + ir) * ldc + jc + jr, ldc, std::min(MR, mc - ir),
-                       std::min(NR, nc - jr), acc);
+            const int mr = std::min(MR, mc - ir);
+            RowsOfA rows{};
+            if (packed) {
+              for (int r = 0; r < MR; r++) rows.rows[r] = ws.a.data() + static_cast<int64_t>(ir) * kc + r;
+              rows.step = MR;
+            } else {
+              // Rows past mr repeat the last real one: read, computed and dropped, never out of bounds.
+              for (int r = 0; r < MR; r++) rows.rows[r] = a.at(ic + ir + std::min(r, mr - 1), pc);
+              rows.step = 1;
+            }
+            ISA.kernel(kc, rows, bp, c + (ic + ir) * ldc + jc + jr, ldc, mr, std::min(NR, nc - jr), acc);
           }
         }
       }
