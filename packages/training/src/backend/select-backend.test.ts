@@ -41,8 +41,10 @@ describe('selectBackend', () => {
       ['@tensorflow/tfjs-node', false],
       ['wasm', true],
     ]);
-    // By default the wasm backend gets a thread per core (up to 8).
-    const threads = Math.min(8, os.availableParallelism());
+    // By default the wasm backend gets one thread when the native convolutions (which use every core) load,
+    // else a thread per core (up to 8).
+    const threads = picked.nativeConv?.used ? 1 : Math.min(8, os.availableParallelism());
+    expect(picked.nativeConv?.used).toBe(true);
     expect(picked.wasmThreads).toBe(threads);
     expect(picked.reason).toContain(`auto picked, native TensorFlow not installed: wasm (XNNPACK, SIMD, ${threads} thread`);
   });

@@ -42,8 +42,8 @@ export interface SelectBackendOptions {
    */
   importModule?: (specifier: string) => Promise<unknown>;
   /**
-   * Threads for the wasm backend's XNNPACK pool: a number from 1 to 8, or 'auto' for the machine's
-   * available parallelism (capped at 8). More than 1 loads tfjs-backend-wasm's threaded SIMD build
+   * Threads for the wasm backend's XNNPACK pool: a number from 1 to 8, or 'auto': 1 when @wrn/native's
+   * convolutions load (they run on every core), else the machine's available parallelism (capped at 8). More than 1 loads tfjs-backend-wasm's threaded SIMD build
    * through {@link initWasmBackendWithThreads}, falling back to 1 thread, with the reason in
    * `tried`, where that fails. Only takes effect before the wasm backend is first initialised.
    * Default: the environment's {@link WASM_THREADS_ENV}, else {@link DEFAULT_WASM_THREADS}.
@@ -173,8 +173,9 @@ export function checkConvGradients(): string | undefined {
 }
 
 /**
- * Threads the wasm backend gets unless told otherwise. tools/bench measured the threaded build at
- * 1.3-1.4x the training and 1.9-2.1x the inference rate of one thread on 2 cores (ResNet-20, WRN-16-4).
+ * Threads the wasm backend gets unless told otherwise. Without native convolutions tools/bench measured the
+ * threaded build at 1.3-1.4x the training and 1.9-2.1x the inference rate of one thread on 2 cores (ResNet-20,
+ * WRN-16-4); with them, 'auto' means one thread (see {@link SelectBackendOptions.wasmThreads}).
  */
 export const DEFAULT_WASM_THREADS: number | 'auto' = 'auto';
 
@@ -209,8 +210,12 @@ export function wasmThreadsFromEnv(env: Record<string, string | undefined> | und
   return threads;
 }
 
-async function resolveThreads(requested: number | 'auto'): Promise<number> {
+async function resolveThreads(requested: number | 'auto', nativeConvs: boolean): Promise<number> {
   if (requested !== 'auto') return requested;
+  // @wrn/native's convolutions use every core themselves; XNNPACK's pool would then only add workers that spin
+  // on the same cores between the small ops left to it (measured: ResNet-20 inference 976 img/s on 1 wasm thread,
+  // 687 on 2; training 215 vs 237).
+  if (nativeConvs) return 1;
   const os = await import('node:os');
   return Math.max(1, Math.min(8, os.availableParallelism()));
 }
@@ -240,7 +245,7 @@ async function tryWasm(
   try {
     if (tf.engine().registry['wasm'] == null) {
       try {
-        const threads = await resolveThreads(requestedThreads);
+        const threads = await resolveThreads(requestedThreads, native.used);
         if (threads > 1) threadsError = (await initWasmBackendWithThreads(threads)).error;
       } catch (error) {
         // Outside Node (no worker_threads) the single-threaded build is all there is.
