@@ -24,6 +24,24 @@ describe('wrn doctor', () => {
     expect(bad.stderr).toContain(`WRN_WASM_THREADS="many" (environment): expected 'auto' or an integer from 1 to 8`);
   });
 
+  it('says whether the wasm backend runs its convolutions on @wrn/native, and exits 2 naming a bad WRN_NATIVE_CONV', async () => {
+    const on = await runWrn(['doctor', '--json']);
+    expect(on.code, `signal ${on.signal}, stderr: ${on.stderr}`).toBe(0);
+    const wasmOn = JSON.parse(on.stdout).backends.find((b: { choice: string }) => b.choice === 'wasm');
+    expect(wasmOn.nativeConv).toMatchObject({ used: true });
+    expect(wasmOn.detail).toMatch(/convolutions native \(@wrn\/native, (avx2\+fma|portable), \d+ threads?\)/);
+    const off = await runWrn(['doctor', '--json'], { env: { WRN_NATIVE_CONV: '0' } });
+    const reportOff = JSON.parse(off.stdout);
+    const wasmOff = reportOff.backends.find((b: { choice: string }) => b.choice === 'wasm');
+    expect(wasmOff.nativeConv).toEqual({ used: false, why: 'off (WRN_NATIVE_CONV=0)' });
+    expect(wasmOff.detail).toContain('convolutions on XNNPACK (native ones off (WRN_NATIVE_CONV=0))');
+    // Turned off on purpose: no advice to rebuild it.
+    expect(reportOff.advice.join('\n')).not.toContain('npm rebuild @wrn/native');
+    const bad = await runWrn(['train', '--epochs', '1', '--dry-run'], { env: { WRN_NATIVE_CONV: 'fast' } });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('WRN_NATIVE_CONV="fast" (environment): expected 1/on or 0/off');
+  });
+
   it('reports each backend, finds CUDA libraries on LD_LIBRARY_PATH and shows the mirror variables', async () => {
     const libDir = scratchDir('cuda-libs');
     writeFileSync(join(libDir, 'libcudart.so.11.0'), '');

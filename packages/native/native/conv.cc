@@ -7,6 +7,9 @@
 #include <node_api.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -324,39 +327,99 @@ int threadCount() {
   return count;
 }
 
+// Threads that live as long as the process: a conv call is often only a millisecond or two, which starting
+// threads (and allocating their packing buffers) for each call would eat into.
+class ThreadPool {
+ public:
+  explicit ThreadPool(int workers) {
+    for (int id = 1; id <= workers; id++) std::thread([this, id] { serve(id); }).detach();
+  }
+
+  // Runs task(t) for t in [0, parts), t = 0 on the calling thread; returns when every part is done.
+  void run(int parts, const std::function<void(int)>& task) {
+    std::lock_guard<std::mutex> oneRunAtATime(runMutex_);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      task_ = &task;
+      parts_ = parts;
+      pending_ = parts - 1;
+      generation_++;
+    }
+    wake_.notify_all();
+    task(0);
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+  }
+
+ private:
+  void serve(int id) {
+    uint64_t seen = 0;
+    for (;;) {
+      const std::function<void(int)>* task;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return generation_ != seen; });
+        seen = generation_;
+        if (id >= parts_) continue;
+        task = task_;
+      }
+      (*task)(id);
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+
+  std::mutex runMutex_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  const std::function<void(int)>* task_ = nullptr;
+  int parts_ = 0;
+  int pending_ = 0;
+  uint64_t generation_ = 0;
+};
+
+// Per thread, reused across calls: packing panels and the im2col block.
+struct ThreadBuffers {
+  Workspace ws;
+  std::vector<float> col;
+  float* colFor(int64_t size) {
+    if (col.size() < static_cast<size_t>(size)) col.resize(static_cast<size_t>(size));
+    return col.data();
+  }
+};
+
+ThreadBuffers& threadBuffers() {
+  thread_local ThreadBuffers buffers;
+  return buffers;
+}
+
 // Runs work(t, begin, end) on `parts` ranges of [0, total) cut at multiples of `grain`, one thread each.
 template <typename F>
 void parallelFor(int64_t total, int64_t grain, F work) {
+  static ThreadPool* pool = new ThreadPool(threadCount() - 1);  // never destroyed: its threads are detached
   const int64_t units = (total + grain - 1) / grain;
   const int parts = static_cast<int>(std::min<int64_t>(threadCount(), std::max<int64_t>(units, 1)));
   if (parts <= 1) {
     work(0, int64_t{0}, total);
     return;
   }
-  std::vector<std::thread> threads;
-  threads.reserve(parts - 1);
-  for (int t = 1; t < parts; t++) {
-    const int64_t begin = std::min(total, units * t / parts * grain);
-    const int64_t end = std::min(total, units * (t + 1) / parts * grain);
-    threads.emplace_back([=] { work(t, begin, end); });
-  }
-  work(0, int64_t{0}, std::min(total, units / parts * grain));
-  for (auto& th : threads) th.join();
+  pool->run(parts, [&](int t) { work(t, std::min(total, units * t / parts * grain), std::min(total, units * (t + 1) / parts * grain)); });
 }
 
 void convForward(const ConvShape& s, const float* x, const float* filter, const float* bias, bool relu, float* out) {
   const int64_t k = s.k();
   const View b{filter, s.co, 1};
   parallelFor(s.m(), MR, [&](int, int64_t begin, int64_t end) {
-    Workspace ws;
-    std::vector<float> col;
-    if (!s.pointwise()) col.resize(static_cast<size_t>(ROW_BLOCK * k));
+    ThreadBuffers& buffers = threadBuffers();
+    Workspace& ws = buffers.ws;
+    float* col = s.pointwise() ? nullptr : buffers.colFor(ROW_BLOCK * k);
     for (int64_t m0 = begin; m0 < end; m0 += ROW_BLOCK) {
       const int64_t rows = std::min(ROW_BLOCK, end - m0);
       View a{x + m0 * s.ci, s.ci, 1};
-      if (!s.pointwise()) {
-        im2col(s, x, m0, rows, col.data());
-        a = {col.data(), k, 1};
+      if (col != nullptr) {
+        im2col(s, x, m0, rows, col);
+        a = {col, k, 1};
       }
       float* c = out + m0 * s.co;
       gemm(rows, s.co, k, a, b, c, s.co, false, ws);
@@ -385,8 +448,7 @@ void convBackpropInput(const ConvShape& s, const float* dy, const float* filter,
   const View b{filterT.data(), k, 1};
   if (s.pointwise()) {
     parallelFor(s.m(), MR, [&](int, int64_t begin, int64_t end) {
-      Workspace ws;
-      gemm(end - begin, s.ci, s.co, {dy + begin * s.co, s.co, 1}, b, dx + begin * s.ci, s.ci, false, ws);
+      gemm(end - begin, s.ci, s.co, {dy + begin * s.co, s.co, 1}, b, dx + begin * s.ci, s.ci, false, threadBuffers().ws);
     });
     return;
   }
@@ -394,12 +456,12 @@ void convBackpropInput(const ConvShape& s, const float* dy, const float* filter,
   // Whole images per thread: col2im adds into neighbouring pixels, which never cross an image.
   const int64_t perImage = s.ho * s.wo;
   parallelFor(s.n, 1, [&](int, int64_t b0, int64_t b1) {
-    Workspace ws;
-    std::vector<float> col(static_cast<size_t>(ROW_BLOCK * k));
+    ThreadBuffers& buffers = threadBuffers();
+    float* col = buffers.colFor(ROW_BLOCK * k);
     for (int64_t m0 = b0 * perImage; m0 < b1 * perImage; m0 += ROW_BLOCK) {
       const int64_t rows = std::min(ROW_BLOCK, b1 * perImage - m0);
-      gemm(rows, k, s.co, {dy + m0 * s.co, s.co, 1}, b, col.data(), k, false, ws);
-      col2imAdd(s, col.data(), m0, rows, dx);
+      gemm(rows, k, s.co, {dy + m0 * s.co, s.co, 1}, b, col, k, false, buffers.ws);
+      col2imAdd(s, col, m0, rows, dx);
     }
   });
 }
@@ -409,24 +471,23 @@ void convBackpropFilter(const ConvShape& s, const float* x, const float* dy, flo
   const int threads = threadCount();
   std::vector<std::vector<float>> partials(static_cast<size_t>(threads));
   parallelFor(s.m(), REDUCTION_BLOCK, [&](int t, int64_t begin, int64_t end) {
-    Workspace ws;
+    ThreadBuffers& buffers = threadBuffers();
     float* acc = dw;
     if (t > 0) {
       partials[t].assign(static_cast<size_t>(k * s.co), 0.f);
       acc = partials[t].data();
     }
-    std::vector<float> col;
-    if (!s.pointwise()) col.resize(static_cast<size_t>(REDUCTION_BLOCK * k));
+    float* col = s.pointwise() ? nullptr : buffers.colFor(REDUCTION_BLOCK * k);
     bool accumulate = false;
     for (int64_t m0 = begin; m0 < end; m0 += REDUCTION_BLOCK) {
       const int64_t rows = std::min(REDUCTION_BLOCK, end - m0);
       // A(j, r) = col[r][j]: im2col read transposed, [kh*kw*ci x rows].
       View a{x + m0 * s.ci, 1, s.ci};
-      if (!s.pointwise()) {
-        im2col(s, x, m0, rows, col.data());
-        a = {col.data(), 1, k};
+      if (col != nullptr) {
+        im2col(s, x, m0, rows, col);
+        a = {col, 1, k};
       }
-      gemm(k, s.co, rows, a, {dy + m0 * s.co, s.co, 1}, acc, s.co, accumulate, ws);
+      gemm(k, s.co, rows, a, {dy + m0 * s.co, s.co, 1}, acc, s.co, accumulate, buffers.ws);
       accumulate = true;
     }
     if (!accumulate) std::fill(acc, acc + k * s.co, 0.f);
@@ -489,64 +550,93 @@ bool shapeArg(napi_env env, napi_value value, ConvShape& s, std::string& error) 
   return true;
 }
 
-// conv2d(shape, x, filter, out, bias | null, relu)
-napi_value Conv2d(napi_env env, napi_callback_info info) {
+// The buffers of a call, by role: each must hold exactly the elements the geometry gives it.
+enum class Buffer { X, Filter, Y };
+
+int64_t elements(const ConvShape& s, Buffer role) {
+  switch (role) {
+    case Buffer::X:
+      return s.n * s.h * s.w * s.ci;
+    case Buffer::Filter:
+      return s.k() * s.co;
+    case Buffer::Y:
+      return s.m() * s.co;
+  }
+  return 0;
+}
+
+struct BufferArg {
+  const char* name;
+  Buffer role;
+};
+
+// Reads `fn(shape, a, b, c, ...)`: the geometry and three Float32Arrays; false (with a JS error thrown, naming
+// `fn` and the argument) when any does not fit. `extra` receives the arguments after the three buffers.
+bool readCall(napi_env env, napi_callback_info info, const char* fn, const BufferArg (&roles)[3], ConvShape& s, float* (&data)[3],
+              napi_value (&extra)[2], size_t& extraCount) {
   size_t argc = 6;
   napi_value args[6];
   napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
-  if (argc < 4) return throwError(env, "conv2d(shape, x, filter, out, bias?, relu?) takes at least 4 arguments");
-  ConvShape s{};
   std::string error;
-  float *x, *filter, *out, *bias = nullptr;
-  if (!shapeArg(env, args[0], s, error) || !float32Arg(env, args[1], "x", s.n * s.h * s.w * s.ci, &x, error) ||
-      !float32Arg(env, args[2], "filter", s.k() * s.co, &filter, error) || !float32Arg(env, args[3], "out", s.m() * s.co, &out, error)) {
-    return throwError(env, "conv2d: " + error);
+  if (argc < 4) {
+    error = std::string("takes the geometry and the buffers ") + roles[0].name + ", " + roles[1].name + ", " + roles[2].name;
+  } else if (shapeArg(env, args[0], s, error)) {
+    for (int i = 0; i < 3 && error.empty(); i++) float32Arg(env, args[i + 1], roles[i].name, elements(s, roles[i].role), &data[i], error);
   }
-  if (argc > 4) {
+  if (!error.empty()) {
+    throwError(env, std::string(fn) + ": " + error);
+    return false;
+  }
+  extraCount = argc - 4;
+  for (size_t i = 0; i < extraCount; i++) extra[i] = args[i + 4];
+  return true;
+}
+
+// conv2d(shape, x, filter, out, bias | null, relu)
+napi_value Conv2d(napi_env env, napi_callback_info info) {
+  ConvShape s{};
+  float* data[3];
+  napi_value extra[2];
+  size_t extraCount = 0;
+  if (!readCall(env, info, "conv2d", {{"x", Buffer::X}, {"filter", Buffer::Filter}, {"out", Buffer::Y}}, s, data, extra, extraCount)) {
+    return nullptr;
+  }
+  float* bias = nullptr;
+  if (extraCount > 0) {
     napi_valuetype type;
-    napi_typeof(env, args[4], &type);
-    if (type != napi_null && type != napi_undefined && !float32Arg(env, args[4], "bias", s.co, &bias, error)) {
+    napi_typeof(env, extra[0], &type);
+    std::string error;
+    if (type != napi_null && type != napi_undefined && !float32Arg(env, extra[0], "bias", s.co, &bias, error)) {
       return throwError(env, "conv2d: " + error);
     }
   }
   bool relu = false;
-  if (argc > 5) napi_get_value_bool(env, args[5], &relu);
-  convForward(s, x, filter, bias, relu, out);
+  if (extraCount > 1) napi_get_value_bool(env, extra[1], &relu);
+  convForward(s, data[0], data[1], bias, relu, data[2]);
   return nullptr;
 }
 
 // conv2dBackpropInput(shape, dy, filter, dx)
 napi_value Conv2dBackpropInput(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value args[4];
-  napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
-  if (argc < 4) return throwError(env, "conv2dBackpropInput(shape, dy, filter, dx) takes 4 arguments");
   ConvShape s{};
-  std::string error;
-  float *dy, *filter, *dx;
-  if (!shapeArg(env, args[0], s, error) || !float32Arg(env, args[1], "dy", s.m() * s.co, &dy, error) ||
-      !float32Arg(env, args[2], "filter", s.k() * s.co, &filter, error) ||
-      !float32Arg(env, args[3], "dx", s.n * s.h * s.w * s.ci, &dx, error)) {
-    return throwError(env, "conv2dBackpropInput: " + error);
+  float* data[3];
+  napi_value extra[2];
+  size_t extraCount = 0;
+  if (readCall(env, info, "conv2dBackpropInput", {{"dy", Buffer::Y}, {"filter", Buffer::Filter}, {"dx", Buffer::X}}, s, data, extra, extraCount)) {
+    convBackpropInput(s, data[0], data[1], data[2]);
   }
-  convBackpropInput(s, dy, filter, dx);
   return nullptr;
 }
 
 // conv2dBackpropFilter(shape, x, dy, dw)
 napi_value Conv2dBackpropFilter(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value args[4];
-  napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
-  if (argc < 4) return throwError(env, "conv2dBackpropFilter(shape, x, dy, dw) takes 4 arguments");
   ConvShape s{};
-  std::string error;
-  float *x, *dy, *dw;
-  if (!shapeArg(env, args[0], s, error) || !float32Arg(env, args[1], "x", s.n * s.h * s.w * s.ci, &x, error) ||
-      !float32Arg(env, args[2], "dy", s.m() * s.co, &dy, error) || !float32Arg(env, args[3], "dw", s.k() * s.co, &dw, error)) {
-    return throwError(env, "conv2dBackpropFilter: " + error);
+  float* data[3];
+  napi_value extra[2];
+  size_t extraCount = 0;
+  if (readCall(env, info, "conv2dBackpropFilter", {{"x", Buffer::X}, {"dy", Buffer::Y}, {"dw", Buffer::Filter}}, s, data, extra, extraCount)) {
+    convBackpropFilter(s, data[0], data[1], data[2]);
   }
-  convBackpropFilter(s, x, dy, dw);
   return nullptr;
 }
 

@@ -43,3 +43,16 @@ export async function runOnWasmAndCpu(op: () => tf.Tensor): Promise<{ wasm: OpOu
   const cpu = await onBackend('cpu', run);
   return { wasm, cpu };
 }
+
+/** A conv2d case: input [n, h, w, ci], a k x k filter to co channels, stride s, TF's padding, optional dilation. */
+export interface ConvCase {
+  n: number;
+  h: number;
+  w: number;
+  ci: number;
+  co: number;
+  k: number;
+  s: number;
+  pad: 'same' | 'valid';
+  dilation?: number;
+}

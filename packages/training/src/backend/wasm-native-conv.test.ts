@@ -5,23 +5,12 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { loadNativeConvKernels } from '@wrn/native';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { maxRelativeError, onBackend, randomArray } from './cpu-reference.test-support';
+import { maxRelativeError, onBackend, randomArray, type ConvCase } from './cpu-reference.test-support';
 import { WASM_NATIVE_CONV_KERNEL_NAMES } from './wasm-native-conv';
 import { registerWasmTrainingKernels, wasmNativeConvKernels, wasmTrainingKernelsRegistered } from './wasm-training-kernels';
 
 const native = loadNativeConvKernels();
 
-interface ConvCase {
-  n: number;
-  h: number;
-  w: number;
-  ci: number;
-  co: number;
-  k: number;
-  s: number;
-  pad: 'same' | 'valid';
-  dilation?: number;
-}
 
 const CASES: ConvCase[] = [
   { n: 2, h: 8, w: 8, ci: 3, co: 4, k: 3, s: 1, pad: 'same' },

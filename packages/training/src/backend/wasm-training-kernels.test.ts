@@ -5,7 +5,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { groupedConv2d } from '@wrn/blocks';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { maxRelativeError, onBackend, randomArray, runOnWasmAndCpu } from './cpu-reference.test-support';
+import { maxRelativeError, onBackend, randomArray, runOnWasmAndCpu, type ConvCase } from './cpu-reference.test-support';
 import {
   collapseTranspose,
   registerWasmTrainingKernels,
@@ -13,16 +13,6 @@ import {
   wasmTrainingKernelsRegistered,
 } from './wasm-training-kernels';
 
-interface ConvCase {
-  n: number;
-  h: number;
-  w: number;
-  ci: number;
-  co: number;
-  k: number;
-  s: number;
-  pad: 'same' | 'valid';
-}
 
 const CASES: ConvCase[] = [
   { n: 2, h: 8, w: 8, ci: 3, co: 4, k: 3, s: 1, pad: 'same' },
