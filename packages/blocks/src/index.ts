@@ -7,6 +7,7 @@ export {
   GROUPED_CONV_METHODS,
   DEFAULT_GROUPED_CONV_METHOD,
   fastestGroupedConvMethod,
+  setGroupedConvMethodPreference,
 } from './layers/grouped_conv.js';
 export type { GroupedConv2DArgs, GroupedConv2DOptions, GroupedConvMethod } from './layers/grouped_conv.js';
 export { ZeroPadShortcut, subsample } from './layers/zero_pad_shortcut.js';

@@ -5,7 +5,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import { input, model } from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { GROUPED_CONV_METHODS, GroupedConv2D, fastestGroupedConvMethod, groupedConv2d } from '../src/index.js';
+import { GROUPED_CONV_METHODS, GroupedConv2D, fastestGroupedConvMethod, groupedConv2d, setGroupedConvMethodPreference } from '../src/index.js';
 
 beforeAll(async () => {
   await setBackend('cpu');
@@ -76,6 +76,21 @@ describe('groupedConv2d', () => {
 });
 
 describe('GroupedConv2D layer', () => {
+  it('takes a backend\'s preferred methods over the measured ones until the preference is removed, and names a bad one', () => {
+    setGroupedConvMethodPreference('wasm', { inference: 'split' });
+    expect(fastestGroupedConvMethod('wasm', false)).toBe('split');
+    expect(fastestGroupedConvMethod('wasm', true)).toBe('split');
+    setGroupedConvMethodPreference('cpu', { training: 'depthwise' });
+    expect(fastestGroupedConvMethod('cpu', true, { groups: 8, strides: 1 })).toBe('depthwise');
+    setGroupedConvMethodPreference('wasm', undefined);
+    setGroupedConvMethodPreference('cpu', undefined);
+    expect(fastestGroupedConvMethod('wasm', false)).toBe('depthwise');
+    expect(fastestGroupedConvMethod('cpu', true, { groups: 8, strides: 1 })).toBe('im2col');
+    expect(() => setGroupedConvMethodPreference('wasm', { inference: 'fft' as never })).toThrow(
+      "setGroupedConvMethodPreference: method must be one of split, depthwise, im2col, got 'fft'",
+    );
+  });
+
   it('picks the measured fastest method per backend and mode, and all give the same output', () => {
     expect(fastestGroupedConvMethod('cpu', true, { groups: 8, strides: 1 })).toBe('im2col');
     expect(fastestGroupedConvMethod('cpu', true, { groups: 32, strides: 1 })).toBe('split');

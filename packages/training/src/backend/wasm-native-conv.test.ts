@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
+import { fastestGroupedConvMethod } from '@wrn/blocks';
 import { loadNativeConvKernels } from '@wrn/native';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { maxRelativeError, onBackend, randomArray, type ConvCase } from './cpu-reference.test-support';
@@ -58,8 +59,10 @@ describe.runIf(native.ok)('wasm convolutions on @wrn/native', () => {
     registerWasmTrainingKernels({ native: native.kernels });
     expect(WASM_NATIVE_CONV_KERNEL_NAMES.map((name) => tf.getKernel(name, 'wasm')?.kernelFunc)).toEqual(nativeFuncs);
 
+    expect(fastestGroupedConvMethod('wasm', false)).toBe('split');
     registerWasmTrainingKernels();
     expect(wasmNativeConvKernels()).toBeUndefined();
+    expect(fastestGroupedConvMethod('wasm', false)).toBe('depthwise');
     expect(wasmTrainingKernelsRegistered()).toBe(true);
     const without = WASM_NATIVE_CONV_KERNEL_NAMES.map((name) => tf.getKernel(name, 'wasm')?.kernelFunc);
     without.forEach((fn, i) => expect(fn, WASM_NATIVE_CONV_KERNEL_NAMES[i]).not.toBe(nativeFuncs[i]));

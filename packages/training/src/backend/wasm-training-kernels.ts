@@ -33,6 +33,7 @@ import {
   mul,
   pad as padTensor,
 } from '@tensorflow/tfjs-core';
+import { setGroupedConvMethodPreference } from '@wrn/blocks';
 import type { NativeConvKernels } from '@wrn/native';
 import { nativeConvKernelMakers } from './wasm-native-conv';
 import type {
@@ -883,6 +884,8 @@ export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions =
     restore(FusedConv2D);
   }
   nativeInUse = native;
+  // Measured with native convolutions: ResNeXt-29 4x16d inference 85 img/s with split, 34 with depthwise.
+  setGroupedConvMethodPreference(WASM_BACKEND_NAME, native ? { inference: 'split', training: 'split' } : undefined);
   install(Tile, (original) => makeTileOnHeap(original) as unknown as KernelFunc);
   install(Sum, (original) => makeReductionViaMatMul(Sum, original) as unknown as KernelFunc);
   install(Mean, (original) => makeReductionViaMatMul(Mean, original) as unknown as KernelFunc);
