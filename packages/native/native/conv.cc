@@ -570,72 +570,68 @@ struct BufferArg {
   Buffer role;
 };
 
-// Reads `fn(shape, a, b, c, ...)`: the geometry and three Float32Arrays; false (with a JS error thrown, naming
-// `fn` and the argument) when any does not fit. `extra` receives the arguments after the three buffers.
-bool readCall(napi_env env, napi_callback_info info, const char* fn, const BufferArg (&roles)[3], ConvShape& s, float* (&data)[3],
-              napi_value (&extra)[2], size_t& extraCount) {
+// One call's arguments: the geometry, its three buffers, and what follows them.
+struct Call {
+  ConvShape s{};
+  float* data[3] = {};
+  napi_value extra[2] = {};
+  size_t extraCount = 0;
+};
+
+// Reads `fn(shape, a, b, c, ...)` into `call`; false (with a JS error thrown, naming `fn` and the argument) when
+// the geometry or a buffer does not fit.
+bool readCall(napi_env env, napi_callback_info info, const char* fn, const BufferArg (&roles)[3], Call& call) {
   size_t argc = 6;
   napi_value args[6];
   napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
   std::string error;
   if (argc < 4) {
     error = std::string("takes the geometry and the buffers ") + roles[0].name + ", " + roles[1].name + ", " + roles[2].name;
-  } else if (shapeArg(env, args[0], s, error)) {
-    for (int i = 0; i < 3 && error.empty(); i++) float32Arg(env, args[i + 1], roles[i].name, elements(s, roles[i].role), &data[i], error);
+  } else if (shapeArg(env, args[0], call.s, error)) {
+    for (int i = 0; i < 3 && error.empty(); i++) float32Arg(env, args[i + 1], roles[i].name, elements(call.s, roles[i].role), &call.data[i], error);
   }
   if (!error.empty()) {
     throwError(env, std::string(fn) + ": " + error);
     return false;
   }
-  extraCount = argc - 4;
-  for (size_t i = 0; i < extraCount; i++) extra[i] = args[i + 4];
+  call.extraCount = std::min<size_t>(argc - 4, 2);
+  for (size_t i = 0; i < call.extraCount; i++) call.extra[i] = args[i + 4];
   return true;
 }
 
 // conv2d(shape, x, filter, out, bias | null, relu)
 napi_value Conv2d(napi_env env, napi_callback_info info) {
-  ConvShape s{};
-  float* data[3];
-  napi_value extra[2];
-  size_t extraCount = 0;
-  if (!readCall(env, info, "conv2d", {{"x", Buffer::X}, {"filter", Buffer::Filter}, {"out", Buffer::Y}}, s, data, extra, extraCount)) {
-    return nullptr;
-  }
+  Call call;
+  if (!readCall(env, info, "conv2d", {{"x", Buffer::X}, {"filter", Buffer::Filter}, {"out", Buffer::Y}}, call)) return nullptr;
   float* bias = nullptr;
-  if (extraCount > 0) {
+  if (call.extraCount > 0) {
     napi_valuetype type;
-    napi_typeof(env, extra[0], &type);
+    napi_typeof(env, call.extra[0], &type);
     std::string error;
-    if (type != napi_null && type != napi_undefined && !float32Arg(env, extra[0], "bias", s.co, &bias, error)) {
+    if (type != napi_null && type != napi_undefined && !float32Arg(env, call.extra[0], "bias", call.s.co, &bias, error)) {
       return throwError(env, "conv2d: " + error);
     }
   }
   bool relu = false;
-  if (extraCount > 1) napi_get_value_bool(env, extra[1], &relu);
-  convForward(s, data[0], data[1], bias, relu, data[2]);
+  if (call.extraCount > 1) napi_get_value_bool(env, call.extra[1], &relu);
+  convForward(call.s, call.data[0], call.data[1], bias, relu, call.data[2]);
   return nullptr;
 }
 
 // conv2dBackpropInput(shape, dy, filter, dx)
 napi_value Conv2dBackpropInput(napi_env env, napi_callback_info info) {
-  ConvShape s{};
-  float* data[3];
-  napi_value extra[2];
-  size_t extraCount = 0;
-  if (readCall(env, info, "conv2dBackpropInput", {{"dy", Buffer::Y}, {"filter", Buffer::Filter}, {"dx", Buffer::X}}, s, data, extra, extraCount)) {
-    convBackpropInput(s, data[0], data[1], data[2]);
+  Call call;
+  if (readCall(env, info, "conv2dBackpropInput", {{"dy", Buffer::Y}, {"filter", Buffer::Filter}, {"dx", Buffer::X}}, call)) {
+    convBackpropInput(call.s, call.data[0], call.data[1], call.data[2]);
   }
   return nullptr;
 }
 
 // conv2dBackpropFilter(shape, x, dy, dw)
 napi_value Conv2dBackpropFilter(napi_env env, napi_callback_info info) {
-  ConvShape s{};
-  float* data[3];
-  napi_value extra[2];
-  size_t extraCount = 0;
-  if (readCall(env, info, "conv2dBackpropFilter", {{"x", Buffer::X}, {"dy", Buffer::Y}, {"dw", Buffer::Filter}}, s, data, extra, extraCount)) {
-    convBackpropFilter(s, data[0], data[1], data[2]);
+  Call call;
+  if (readCall(env, info, "conv2dBackpropFilter", {{"x", Buffer::X}, {"dy", Buffer::Y}, {"dw", Buffer::Filter}}, call)) {
+    convBackpropFilter(call.s, call.data[0], call.data[1], call.data[2]);
   }
   return nullptr;
 }
