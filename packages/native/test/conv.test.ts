@@ -1,4 +1,7 @@
 import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadNativeConvKernels, type ConvGeometry, type NativeConvKernels } from '../src/index';
@@ -136,6 +139,23 @@ describe('@wrn/native convolutions', () => {
     const f = Float32Array.from({ length: 9 * 37 * 35 }, (_, i) => Math.cos(i));
     const expected = reference(g, x, f, new Float32Array(2 * 5 * 5 * 35));
     expect(maxRelativeError(result.y, expected.y)).toBeLessThan(1e-5);
+  });
+
+  it('says how to build the addon where it was not compiled (a copy of the loader with no build/ beside it)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wrn-native-unbuilt-'));
+    try {
+      mkdirSync(join(dir, 'src'));
+      copyFileSync(fileURLToPath(new URL('../src/index.ts', import.meta.url)), join(dir, 'src', 'index.ts'));
+      const script = `import { loadNativeConvKernels } from ${JSON.stringify(join(dir, 'src', 'index.ts'))}; console.log(JSON.stringify(loadNativeConvKernels()));`;
+      const tsx = fileURLToPath(new URL('../../../node_modules/tsx/dist/cli.mjs', import.meta.url));
+      const child = spawnSync(process.execPath, [tsx, '--eval', script], { encoding: 'utf8' });
+      const result = JSON.parse(child.stdout) as { ok: boolean; reason: string };
+      expect(result.ok).toBe(false);
+      expect(result.reason).toMatch(/^the addon is not built \(Cannot find module '.*wrn_native\.node'/);
+      expect(result.reason).toContain('`npm rebuild @wrn/native` (needs python3, make, a C++17 compiler)');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('names the buffer whose size does not match the geometry, and the geometry value out of range', () => {
