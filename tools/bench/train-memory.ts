@@ -41,13 +41,12 @@ const gc = (globalThis as { gc?: () => void }).gc;
 
 async function main(): Promise<void> {
   // Loaded lazily, as the other bench scripts do: the module-boundaries rule wants one way per library.
-  const { dropoutModelOptions, registerWasmTrainingKernels, selectBackend, train } = await import('@wrn/training');
+  const { dropoutModelOptions, selectBackend, train } = await import('@wrn/training');
   const { buildModel, countParams } = await import('@wrn/architectures');
   const { createPipeline, loadCifar10, meanStdNormalization, selectImages } = await import('@wrn/datasets');
   const first = (dataset: ImageDataset, n: number): ImageDataset =>
     n >= dataset.count ? dataset : selectImages(dataset, Int32Array.from({ length: n }, (_, i) => i));
   const selection = await selectBackend(backendChoice, backendChoice === 'wasm' ? { wasmThreads: threadsArg === 'auto' ? 'auto' : Number(threadsArg) } : {});
-  if (selection.name === 'wasm') registerWasmTrainingKernels();
   const trainSet = first(loadCifar10(dataDir, { split: 'train' }), trainLimit);
   const testSet = first(loadCifar10(dataDir, { split: 'test' }), testLimit);
   const normalization = meanStdNormalization(trainSet);

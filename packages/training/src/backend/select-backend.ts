@@ -232,7 +232,7 @@ async function tryWasm(
     return { name: 'wasm', ok: false, error: `cannot load @tensorflow/tfjs-backend-wasm: ${describeError(error)}` };
   }
   const native = nativeConv ? await loadNativeConv(load) : ({ used: false, why: `off (${NATIVE_CONV_ENV}=0)` } as const);
-  registerWasmTrainingKernels(native.used ? { native: native.kernels } : {});
+  registerWasmTrainingKernels({ native: native.used ? native.kernels : null });
   try {
     // In Node, tfjs-core's CommonJS build registers no gradient functions; tfjs-layers registers them all.
     await load('@tensorflow/tfjs-layers');

@@ -51,7 +51,7 @@ describe.runIf(native.ok)('wasm convolutions on @wrn/native', () => {
     await tf.setBackend('wasm');
   });
 
-  it('replaces Conv2D, FusedConv2D and both gradients, and puts wasm\'s own forward kernels back without it', () => {
+  it('replaces Conv2D, FusedConv2D and both gradients, keeps them when called again without the option, and puts wasm\'s own back for native: null', () => {
     if (!native.ok) return;
     expect(WASM_NATIVE_CONV_KERNEL_NAMES).toEqual(['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter']);
     const nativeFuncs = WASM_NATIVE_CONV_KERNEL_NAMES.map((name) => tf.getKernel(name, 'wasm')?.kernelFunc);
@@ -60,7 +60,11 @@ describe.runIf(native.ok)('wasm convolutions on @wrn/native', () => {
     expect(WASM_NATIVE_CONV_KERNEL_NAMES.map((name) => tf.getKernel(name, 'wasm')?.kernelFunc)).toEqual(nativeFuncs);
 
     expect(fastestGroupedConvMethod('wasm', false)).toBe('split');
+    // Without the option the native kernels stay (a second caller does not undo selectBackend's choice).
     registerWasmTrainingKernels();
+    expect(wasmNativeConvKernels()).toBe(native.kernels);
+    expect(WASM_NATIVE_CONV_KERNEL_NAMES.map((name) => tf.getKernel(name, 'wasm')?.kernelFunc)).toEqual(nativeFuncs);
+    registerWasmTrainingKernels({ native: null });
     expect(wasmNativeConvKernels()).toBeUndefined();
     expect(fastestGroupedConvMethod('wasm', false)).toBe('depthwise');
     expect(wasmTrainingKernelsRegistered()).toBe(true);

@@ -851,10 +851,11 @@ function restore(kernelName: string): void {
 /** What {@link registerWasmTrainingKernels} can add. */
 export interface WasmTrainingKernelOptions {
   /**
-   * Native convolutions (@wrn/native's {@link loadNativeConvKernels}): Conv2D, FusedConv2D and both conv
-   * gradients then run on them, about 3x faster than XNNPACK on wasm; without, the wasm formulations below.
+   * Native convolutions (@wrn/native's loadNativeConvKernels): Conv2D, FusedConv2D and both conv gradients then
+   * run on them, about 3x faster than XNNPACK on wasm. `null` takes them away again (the wasm formulations below);
+   * left out, whatever an earlier call (selectBackend's) installed stays.
    */
-  native?: NativeConvKernels;
+  native?: NativeConvKernels | null;
 }
 
 let nativeInUse: NativeConvKernels | undefined;
@@ -867,7 +868,7 @@ let nativeInUse: NativeConvKernels | undefined;
  * wasm backend is first used, or at any time after: kernels are looked up per call.
  */
 export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions = {}): readonly string[] {
-  const { native } = options;
+  const native = options.native === undefined ? nativeInUse : (options.native ?? undefined);
   const names = native ? [...WASM_TRAINING_KERNEL_NAMES, Conv2D, FusedConv2D] : WASM_TRAINING_KERNEL_NAMES;
   if (native === nativeInUse && names.every((name) => ours.has(name) && getKernel(name, WASM_BACKEND_NAME)?.kernelFunc === ours.get(name))) return names;
   const viaConvFilter = conv2DBackpropFilterViaConv as unknown as KernelFunc;
