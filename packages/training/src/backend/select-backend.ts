@@ -213,8 +213,8 @@ export function wasmThreadsFromEnv(env: Record<string, string | undefined> | und
 async function resolveThreads(requested: number | 'auto', nativeConvs: boolean): Promise<number> {
   if (requested !== 'auto') return requested;
   // @wrn/native's convolutions use every core themselves; XNNPACK's pool would then only add workers that spin
-  // on the same cores between the small ops left to it (measured: ResNet-20 inference 976 img/s on 1 wasm thread,
-  // 687 on 2; training 215 vs 237).
+  // on the same cores between the small ops left to it (tools/bench: ResNet-20 inference 1,091 img/s on 1 wasm
+  // thread, 823 on 2; training 259 vs 231).
   if (nativeConvs) return 1;
   const os = await import('node:os');
   return Math.max(1, Math.min(8, os.availableParallelism()));
