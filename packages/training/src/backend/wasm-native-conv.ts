@@ -70,7 +70,11 @@ function nativeGeometry(
     padTop: top,
     padLeft: left,
   };
-  return Object.values(geometry).every((v, i) => Number.isInteger(v) && (i >= 11 || v > 0)) ? geometry : undefined;
+  const { padTop, padLeft, ...sizes } = geometry;
+  // An empty tensor (a zero size) has nothing to compute: the replaced kernel handles it.
+  return Object.values(sizes).every((v) => Number.isInteger(v) && v > 0) && Number.isInteger(padTop) && Number.isInteger(padLeft)
+    ? geometry
+    : undefined;
 }
 
 function float32(...infos: (TensorInfo | undefined)[]): boolean {
