@@ -75,7 +75,7 @@ __attribute__((target("avx2,fma"), always_inline)) inline void kernelAvx2Body(in
   for (int k = 0; k < kc; k++) {
     const __m256 b0 = _mm256_loadu_ps(b);
     const __m256 b1 = _mm256_loadu_ps(b + 8);
-    __m256 ai = _mm256_broadcast_ss(Packed ? a0 : a0);
+    __m256 ai = _mm256_broadcast_ss(a0);
     c00 = _mm256_fmadd_ps(ai, b0, c00);
     c01 = _mm256_fmadd_ps(ai, b1, c01);
     ai = _mm256_broadcast_ss(Packed ? a0 + 1 : a1);
