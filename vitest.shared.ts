@@ -20,5 +20,7 @@ export default defineConfig({
     testTimeout: 300_000,
     hookTimeout: 300_000,
     pool: 'forks',
+    // Provides `sharedDataDir` (see vitest.shared-data.ts): tests that read ../shared/data skip when it is absent.
+    globalSetup: [fileURLToPath(new URL('./vitest.shared-data.ts', import.meta.url))],
   },
 });

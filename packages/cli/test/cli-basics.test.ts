@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BIN, runWrn, scratchDir, SHARED_SUBSET } from './run-wrn.js';
+import { BIN, NO_SHARED_DATA, runWrn, scratchDir, SHARED_SUBSET } from './run-wrn.js';
 
 const noStackTrace = (stderr: string) => expect(stderr).not.toMatch(/\n\s+at .+:\d+:\d+/);
 
@@ -177,7 +177,7 @@ describe('wrn models, wrn info', () => {
 });
 
 describe('wrn datasets', () => {
-  it('summarises ../shared/data/cifar10-subset with its known statistics', async () => {
+  it.skipIf(NO_SHARED_DATA)('summarises ../shared/data/cifar10-subset with its known statistics', async () => {
     const result = await runWrn(['datasets', 'stats', 'cifar10', '--data-dir', SHARED_SUBSET, '--json']);
     expect(result.code).toBe(0);
     const stats = JSON.parse(result.stdout);

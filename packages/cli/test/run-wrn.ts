@@ -3,11 +3,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll } from 'vitest';
+import { afterAll, inject } from 'vitest';
 
 export const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 export const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-export const SHARED_SUBSET = join(REPO_ROOT, '..', 'shared', 'data', 'cifar10-subset');
+/** Whether ../shared/data sits beside the repository (vitest.shared-data.ts); the tests that read it skip when not. */
+export const NO_SHARED_DATA = inject('sharedDataDir') === null;
+export const SHARED_SUBSET = join(inject('sharedDataDir') ?? join(REPO_ROOT, '..', 'shared', 'data'), 'cifar10-subset');
 
 export interface WrnResult {
   code: number | null;

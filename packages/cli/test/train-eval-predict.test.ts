@@ -5,7 +5,7 @@ import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { chromium } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runWrn, scratchDir, SHARED_SUBSET, type WrnResult } from './run-wrn.js';
+import { NO_SHARED_DATA, runWrn, scratchDir, SHARED_SUBSET, type WrnResult } from './run-wrn.js';
 
 const SAMPLE_TEST_BATCH = join(__dirname, '..', 'data', 'cifar10-sample', 'test_batch.bin');
 const CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
@@ -84,7 +84,7 @@ describe('wrn train -> eval -> predict -> report, on real CIFAR-10 images (wasm 
     expect(text.stdout).toMatch(/airplane\s+[\d.]+%\s+\d+/);
   });
 
-  it('evaluates on ../shared/data/cifar10-subset', async () => {
+  it.skipIf(NO_SHARED_DATA)('evaluates on ../shared/data/cifar10-subset', async () => {
     const result = await runWrn(['eval', '--checkpoint', join(runDir, 'checkpoints', 'last'), '--data-dir', SHARED_SUBSET, '--limit', '64', '--backend', 'wasm', '--json']);
     expect(result.code).toBe(0);
     const evaluation = JSON.parse(result.stdout);
@@ -174,7 +174,7 @@ describe('wrn train -> eval -> predict -> report, on real CIFAR-10 images (wasm 
   });
 });
 
-describe('wrn train on ../shared/data/cifar10-subset', () => {
+describe.skipIf(NO_SHARED_DATA)('wrn train on ../shared/data/cifar10-subset', () => {
   it('trains from the official layout with several training batch files', async () => {
     const runDir = join(scratchDir('subset'), 'run');
     const result = await runWrn([

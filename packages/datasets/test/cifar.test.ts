@@ -11,7 +11,7 @@ import {
   loadCifar10,
   loadCifar100,
 } from '../src/index.js';
-import { CIFAR10_SUBSET, cifarRecord, concatBytes, tempDir } from './helpers.js';
+import { CIFAR10_SUBSET, NO_SHARED_DATA, cifarRecord, concatBytes, realData, tempDir } from './helpers.js';
 
 const scratch = tempDir('cifar');
 afterAll(() => scratch.remove());
@@ -22,8 +22,8 @@ function classCounts(labels: Int32Array, numClasses: number): number[] {
   return counts;
 }
 
-describe('loadCifar10 on the real subset', () => {
-  const train = loadCifar10(CIFAR10_SUBSET, { split: 'train' });
+describe.skipIf(NO_SHARED_DATA)('loadCifar10 on the real subset', () => {
+  const train = realData(() => loadCifar10(CIFAR10_SUBSET, { split: 'train' }));
 
   it('loads the four batch files present and says the fifth is missing', () => {
     expect(train.count).toBe(7051);
@@ -88,7 +88,7 @@ describe('loadCifar10 on the real subset', () => {
 });
 
 describe('loadCifar10 bad input', () => {
-  it('names the file and byte offset of a truncated record', () => {
+  it.skipIf(NO_SHARED_DATA)('names the file and byte offset of a truncated record', () => {
     const dir = join(scratch.path, 'truncated');
     mkdirSync(dir);
     const bytes = readFileSync(join(CIFAR10_SUBSET, 'data_batch_2.bin')).subarray(0, 3073 * 3 + 100);

@@ -1,11 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inject } from 'vitest';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+/** Whether the shared real-data folder sits beside the repository root (vitest.shared-data.ts); tests that read it skip when not. */
+export const NO_SHARED_DATA = inject('sharedDataDir') === null;
 /** The shared real-data folder that sits beside the repository root. */
-export const SHARED_DATA = resolve(REPO_ROOT, '../shared/data');
+export const SHARED_DATA = inject('sharedDataDir') ?? '(../shared/data is missing)';
 export const CIFAR10_SUBSET = join(SHARED_DATA, 'cifar10-subset');
 
 export function tempDir(prefix: string): { path: string; remove: () => void } {
@@ -33,4 +36,12 @@ export function concatBytes(parts: Uint8Array[]): Uint8Array {
     offset += part.length;
   }
   return out;
+}
+
+/**
+ * Reads real data for a suite that skips without it: a skipped suite's body still runs (to collect its tests), so a
+ * top-level read must not touch the missing folder. The value is only used by tests that run, when it is loaded.
+ */
+export function realData<T>(read: () => T): T {
+  return NO_SHARED_DATA ? (undefined as T) : read();
 }

@@ -6,7 +6,7 @@ import * as tar from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { DatasetFormatError, DatasetNotFoundError, loadCifar10, loadImageFolder } from '../src/index.js';
-import { CIFAR10_SUBSET, SHARED_DATA, tempDir } from './helpers.js';
+import { CIFAR10_SUBSET, NO_SHARED_DATA, SHARED_DATA, tempDir } from './helpers.js';
 
 const scratch = tempDir('folder');
 afterAll(() => scratch.remove());
@@ -15,6 +15,7 @@ const CLASSES = ['deer', 'frog', 'truck'];
 const PER_CLASS = 4;
 
 beforeAll(async () => {
+  if (NO_SHARED_DATA) return;
   // A few files of three classes from the real 50k-image JPEG set; extracting all of it is not needed.
   const wanted = new Set(
     CLASSES.flatMap((name) => Array.from({ length: PER_CLASS }, (_, i) => `train/${name}/${String(i).padStart(4, '0')}.jpg`)),
@@ -32,7 +33,7 @@ function meanAbsoluteDifference(a: Uint8Array, b: Uint8Array): number {
   return sum / a.length;
 }
 
-describe('loadImageFolder on the real CIFAR-10 JPEG set', () => {
+describe.skipIf(NO_SHARED_DATA)('loadImageFolder on the real CIFAR-10 JPEG set', () => {
   it('labels class folders in sorted order and decodes 32x32 RGB images', () => {
     const dataset = loadImageFolder(join(scratch.path, 'train'));
     expect(dataset.classNames).toEqual(CLASSES);

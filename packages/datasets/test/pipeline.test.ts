@@ -11,14 +11,14 @@ import {
   splitTrainValidation,
 } from '../src/index.js';
 import type { Pipeline } from '../src/index.js';
-import { CIFAR10_SUBSET } from './helpers.js';
+import { CIFAR10_SUBSET, NO_SHARED_DATA, realData } from './helpers.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
 
-const full = loadCifar10(CIFAR10_SUBSET, { split: 'test' });
-const small = selectImages(full, Array.from({ length: 20 }, (_, i) => i));
+const full = realData(() => loadCifar10(CIFAR10_SUBSET, { split: 'test' }));
+const small = realData(() => selectImages(full, Array.from({ length: 20 }, (_, i) => i)));
 
 async function collect(pipeline: Pipeline, epoch: number): Promise<Array<{ xs: Float32Array; ys: Int32Array; shape: number[] }>> {
   const out: Array<{ xs: Float32Array; ys: Int32Array; shape: number[] }> = [];
@@ -31,7 +31,7 @@ async function collect(pipeline: Pipeline, epoch: number): Promise<Array<{ xs: F
   return out;
 }
 
-describe('createPipeline', () => {
+describe.skipIf(NO_SHARED_DATA)('createPipeline', () => {
   it('without shuffle or augmentation yields the images in order, normalised', async () => {
     const normalization = { kind: 'meanStd', mean: [100, 110, 120], std: [50, 60, 70] } as const;
     const pipeline = createPipeline(small, { batchSize: 8, normalization });
@@ -113,7 +113,7 @@ describe('createPipeline', () => {
   });
 });
 
-describe('splitTrainValidation', () => {
+describe.skipIf(NO_SHARED_DATA)('splitTrainValidation', () => {
   it('holds out a seeded sample and keeps every image exactly once', () => {
     const { train, validation } = splitTrainValidation(full, { validationSize: 100, seed: 5 });
     expect([train.count, validation.count, train.split, validation.split]).toEqual([917, 100, 'train', 'validation']);

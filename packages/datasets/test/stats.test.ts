@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 
 import { DatasetNotFoundError, datasetStats } from '../src/index.js';
-import { CIFAR10_SUBSET, tempDir } from './helpers.js';
+import { CIFAR10_SUBSET, NO_SHARED_DATA, tempDir } from './helpers.js';
 
 describe('datasetStats', () => {
-  it('summarises the real CIFAR-10 subset with the documented figures', () => {
+  it.skipIf(NO_SHARED_DATA)('summarises the real CIFAR-10 subset with the documented figures', () => {
     const stats = datasetStats('cifar10', CIFAR10_SUBSET);
     expect(stats.dataset).toBe('cifar10');
     expect(stats.classNames[6]).toBe('frog');
