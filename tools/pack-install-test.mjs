@@ -3,8 +3,8 @@
 // uses them the way a user would: ESM import, CJS require, and the `wrn` bin. Catches what in-repo tests
 // cannot: a missing file in "files", a wrong "exports" path, a dependency that only resolves in the monorepo.
 // Needs the packages built first (`npx nx run-many -t build`).
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -119,14 +119,38 @@ console.log('backend ' + core.getBackend() + ', loaded model matches, max |diff|
     return out.at(-1);
   });
 
-  check('@wrn/native compiled on install, and wrn train runs its convolutions', () => {
-    // npm ran its install script (node-gyp) in the consumer project: no binary comes in the tarball.
+  check('@wrn/native loads after a default install, and wrn train runs its convolutions', () => {
+    // npm ran its install script in the consumer project: it loads the prebuilt binary or compiles one.
     const load = run('node', ['--input-type=module', '-e', "import { loadNativeConvKernels } from '@wrn/native'; const l = loadNativeConvKernels(); console.log(l.ok ? l.kernels.isa + ', ' + l.kernels.threads + ' threads' : 'NOT LOADED: ' + l.reason)"], app).trim();
     if (load.startsWith('NOT LOADED')) throw new Error(load);
     const out = run('npx', ['--no-install', 'wrn', 'train', '--model', 'wrn-10-1', '--epochs', '1', '--batch-size', '32', '--train-limit', '64', '--test-limit', '32', '--json', '--no-report', '--run-dir', join(work, 'run')], app);
     const start = JSON.parse(out.split('\n')[0]);
     if (start.backend !== 'wasm') throw new Error(`trained on ${start.backend}, expected wasm`);
     const environment = JSON.parse(readFileSync(join(work, 'run', 'environment.json'), 'utf8'));
+    if (!JSON.stringify(environment).includes('convolutions native (@wrn/native')) throw new Error(`environment.json does not show native convolutions: ${JSON.stringify(environment)}`);
+    return load;
+  });
+
+  check('@wrn/native loads its prebuilt binary with install scripts disabled and no compiler on PATH', () => {
+    // npm 11 and pnpm 10 withhold dependencies' install scripts by default, and many machines have no compiler:
+    // the tarball's prebuilt binary must serve both. PATH holds only node, npm and sh, so nothing could compile.
+    const bare = join(work, 'bare');
+    const bin = join(work, 'bare-bin');
+    execFileSync('mkdir', ['-p', bare, bin]);
+    for (const tool of ['node', 'npm', 'npx', 'sh']) symlinkSync(execFileSync('which', [tool], { encoding: 'utf8' }).trim(), join(bin, tool));
+    const env = { PATH: bin };
+    for (const compiler of ['cc', 'c++', 'g++', 'make']) {
+      const found = spawnSync('sh', ['-c', `command -v ${compiler}`], { env, encoding: 'utf8' });
+      if (found.status === 0) throw new Error(`${compiler} is on the bare PATH: ${found.stdout}`);
+    }
+    writeFileSync(join(bare, 'package.json'), JSON.stringify({ name: 'wrn-bare-consumer', private: true, type: 'module' }, null, 2));
+    run('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', ...tarballs], bare, env);
+    if (existsSync(join(bare, 'node_modules', '@wrn', 'native', 'build'))) throw new Error('something compiled @wrn/native despite --ignore-scripts');
+    const load = run('node', ['--input-type=module', '-e', "import { loadNativeConvKernels } from '@wrn/native'; const l = loadNativeConvKernels(); console.log(l.ok ? l.kernels.origin + ', ' + l.kernels.isa + ', ' + l.kernels.threads + ' threads' : 'NOT LOADED: ' + l.reason)"], bare, env).trim();
+    if (!load.startsWith('prebuilt, ')) throw new Error(`expected the prebuilt binary, got: ${load}`);
+    const runDir = join(work, 'bare-run');
+    run('npx', ['--no-install', 'wrn', 'train', '--model', 'wrn-10-1', '--epochs', '1', '--batch-size', '32', '--train-limit', '64', '--test-limit', '32', '--json', '--no-report', '--run-dir', runDir], bare, env);
+    const environment = JSON.parse(readFileSync(join(runDir, 'environment.json'), 'utf8'));
     if (!JSON.stringify(environment).includes('convolutions native (@wrn/native')) throw new Error(`environment.json does not show native convolutions: ${JSON.stringify(environment)}`);
     return load;
   });

@@ -36,7 +36,12 @@ export interface NativeConvKernels {
   isa: string;
   /** Threads each call splits its work over (WRN_NATIVE_THREADS, else one per logical core). */
   threads: number;
+  /** Which binary is loaded: 'compiled' on this machine (build/Release), or the 'prebuilt' one shipped in the package. */
+  origin: NativeBinaryOrigin;
 }
+
+/** Where the loaded addon came from. */
+export type NativeBinaryOrigin = 'compiled' | 'prebuilt';
 
 /** What {@link loadNativeConvKernels} found: the kernels, or why there are none. */
 export type NativeConvLoad = { ok: true; kernels: NativeConvKernels } | { ok: false; reason: string };
@@ -53,8 +58,13 @@ function shapeOf(g: ConvGeometry): number[] {
   return [g.n, g.h, g.w, g.ci, g.kh, g.kw, g.co, g.ho, g.wo, g.sh, g.sw, g.padTop, g.padLeft];
 }
 
-// Relative to this file: src/ in the workspace's tests, dist/ once built; the addon is in build/Release beside both.
-const ADDON_PATH = '../build/Release/wrn_native.node';
+// Relative to this file: src/ in the workspace's tests, dist/ once built; the addon is beside both. A binary
+// compiled on this machine comes first; the prebuilt one (scripts/prebuild.cjs) serves where install scripts did
+// not run (npm 11 and pnpm 10 withhold them by default) or no compiler is installed.
+const ADDON_CANDIDATES: ReadonlyArray<{ origin: NativeBinaryOrigin; path: string }> = [
+  { origin: 'compiled', path: '../build/Release/wrn_native.node' },
+  { origin: 'prebuilt', path: `../prebuilds/${process.platform}-${process.arch}/wrn_native.node` },
+];
 
 let loaded: NativeConvLoad | undefined;
 
@@ -64,22 +74,36 @@ let loaded: NativeConvLoad | undefined;
  */
 export function loadNativeConvKernels(): NativeConvLoad {
   if (loaded) return loaded;
-  let addon: Addon;
-  try {
-    addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
-  } catch (error) {
-    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    loaded = { ok: false, reason: `the addon is not built (${message}); build it with \`npm rebuild @wrn/native\` (needs python3, make, a C++17 compiler)` };
+  const require = createRequire(import.meta.url);
+  let addon: Addon | undefined;
+  let origin: NativeBinaryOrigin = 'compiled';
+  const failures: string[] = [];
+  for (const candidate of ADDON_CANDIDATES) {
+    try {
+      addon = require(candidate.path) as Addon;
+      origin = candidate.origin;
+      break;
+    } catch (error) {
+      failures.push(`${candidate.origin}: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+    }
+  }
+  if (!addon) {
+    loaded = {
+      ok: false,
+      reason: `no addon loads (${failures.join('; ')}); build it with \`npm rebuild @wrn/native\` (needs python3, make, a C++17 compiler)`,
+    };
     return loaded;
   }
+  const kernels = addon;
   loaded = {
     ok: true,
     kernels: {
-      conv2d: (g, x, filter, out, bias, relu) => addon.conv2d(shapeOf(g), x, filter, out, bias ?? null, relu ?? false),
-      conv2dBackpropInput: (g, dy, filter, dx) => addon.conv2dBackpropInput(shapeOf(g), dy, filter, dx),
-      conv2dBackpropFilter: (g, x, dy, dw) => addon.conv2dBackpropFilter(shapeOf(g), x, dy, dw),
+      conv2d: (g, x, filter, out, bias, relu) => kernels.conv2d(shapeOf(g), x, filter, out, bias ?? null, relu ?? false),
+      conv2dBackpropInput: (g, dy, filter, dx) => kernels.conv2dBackpropInput(shapeOf(g), dy, filter, dx),
+      conv2dBackpropFilter: (g, x, dy, dw) => kernels.conv2dBackpropFilter(shapeOf(g), x, dy, dw),
       isa: addon.isa,
       threads: addon.threads,
+      origin,
     },
   };
   return loaded;

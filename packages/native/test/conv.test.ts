@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -141,21 +142,57 @@ describe('@wrn/native convolutions', () => {
     expect(maxRelativeError(result.y, expected.y)).toBeLessThan(1e-5);
   });
 
-  it('says how to build the addon where it was not compiled (a copy of the loader with no build/ beside it)', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'wrn-native-unbuilt-'));
+  /** Runs a copy of the loader in a temporary package laid out as `files` says, and returns what it loaded. */
+  function loadFromCopy(files: Record<string, string>, probe: string): string {
+    const dir = mkdtempSync(join(tmpdir(), 'wrn-native-copy-'));
     try {
       mkdirSync(join(dir, 'src'));
       copyFileSync(fileURLToPath(new URL('../src/index.ts', import.meta.url)), join(dir, 'src', 'index.ts'));
-      const script = `import { loadNativeConvKernels } from ${JSON.stringify(join(dir, 'src', 'index.ts'))}; console.log(JSON.stringify(loadNativeConvKernels()));`;
+      for (const [target, source] of Object.entries(files)) {
+        mkdirSync(join(dir, target, '..'), { recursive: true });
+        copyFileSync(source, join(dir, target));
+      }
+      const script = `import { loadNativeConvKernels } from ${JSON.stringify(join(dir, 'src', 'index.ts'))}; const load = loadNativeConvKernels(); ${probe}`;
       const tsx = fileURLToPath(new URL('../../../node_modules/tsx/dist/cli.mjs', import.meta.url));
       const child = spawnSync(process.execPath, [tsx, '--eval', script], { encoding: 'utf8' });
-      const result = JSON.parse(child.stdout) as { ok: boolean; reason: string };
-      expect(result.ok).toBe(false);
-      expect(result.reason).toMatch(/^the addon is not built \(Cannot find module '.*wrn_native\.node'/);
-      expect(result.reason).toContain('`npm rebuild @wrn/native` (needs python3, make, a C++17 compiler)');
+      expect(child.stderr).toBe('');
+      return child.stdout;
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  }
+
+  it('says how to build the addon where neither a compiled nor a prebuilt binary is there', () => {
+    const result = JSON.parse(loadFromCopy({}, 'console.log(JSON.stringify(load));')) as { ok: boolean; reason: string };
+    expect(result.ok).toBe(false);
+    expect(result.reason).toMatch(/^no addon loads \(compiled: Cannot find module '.*build\/Release\/wrn_native\.node'.*; prebuilt: Cannot find module '.*prebuilds\/linux-x64\/wrn_native\.node'/);
+    expect(result.reason).toContain('`npm rebuild @wrn/native` (needs python3, make, a C++17 compiler)');
+  });
+
+  const prebuiltDir = fileURLToPath(new URL(`../prebuilds/${process.platform}-${process.arch}/`, import.meta.url));
+  const hasPrebuilt = existsSync(join(prebuiltDir, 'wrn_native.node'));
+
+  it.skipIf(!hasPrebuilt)('ships a prebuilt binary built from the current sources', () => {
+    const { sourceHash } = createRequire(import.meta.url)('../scripts/prebuild-info.cjs') as { sourceHash: () => string };
+    expect(readFileSync(join(prebuiltDir, 'source.sha256'), 'utf8').trim(), 'native/conv.cc or binding.gyp changed: run `npm run release:prebuilt -w @wrn/native` and commit prebuilds/').toBe(sourceHash());
+  });
+
+  it.skipIf(!hasPrebuilt)('loads the prebuilt binary where nothing was compiled, and it computes the definition', () => {
+    const g = geometry(2, 9, 9, 37, 3, 35, 2, 'same');
+    const out = loadFromCopy(
+      { [`prebuilds/${process.platform}-${process.arch}/wrn_native.node`]: join(prebuiltDir, 'wrn_native.node') },
+      `const g = ${JSON.stringify(g)};
+      const x = Float32Array.from({ length: 2 * 9 * 9 * 37 }, (_, i) => Math.sin(i));
+      const f = Float32Array.from({ length: 9 * 37 * 35 }, (_, i) => Math.cos(i));
+      const y = new Float32Array(2 * 5 * 5 * 35);
+      load.kernels.conv2d(g, x, f, y);
+      console.log(JSON.stringify({ origin: load.kernels.origin, y: Array.from(y) }));`,
+    );
+    const result = JSON.parse(out) as { origin: string; y: number[] };
+    expect(result.origin).toBe('prebuilt');
+    const x = Float32Array.from({ length: 2 * 9 * 9 * 37 }, (_, i) => Math.sin(i));
+    const f = Float32Array.from({ length: 9 * 37 * 35 }, (_, i) => Math.cos(i));
+    expect(maxRelativeError(result.y, reference(g, x, f, new Float32Array(2 * 5 * 5 * 35)).y)).toBeLessThan(1e-5);
   });
 
   it('names the buffer whose size does not match the geometry, and the geometry value out of range', () => {

@@ -1,0 +1,18 @@
+'use strict';
+// Where this platform's prebuilt binary lives and the hash of the sources it must have been built from; shared
+// by the release script, the install script and the tests.
+const { createHash } = require('node:crypto');
+const { readFileSync } = require('node:fs');
+const { join } = require('node:path');
+
+const root = join(__dirname, '..');
+const PREBUILD_DIR = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+const SOURCES = ['native/conv.cc', 'binding.gyp'];
+
+function sourceHash() {
+  const hash = createHash('sha256');
+  for (const file of SOURCES) hash.update(`${file}\0`).update(readFileSync(join(root, file)));
+  return hash.digest('hex');
+}
+
+module.exports = { PREBUILD_DIR, SOURCES, sourceHash };
