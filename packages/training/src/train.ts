@@ -131,7 +131,8 @@ interface LayerLike {
 function batchNormWeightIds(model: LayersModel): Set<number> {
   const ids = new Set<number>();
   const visit = (layer: LayerLike) => {
-    if (layer.getClassName() === 'BatchNormalization') for (const w of layer.trainableWeights) ids.add(w.id);
+    // tfjs-layers' BatchNormalization, or @wrn/blocks' TorchBatchNormalization (what @wrn's models use).
+    if (['BatchNormalization', 'WrnBatchNormalization'].includes(layer.getClassName())) for (const w of layer.trainableWeights) ids.add(w.id);
     for (const inner of layer.layers ?? []) visit(inner);
   };
   visit(model as unknown as LayerLike);
