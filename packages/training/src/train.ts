@@ -11,7 +11,7 @@ import { evaluate, type EvaluationResult } from './evaluate';
 import { variableGrads } from './gradients';
 import { exists, writeFileAtomic, writeJsonAtomic } from './fs-atomic';
 import { meanCrossEntropy, oneHotFloat, outputKindOf } from './loss';
-import { learningRateAt } from './schedule';
+import { learningRateAt, resetsMomentumAt } from './schedule';
 import { SgdOptimizer, type SgdParam } from './sgd';
 
 /**
@@ -329,6 +329,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
           continue;
         }
         lr = learningRateAt(config.schedule, { epoch, iteration, itersPerEpoch });
+        if (resetsMomentumAt(config.schedule, { epoch, iteration, itersPerEpoch })) optimizer.resetMomentum();
         const batchSize = xs.shape[0];
         let stepStats: Float32Array;
         try {
