@@ -93,12 +93,20 @@ export class TorchTensor {
       return out;
     }
     const bits = new Uint32Array(out.buffer);
+    const halves = this.dtype === 'float16' ? halfTable() : undefined;
+    const start = this.storage.byteOffset + this.storageOffset * 2;
+    if (this.dtype !== 'float32' && this.contiguous && le && HOST_LITTLE_ENDIAN && start % 2 === 0) {
+      const raw = new Uint16Array(this.storage.buffer, start, n);
+      if (halves === undefined) for (let i = 0; i < n; i++) bits[i] = (raw[i] as number) << 16;
+      else for (let i = 0; i < n; i++) out[i] = halves[raw[i] as number] as number;
+      return out;
+    }
     const read = this.dtype === 'float32'
       ? (element: number, i: number) => { out[i] = view.getFloat32(element * 4, le); }
-      : this.dtype === 'bfloat16'
+      : halves === undefined
         // bfloat16 is the upper half of a float32
         ? (element: number, i: number) => { bits[i] = view.getUint16(element * 2, le) << 16; }
-        : (element: number, i: number) => { out[i] = halfToFloat(view.getUint16(element * 2, le)); };
+        : (element: number, i: number) => { out[i] = halves[view.getUint16(element * 2, le)] as number; };
     forEachElement(this.shape, this.strides, this.storageOffset, read);
     return out;
   }
@@ -140,6 +148,17 @@ function forEachElement(shape: readonly number[], strides: readonly number[], of
       counter[axis] = 0;
     }
   }
+}
+
+let halfValues: Float32Array | undefined;
+
+/** Every float16 bit pattern's float32 value (256 KiB, built on first use): a lookup per element. */
+function halfTable(): Float32Array {
+  if (halfValues === undefined) {
+    halfValues = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfValues[h] = halfToFloat(h);
+  }
+  return halfValues;
 }
 
 /** IEEE 754 half to float (exact: every half is a float32). */
