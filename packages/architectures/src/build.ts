@@ -42,7 +42,8 @@ export function resolveModelConfig(name: string, options: BuildModelOptions = {}
     ...defaults,
     order: opts.blockOrder ?? defaults.order,
     shortcut: opts.shortcut ?? defaults.shortcut,
-    strideLayout: opts.strideLayout ?? 'v1.5',
+    strideLayout: opts.strideLayout ?? defaults.strideLayout,
+    convInit: opts.convInit ?? defaults.convInit,
     numClasses: opts.numClasses ?? defaults.numClasses,
     inputShape: opts.inputShape ?? defaults.inputShape,
     dropRate: Array.isArray(dropRate) ? [...dropRate] : Array.from({ length: stages }, () => dropRate),
@@ -83,7 +84,7 @@ function blockSpec(config: ModelConfig, stage: StageConfig, strides: number): Re
  * {@link buildModelFromConfig} instantiates and what {@link countParams} / {@link countMultiplyAdds} count.
  */
 export function planModel(config: ModelConfig): NetworkGraph {
-  const graph = new NetworkGraph({ seed: config.seed });
+  const graph = new NetworkGraph({ seed: config.seed, convInit: config.convInit });
   let x = graph.input(config.inputShape);
   if (config.stem === 'imagenet') {
     x = graph.conv(x, { filters: config.stemChannels, kernelSize: 7, strides: 2 }, 'stem_conv');

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BLOCK_ORDERS, SHORTCUT_TYPES, type BlockOrder, type ShortcutType } from '@wrn/blocks';
+import { BLOCK_ORDERS, CONV_INITS, SHORTCUT_TYPES, type BlockOrder, type ConvInit, type ShortcutType } from '@wrn/blocks';
 
 export const FAMILIES = ['resnet', 'preact-resnet', 'wrn', 'resnext'] as const;
 /** Architecture family: ResNet (He 2015), pre-activation ResNet (He 2016), WRN, ResNeXt. */
@@ -10,8 +10,9 @@ export const DATASETS = ['cifar', 'imagenet'] as const;
 export type DatasetKind = (typeof DATASETS)[number];
 
 /**
- * Where a bottleneck block strides: 'v1.5' on the 3x3 (torchvision, timm; the default), 'v1' on the first 1x1
- * (the ResNet paper, whose ResNet-50 has 3.8 G multiply-adds instead of 4.1 G).
+ * Where a bottleneck block strides: 'v1.5' on the 3x3 (torchvision, timm; the default of the ImageNet ResNets,
+ * WRN-50-2 and ResNeXt), 'v1' on the first 1x1 (the ResNet paper, whose ResNet-50 has 3.8 G multiply-adds instead
+ * of 4.1 G; and the default of the pre-activation ResNet-164/1001, as resnet-pre-act.lua strides).
  */
 export const STRIDE_LAYOUTS = ['v1.5', 'v1'] as const;
 export type StrideLayout = (typeof STRIDE_LAYOUTS)[number];
@@ -57,6 +58,12 @@ export const ModelConfigSchema = z
     order: z.enum(BLOCK_ORDERS as [BlockOrder, ...BlockOrder[]]),
     shortcut: z.enum(SHORTCUT_TYPES as [ShortcutType, ...ShortcutType[]]),
     strideLayout: z.enum(STRIDE_LAYOUTS),
+    /**
+     * He-normal initialisation of the convs over their fan-out ('fan-out': fb.resnet.torch, resnet-pre-act.lua,
+     * the ResNeXt code, torchvision) or fan-in ('fan-in': the WRN PyTorch code). Absent in configs written before
+     * it existed: 'fan-out'.
+     */
+    convInit: z.enum(CONV_INITS as [ConvInit, ...ConvInit[]]).default('fan-out'),
     stages: z.array(StageConfigSchema).min(1),
     numClasses: positiveInt,
     /** [H, W, C] of one input image (NHWC without the batch axis). */
@@ -110,8 +117,10 @@ export const BuildModelOptionsSchema = z.strictObject({
   blockOrder: z.enum(BLOCK_ORDERS as [BlockOrder, ...BlockOrder[]]).optional(),
   /** Shortcut where shapes change ('A' zero-pad or 'B' projection); default the family's. */
   shortcut: z.enum(SHORTCUT_TYPES as [ShortcutType, ...ShortcutType[]]).optional(),
-  /** Bottleneck stride placement, default 'v1.5'. */
+  /** Bottleneck stride placement; default 'v1' for pre-activation ResNets (resnet-pre-act.lua), else 'v1.5'. */
   strideLayout: z.enum(STRIDE_LAYOUTS).optional(),
+  /** He-normal over the conv fan-out or fan-in; default the family's code: 'fan-in' for CIFAR WRNs, else 'fan-out'. */
+  convInit: z.enum(CONV_INITS as [ConvInit, ...ConvInit[]]).optional(),
   /** Zero-initialise the last BN gamma of each residual branch (original order only). Default false. */
   zeroInitLastGamma: z.boolean().optional(),
   /** Initialisation seed (an integer). Default: unseeded. */

@@ -1,7 +1,7 @@
 import type { BlockConfig, DatasetKind, Family, ModelConfig, StageConfig } from './config.js';
 
 /** A model's defaults before options: a {@link ModelConfig} without the per-run fields. */
-export type BaseModelConfig = Omit<ModelConfig, 'numClasses' | 'inputShape' | 'dropRate' | 'dropPathRate' | 'zeroInitLastGamma' | 'seed' | 'strideLayout'> & {
+export type BaseModelConfig = Omit<ModelConfig, 'numClasses' | 'inputShape' | 'dropRate' | 'dropPathRate' | 'zeroInitLastGamma' | 'seed'> & {
   numClasses: number;
   inputShape: [number, number, number];
 };
@@ -74,6 +74,11 @@ function base(
   const cifar = dataset === 'cifar';
   return {
     name, family, dataset, stem: cifar ? 'cifar' : 'imagenet', stemChannels, block, order, shortcut, stages,
+    // The official code of each family: resnet-pre-act.lua strides on the first 1x1 of its bottlenecks (v1),
+    // torchvision on the 3x3 (v1.5); the WRN PyTorch code initialises with kaiming_normal_'s fan-in, the others
+    // (fb.resnet.torch, resnet-pre-act.lua, ResNeXt, torchvision) over the fan-out.
+    strideLayout: family === 'preact-resnet' ? 'v1' : 'v1.5',
+    convInit: family === 'wrn' && cifar ? 'fan-in' : 'fan-out',
     numClasses: cifar ? 10 : 1000,
     inputShape: cifar ? [...CIFAR_INPUT] : [...IMAGENET_INPUT],
   };

@@ -1,6 +1,8 @@
 import { initializers, input, layers, model, type LayersModel, type SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { DropPath, SeededDropout } from './layers/dropout.js';
-import { GroupedConv2D } from './layers/grouped_conv.js';
+import { GroupedConv2D, PaddedConv2D } from './layers/grouped_conv.js';
+import { TorchBatchNormalization } from './layers/batch_norm.js';
+import { PaddedMaxPooling2D } from './layers/pooling.js';
 import { ZeroPadShortcut } from './layers/zero_pad_shortcut.js';
 import { assertPositiveInteger, assertRate, convOutputSize } from './layers/common.js';
 
@@ -21,8 +23,12 @@ export interface ConvNode extends NodeBase {
   filters: number;
   kernelSize: number;
   strides: number;
-  /** 1 = ordinary conv (tfjs-layers Conv2D); >1 = GroupedConv2D. */
+  /** 1 = ordinary conv (tfjs-layers Conv2D, or PaddedConv2D with explicit padding); >1 = GroupedConv2D. */
   groups: number;
+  /** 'same' (TF), or p zeros on every side (Torch's `padding=p`); see {@link torchPadding}. */
+  padding: 'same' | number;
+  /** He-normal initialisation over the fan-out k*k*Cout or the fan-in k*k*Cin/G. */
+  init: ConvInit;
   /** Initializer seed; undefined = unseeded. */
   seed: number | undefined;
 }
@@ -32,7 +38,7 @@ export interface AddNode extends NodeBase { kind: 'add' }
 export interface DropoutNode extends NodeBase { kind: 'dropout'; rate: number }
 export interface DropPathNode extends NodeBase { kind: 'dropPath'; rate: number }
 export interface ZeroPadShortcutNode extends NodeBase { kind: 'zeroPadShortcut'; strides: number; outChannels: number }
-export interface MaxPoolNode extends NodeBase { kind: 'maxPool'; poolSize: number; strides: number }
+export interface MaxPoolNode extends NodeBase { kind: 'maxPool'; poolSize: number; strides: number; padding: 'same' | number }
 export interface GlobalAvgPoolNode extends NodeBase { kind: 'globalAvgPool' }
 export interface DenseNode extends NodeBase { kind: 'dense'; units: number; seed: number | undefined }
 
@@ -45,6 +51,23 @@ export type NetworkNode =
 export interface Tap {
   readonly name: string;
   readonly shape: ExampleShape;
+}
+
+/**
+ * He-normal initialisation of conv kernels, N(0, 2/fan): 'fan-out' (fan = k*k*Cout) as fb.resnet.torch, the
+ * pre-activation ResNet, ResNeXt and torchvision code; 'fan-in' (fan = k*k*Cin/G, torch.nn.init.kaiming_normal_'s
+ * default) as the WRN PyTorch code (pytorch/utils.py conv_params).
+ */
+export type ConvInit = 'fan-out' | 'fan-in';
+export const CONV_INITS: readonly ConvInit[] = ['fan-out', 'fan-in'];
+
+/**
+ * The padding the papers' Torch code and PyTorch give a k x k conv or pool with stride s: k//2 zeros on every side
+ * ('same' where that is what TF's 'same' does too: stride 1, or a 1x1). TF's 'same' pads a 3x3/2 conv on an even
+ * size 0 before and 1 after, which samples a grid shifted by one pixel from Torch's 1/1; output sizes agree.
+ */
+export function torchPadding(kernelSize: number, strides: number): 'same' | number {
+  return strides > 1 && kernelSize > 1 ? Math.floor(kernelSize / 2) : 'same';
 }
 
 /** BatchNorm as in Torch (momentum 0.1 there = 0.9 in Keras' convention, epsilon 1e-5). */
@@ -69,14 +92,21 @@ export class NetworkGraph {
   readonly nodes: NetworkNode[] = [];
   private readonly byName = new Map<string, NetworkNode>();
   private readonly seed: number | undefined;
+  private readonly convInit: ConvInit;
   private seededLayers = 0;
 
-  /** @param seed initializer seed of the whole model (each layer derives its own); undefined = unseeded. */
-  constructor(options: { seed?: number | undefined } = {}) {
+  /**
+   * @param seed initializer seed of the whole model (each layer derives its own); undefined = unseeded.
+   * @param convInit He-normal over the fan-out (default) or the fan-in of every conv.
+   */
+  constructor(options: { seed?: number | undefined; convInit?: ConvInit | undefined } = {}) {
     if (options.seed !== undefined && !Number.isSafeInteger(options.seed)) {
       throw new RangeError(`NetworkGraph: seed must be an integer, got ${String(options.seed)}`);
     }
+    const convInit = options.convInit ?? 'fan-out';
+    if (!CONV_INITS.includes(convInit)) throw new RangeError(`NetworkGraph: convInit must be one of ${CONV_INITS.join(', ')}, got '${String(convInit)}'`);
     this.seed = options.seed;
+    this.convInit = convInit;
   }
 
   node(name: string): NetworkNode {
@@ -114,8 +144,11 @@ export class NetworkGraph {
     if (channels % groups !== 0 || filters % groups !== 0) {
       throw new RangeError(`${name}: ${channels} input and ${filters} output channels must both be multiples of groups=${groups}`);
     }
-    const outputShape = [convOutputSize(height, kernelSize, strides, 'same'), convOutputSize(width, kernelSize, strides, 'same'), filters];
-    return this.push({ kind: 'conv', name, inputs: [x.name], outputShape, filters, kernelSize, strides, groups, seed: this.nextSeed() });
+    const padding = torchPadding(kernelSize, strides);
+    const outputShape = [convOutputSize(height, kernelSize, strides, padding), convOutputSize(width, kernelSize, strides, padding), filters];
+    return this.push({
+      kind: 'conv', name, inputs: [x.name], outputShape, filters, kernelSize, strides, groups, padding, init: this.convInit, seed: this.nextSeed(),
+    });
   }
 
   batchNorm(x: Tap, name: string, options: { zeroGamma?: boolean } = {}): Tap {
@@ -156,8 +189,11 @@ export class NetworkGraph {
 
   maxPool(x: Tap, poolSize: number, strides: number, name: string): Tap {
     const [height, width, channels] = featureMap(x, name);
-    const outputShape = [convOutputSize(height, poolSize, strides, 'same'), convOutputSize(width, poolSize, strides, 'same'), channels];
-    return this.push({ kind: 'maxPool', name, inputs: [x.name], outputShape, poolSize, strides });
+    assertPositiveInteger(poolSize, `${name} pool size`);
+    assertPositiveInteger(strides, `${name} strides`);
+    const padding = torchPadding(poolSize, strides);
+    const outputShape = [convOutputSize(height, poolSize, strides, padding), convOutputSize(width, poolSize, strides, padding), channels];
+    return this.push({ kind: 'maxPool', name, inputs: [x.name], outputShape, poolSize, strides, padding });
   }
 
   globalAvgPool(x: Tap, name: string): Tap {
@@ -222,14 +258,14 @@ export function planMultiplyAdds(graph: NetworkGraph): number {
 export function nodeTypeName(node: NetworkNode): string {
   switch (node.kind) {
     case 'input': return 'InputLayer';
-    case 'conv': return node.groups > 1 ? GroupedConv2D.className : 'Conv2D';
-    case 'batchNorm': return 'BatchNormalization';
+    case 'conv': return node.groups > 1 ? GroupedConv2D.className : node.padding === 'same' ? 'Conv2D' : PaddedConv2D.className;
+    case 'batchNorm': return TorchBatchNormalization.className;
     case 'relu': return 'Activation';
     case 'add': return 'Add';
     case 'dropout': return SeededDropout.className;
     case 'dropPath': return DropPath.className;
     case 'zeroPadShortcut': return ZeroPadShortcut.className;
-    case 'maxPool': return 'MaxPooling2D';
+    case 'maxPool': return node.padding === 'same' ? 'MaxPooling2D' : PaddedMaxPooling2D.className;
     case 'globalAvgPool': return 'GlobalAveragePooling2D';
     case 'dense': return 'Dense';
   }
@@ -257,9 +293,11 @@ export function planLayerTable(graph: NetworkGraph): LayerRow[] {
 }
 
 /**
- * Builds the plan as a tf.LayersModel with the functional API. Convs have no bias and He-normal fan-out
- * initialisation N(0, 2/(k*k*Cout)) (the papers' code); BN gamma 1 (0 where `zeroGamma`), beta 0; the dense
- * layer is initialised as Torch's Linear, U(-1/sqrt(fanIn), 1/sqrt(fanIn)), bias 0. The output is logits.
+ * Builds the plan as a tf.LayersModel with the functional API. Convs have no bias, Torch's padding
+ * ({@link torchPadding}) and He-normal initialisation over the fan-out N(0, 2/(k*k*Cout)) or the fan-in
+ * ({@link ConvInit}); BatchNorm is Torch's ({@link TorchBatchNormalization}: unbiased moving variance), gamma 1
+ * (0 where `zeroGamma`), beta 0; the dense layer is initialised as Torch's Linear, U(-1/sqrt(fanIn),
+ * 1/sqrt(fanIn)), bias 0; the 3x3/2 max pool pads 1 on each side as Torch's. The output is logits.
  */
 export function buildLayersModel(graph: NetworkGraph, name: string): LayersModel {
   const outputs = new Map<string, SymbolicTensor>();
@@ -283,22 +321,24 @@ function createLayer(graph: NetworkGraph, node: NetworkNode): layers.Layer {
     case 'input':
       throw new Error(`buildLayersModel: a second input node '${name}' is not supported`);
     case 'conv': {
-      if (node.groups > 1) {
-        return new GroupedConv2D({
-          name, filters: node.filters, kernelSize: node.kernelSize, strides: node.strides, groups: node.groups,
-          padding: 'same', ...(node.seed === undefined ? {} : { seed: node.seed }),
-        });
+      const seed = node.seed === undefined ? {} : { seed: node.seed };
+      const kernelInitializer = node.init === 'fan-in' ? ('heNormalFanIn' as const) : ('heNormalFanOut' as const);
+      if (node.groups > 1 || node.padding !== 'same') {
+        const args = {
+          name, filters: node.filters, kernelSize: node.kernelSize, strides: node.strides, padding: node.padding, kernelInitializer, ...seed,
+        };
+        return node.groups > 1 ? new GroupedConv2D({ ...args, groups: node.groups }) : new PaddedConv2D(args);
       }
-      const stddev = Math.sqrt(2 / (node.kernelSize * node.kernelSize * node.filters));
+      const fan = node.kernelSize * node.kernelSize * (node.init === 'fan-in' ? channelsOf(graph, node) : node.filters);
+      const stddev = Math.sqrt(2 / fan);
       return layers.conv2d({
         name, filters: node.filters, kernelSize: node.kernelSize, strides: node.strides, padding: 'same', useBias: false,
         kernelInitializer: initializers.randomNormal({ mean: 0, stddev, ...(node.seed === undefined ? {} : { seed: node.seed }) }),
       });
     }
     case 'batchNorm':
-      return layers.batchNormalization({
-        name, axis: -1, momentum: BATCH_NORM_MOMENTUM, epsilon: BATCH_NORM_EPSILON,
-        gammaInitializer: node.zeroGamma ? 'zeros' : 'ones', betaInitializer: 'zeros',
+      return new TorchBatchNormalization({
+        name, momentum: BATCH_NORM_MOMENTUM, epsilon: BATCH_NORM_EPSILON, gammaInitializer: node.zeroGamma ? 'zeros' : 'ones',
       });
     case 'relu':
       return layers.activation({ name, activation: 'relu' });
@@ -311,7 +351,9 @@ function createLayer(graph: NetworkGraph, node: NetworkNode): layers.Layer {
     case 'zeroPadShortcut':
       return new ZeroPadShortcut({ name, strides: node.strides, outChannels: node.outChannels });
     case 'maxPool':
-      return layers.maxPooling2d({ name, poolSize: node.poolSize, strides: node.strides, padding: 'same' });
+      return node.padding === 'same'
+        ? layers.maxPooling2d({ name, poolSize: node.poolSize, strides: node.strides, padding: 'same' })
+        : new PaddedMaxPooling2D({ name, poolSize: node.poolSize, strides: node.strides, padding: node.padding });
     case 'globalAvgPool':
       return layers.globalAveragePooling2d({ name });
     case 'dense': {

@@ -3,13 +3,21 @@ export { getLayerRandomState, setLayerRandomState, seedLayerRandom, nextLayerSee
 export type { LayerRandomState } from './random.js';
 export {
   GroupedConv2D,
+  PaddedConv2D,
+  CONV_KERNEL_INITIALIZERS,
   groupedConv2d,
   GROUPED_CONV_METHODS,
   DEFAULT_GROUPED_CONV_METHOD,
   fastestGroupedConvMethod,
   setGroupedConvMethodPreference,
 } from './layers/grouped_conv.js';
-export type { GroupedConv2DArgs, GroupedConv2DOptions, GroupedConvMethod } from './layers/grouped_conv.js';
+export type { GroupedConv2DArgs, GroupedConv2DOptions, GroupedConvMethod, ConvKernelInitializer } from './layers/grouped_conv.js';
+export { PaddedMaxPooling2D } from './layers/pooling.js';
+export type { PaddedMaxPooling2DArgs } from './layers/pooling.js';
+export { TorchBatchNormalization } from './layers/batch_norm.js';
+export type { TorchBatchNormalizationArgs } from './layers/batch_norm.js';
+export { convOutputSize } from './layers/common.js';
+export type { ConvPadding } from './layers/common.js';
 export { ZeroPadShortcut, subsample } from './layers/zero_pad_shortcut.js';
 export type { ZeroPadShortcutArgs } from './layers/zero_pad_shortcut.js';
 export { SeededDropout, DropPath } from './layers/dropout.js';
@@ -26,6 +34,8 @@ export {
   nodeTypeName,
   BATCH_NORM_MOMENTUM,
   BATCH_NORM_EPSILON,
+  CONV_INITS,
+  torchPadding,
 } from './graph.js';
 export type {
   NetworkNode,
@@ -43,6 +53,7 @@ export type {
   Tap,
   ExampleShape,
   LayerRow,
+  ConvInit,
 } from './graph.js';
 export {
   residualBlock,

@@ -19,9 +19,25 @@ export function singleShape(inputShape: Shape | Shape[], layer: string): Shape {
   return inputShape as Shape;
 }
 
-/** Spatial output size of a conv or pool along one axis (TF semantics). */
-export function convOutputSize(size: number, kernel: number, stride: number, padding: 'same' | 'valid'): number {
+/**
+ * Padding of a conv or pool: TF's 'same' (the total split with the extra pixel at the end: 0 before and 1 after
+ * for a 3x3/2 conv on an even size) or 'valid', or a number p: p zeros before and p after on both spatial axes,
+ * as Torch's `padding=p` (1 for a 3x3/2 conv, 3 for the 7x7/2 stem).
+ */
+export type ConvPadding = 'same' | 'valid' | number;
+
+/** Spatial output size of a conv or pool along one axis (TF semantics for 'same'/'valid', Torch's for a number). */
+export function convOutputSize(size: number, kernel: number, stride: number, padding: ConvPadding): number {
+  if (typeof padding === 'number') return Math.floor((size + 2 * padding - kernel) / stride) + 1;
   return padding === 'same' ? Math.ceil(size / stride) : Math.ceil((size - kernel + 1) / stride);
+}
+
+/** Checks a padding argument: 'same', 'valid' or a non-negative integer smaller than the kernel. */
+export function assertPadding(padding: unknown, kernel: number, what: string): asserts padding is ConvPadding {
+  if (padding === 'same' || padding === 'valid') return;
+  if (typeof padding !== 'number' || !Number.isInteger(padding) || padding < 0 || padding >= kernel) {
+    throw new RangeError(`${what} must be 'same', 'valid' or an integer in [0, ${kernel - 1}] (symmetric padding below the kernel size ${kernel}), got ${JSON.stringify(padding)}`);
+  }
 }
 
 export function assertPositiveInteger(value: unknown, what: string): asserts value is number {

@@ -17,7 +17,7 @@ import {
   type Tensor4D,
 } from '@tensorflow/tfjs-core';
 import { initializers, layers, type LayerVariable, type Shape } from '@tensorflow/tfjs-layers';
-import { assertPositiveInteger, convOutputSize, singleShape, singleTensor } from './common.js';
+import { assertPadding, assertPositiveInteger, convOutputSize, singleShape, singleTensor, type ConvPadding } from './common.js';
 import { subsample } from './zero_pad_shortcut.js';
 
 /**
@@ -81,7 +81,8 @@ export function fastestGroupedConvMethod(
 
 export interface GroupedConv2DOptions {
   strides: number;
-  padding: 'same' | 'valid';
+  /** 'same', 'valid', or p zeros on every side (Torch's `padding=p`). */
+  padding: ConvPadding;
   groups: number;
   method?: GroupedConvMethod;
 }
@@ -124,22 +125,24 @@ export function groupedConv2d(x: Tensor4D, kernel: Tensor4D, options: GroupedCon
   });
 }
 
-/** TF's 'same' padding: the total is split with the extra pixel at the end. */
-function samePadding(size: number, kernel: number, stride: number): [number, number] {
+/** Zeros before and after along one axis: TF's 'same' splits the total with the extra pixel at the end. */
+function axisPadding(size: number, kernel: number, stride: number, padding: ConvPadding): [number, number] {
+  if (typeof padding === 'number') return [padding, padding];
+  if (padding === 'valid') return [0, 0];
   const out = Math.ceil(size / stride);
   const total = Math.max((out - 1) * stride + kernel - size, 0);
   return [Math.floor(total / 2), total - Math.floor(total / 2)];
 }
 
-function im2colGroupedConv(x: Tensor4D, kernel: Tensor4D, strides: number, padding: 'same' | 'valid', groups: number): Tensor4D {
+function im2colGroupedConv(x: Tensor4D, kernel: Tensor4D, strides: number, padding: ConvPadding, groups: number): Tensor4D {
   const [n, height, width, inChannels] = x.shape;
   const [kh, kw, inPerGroup, outChannels] = kernel.shape;
   const outPerGroup = outChannels / groups;
   const outH = convOutputSize(height, kh, strides, padding);
   const outW = convOutputSize(width, kw, strides, padding);
-  const padded = padding === 'same'
-    ? pad(x, [[0, 0], samePadding(height, kh, strides), samePadding(width, kw, strides), [0, 0]])
-    : x;
+  const padded = padding === 'valid' || padding === 0
+    ? x
+    : pad(x, [[0, 0], axisPadding(height, kh, strides, padding), axisPadding(width, kw, strides, padding), [0, 0]]);
   const windows: Tensor4D[] = [];
   for (let dy = 0; dy < kh; dy++) {
     for (let dx = 0; dx < kw; dx++) {
@@ -156,6 +159,9 @@ function im2colGroupedConv(x: Tensor4D, kernel: Tensor4D, strides: number, paddi
   return reshape(transpose(out, [1, 0, 2]), [n, outH, outW, outChannels]) as Tensor4D;
 }
 
+export const CONV_KERNEL_INITIALIZERS = ['heNormalFanOut', 'heNormalFanIn', 'zeros'] as const;
+export type ConvKernelInitializer = (typeof CONV_KERNEL_INITIALIZERS)[number];
+
 export interface GroupedConv2DArgs {
   /** Output channels (a multiple of `groups`). */
   filters: number;
@@ -165,10 +171,13 @@ export interface GroupedConv2DArgs {
   groups: number;
   /** Stride of both spatial axes. Default 1. */
   strides?: number;
-  /** Default 'same'. */
-  padding?: 'same' | 'valid';
-  /** 'heNormalFanOut' (default): N(0, 2 / (k*k*filters)) as in the papers' code; 'zeros'. */
-  kernelInitializer?: 'heNormalFanOut' | 'zeros';
+  /** 'same' (default), 'valid', or p zeros on every side (Torch's `padding=p`, what the papers' code uses). */
+  padding?: ConvPadding;
+  /**
+   * 'heNormalFanOut' (default): N(0, 2 / (k*k*filters)), fb.resnet.torch's and the ResNeXt code's;
+   * 'heNormalFanIn': N(0, 2 / (k*k*Cin/G)), torch.nn.init.kaiming_normal_'s default (the WRN PyTorch code); 'zeros'.
+   */
+  kernelInitializer?: ConvKernelInitializer;
   /** Seed of the kernel initializer. */
   seed?: number;
   /** Force one computation; default: {@link fastestGroupedConvMethod} for the active backend and mode. */
@@ -186,8 +195,8 @@ export class GroupedConv2D extends layers.Layer {
   readonly kernelSize: number;
   readonly groups: number;
   readonly strides: number;
-  readonly padding: 'same' | 'valid';
-  readonly kernelInitializer: 'heNormalFanOut' | 'zeros';
+  readonly padding: ConvPadding;
+  readonly kernelInitializer: ConvKernelInitializer;
   readonly seed: number | undefined;
   readonly method: GroupedConvMethod | undefined;
   private kernel: LayerVariable | null = null;
@@ -206,13 +215,12 @@ export class GroupedConv2D extends layers.Layer {
     this.groups = args.groups;
     this.strides = args.strides ?? 1;
     assertPositiveInteger(this.strides, `${where} strides`);
-    this.padding = args.padding ?? 'same';
-    if (this.padding !== 'same' && this.padding !== 'valid') {
-      throw new RangeError(`${where}: padding must be 'same' or 'valid', got '${String(this.padding)}'`);
-    }
+    const padding = args.padding ?? 'same';
+    assertPadding(padding, this.kernelSize, `${where}: padding`);
+    this.padding = padding;
     this.kernelInitializer = args.kernelInitializer ?? 'heNormalFanOut';
-    if (this.kernelInitializer !== 'heNormalFanOut' && this.kernelInitializer !== 'zeros') {
-      throw new RangeError(`${where}: kernelInitializer must be 'heNormalFanOut' or 'zeros', got '${String(this.kernelInitializer)}'`);
+    if (!CONV_KERNEL_INITIALIZERS.includes(this.kernelInitializer)) {
+      throw new RangeError(`${where}: kernelInitializer must be one of ${CONV_KERNEL_INITIALIZERS.join(', ')}, got '${String(this.kernelInitializer)}'`);
     }
     this.seed = args.seed;
     if (args.method !== undefined && !GROUPED_CONV_METHODS.includes(args.method)) {
@@ -227,9 +235,10 @@ export class GroupedConv2D extends layers.Layer {
       throw new Error(`GroupedConv2D ${this.name}: input channels (${String(channels)}) must be a multiple of groups (${this.groups})`);
     }
     const k = this.kernelSize;
+    const fan = this.kernelInitializer === 'heNormalFanIn' ? k * k * (channels / this.groups) : k * k * this.filters;
     const init = this.kernelInitializer === 'zeros'
       ? initializers.zeros()
-      : initializers.randomNormal({ mean: 0, stddev: Math.sqrt(2 / (k * k * this.filters)), seed: this.seed });
+      : initializers.randomNormal({ mean: 0, stddev: Math.sqrt(2 / fan), seed: this.seed });
     this.kernel = this.addWeight('kernel', [k, k, channels / this.groups, this.filters], 'float32', init, undefined, true);
     this.built = true;
   }
@@ -265,3 +274,19 @@ export class GroupedConv2D extends layers.Layer {
   }
 }
 serialization.registerClass(GroupedConv2D);
+
+/**
+ * A conv2d (no bias) with Torch's explicit symmetric padding, where TF's 'same' would pad asymmetrically: every
+ * strided 3x3 conv (padding 1) and the 7x7/2 ImageNet stem (padding 3). tfjs-layers' Conv2D only knows
+ * 'same'/'valid'; this layer hands the number to tf.conv2d, whose kernels on every backend (and @wrn's wasm
+ * training kernels and native convolutions) take explicit padding as they take 'same', with no extra copy.
+ * {@link GroupedConv2D} with `groups` 1 by default, under its own class name so that layer tables say what it is.
+ */
+export class PaddedConv2D extends GroupedConv2D {
+  static override className = 'WrnPaddedConv2D';
+
+  constructor(args: Omit<GroupedConv2DArgs, 'groups'> & { groups?: number }) {
+    super({ ...args, groups: args.groups ?? 1 });
+  }
+}
+serialization.registerClass(PaddedConv2D);

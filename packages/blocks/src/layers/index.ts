@@ -1,9 +1,13 @@
 import { serialization } from '@tensorflow/tfjs-core';
 import { DropPath, SeededDropout } from './dropout.js';
-import { GroupedConv2D } from './grouped_conv.js';
+import { GroupedConv2D, PaddedConv2D } from './grouped_conv.js';
+import { TorchBatchNormalization } from './batch_norm.js';
+import { PaddedMaxPooling2D } from './pooling.js';
 import { ZeroPadShortcut } from './zero_pad_shortcut.js';
 
-export const CUSTOM_LAYER_CLASSES = [GroupedConv2D, ZeroPadShortcut, DropPath, SeededDropout] as const;
+export const CUSTOM_LAYER_CLASSES = [
+  GroupedConv2D, PaddedConv2D, PaddedMaxPooling2D, TorchBatchNormalization, ZeroPadShortcut, DropPath, SeededDropout,
+] as const;
 
 /**
  * Registers the custom layers for deserialisation. Each module already registers its class when loaded; this

@@ -1,0 +1,102 @@
+import { batchNorm, moments, mul, scalar, serialization, sub, tidy, type Tensor, type Tensor1D } from '@tensorflow/tfjs-core';
+import { initializers, layers, type LayerVariable, type Shape } from '@tensorflow/tfjs-layers';
+import { singleShape, singleTensor } from './common.js';
+
+export interface TorchBatchNormalizationArgs {
+  /**
+   * Weight of the old moving statistics in Keras' convention: moving = momentum * moving + (1 - momentum) * batch.
+   * Default 0.9, Torch's momentum 0.1.
+   */
+  momentum?: number;
+  /** Added to the variance before the square root. Default 1e-5 (Torch's). */
+  epsilon?: number;
+  /** Initial gamma: 'ones' (default) or 'zeros' (a residual branch that starts as nothing). */
+  gammaInitializer?: 'ones' | 'zeros';
+  name?: string;
+}
+
+/**
+ * BatchNorm over the channels of an NHWC tensor, as Torch computes it (nn.SpatialBatchNormalization,
+ * torch.nn.BatchNorm2d): in training the batch is normalised with its biased variance, and the moving variance
+ * is updated with the UNBIASED one, var * n / (n - 1) with n = N*H*W values per channel. tfjs-layers'
+ * BatchNormalization updates it with the biased variance, so after training its moving variance is smaller by
+ * n/(n-1) (1/127 for a batch of 128 at 1x1, 1/8191 at 8x8) and the inference function differs from the papers'.
+ * Same weights as tfjs-layers' layer (gamma, beta, moving_mean, moving_variance) and the same ops
+ * (tf.moments, tf.batchNorm), so every backend's BatchNorm kernels and gradients apply unchanged.
+ */
+export class TorchBatchNormalization extends layers.Layer {
+  static className = 'WrnBatchNormalization';
+  readonly momentum: number;
+  readonly epsilon: number;
+  readonly gammaInitializer: 'ones' | 'zeros';
+  private gamma: LayerVariable | null = null;
+  private beta: LayerVariable | null = null;
+  private movingMean: LayerVariable | null = null;
+  private movingVariance: LayerVariable | null = null;
+
+  constructor(args: TorchBatchNormalizationArgs = {}) {
+    super({ name: args.name });
+    const where = `TorchBatchNormalization${args.name ? ` ${args.name}` : ''}`;
+    this.momentum = args.momentum ?? 0.9;
+    this.epsilon = args.epsilon ?? 1e-5;
+    if (!(this.momentum >= 0 && this.momentum <= 1)) throw new RangeError(`${where}: momentum must be in [0, 1], got ${String(this.momentum)}`);
+    if (!(this.epsilon > 0)) throw new RangeError(`${where}: epsilon must be > 0, got ${String(this.epsilon)}`);
+    this.gammaInitializer = args.gammaInitializer ?? 'ones';
+    if (this.gammaInitializer !== 'ones' && this.gammaInitializer !== 'zeros') {
+      throw new RangeError(`${where}: gammaInitializer must be 'ones' or 'zeros', got '${String(this.gammaInitializer)}'`);
+    }
+    this.supportsMasking = true;
+  }
+
+  override build(inputShape: Shape | Shape[]): void {
+    const shape = singleShape(inputShape, 'TorchBatchNormalization');
+    const channels = shape[shape.length - 1];
+    if (channels == null) throw new Error(`TorchBatchNormalization ${this.name}: the channel axis of [${shape.join(', ')}] must be known`);
+    const ones = initializers.ones();
+    const zeros = initializers.zeros();
+    this.gamma = this.addWeight('gamma', [channels], 'float32', this.gammaInitializer === 'ones' ? ones : zeros, undefined, true);
+    this.beta = this.addWeight('beta', [channels], 'float32', zeros, undefined, true);
+    this.movingMean = this.addWeight('moving_mean', [channels], 'float32', zeros, undefined, false);
+    this.movingVariance = this.addWeight('moving_variance', [channels], 'float32', ones, undefined, false);
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape | Shape[] {
+    return inputShape;
+  }
+
+  override call(inputs: Tensor | Tensor[], kwargs: Record<string, unknown>): Tensor {
+    const x = singleTensor(inputs, 'TorchBatchNormalization');
+    if (this.gamma === null || this.beta === null || this.movingMean === null || this.movingVariance === null) {
+      throw new Error(`TorchBatchNormalization ${this.name} was called before it was built`);
+    }
+    const gamma = this.gamma.read() as Tensor1D;
+    const beta = this.beta.read() as Tensor1D;
+    if (kwargs['training'] !== true) {
+      return batchNorm(x, this.movingMean.read() as Tensor1D, this.movingVariance.read() as Tensor1D, beta, gamma, this.epsilon);
+    }
+    const axes = x.shape.slice(0, -1).map((_, i) => i);
+    const count = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+    return tidy(() => {
+      const { mean, variance } = moments(x, axes);
+      const normed = batchNorm(x, mean, variance, beta, gamma, this.epsilon);
+      // Torch's running_var update uses the unbiased batch variance (a single value per channel: left as is).
+      const unbiased = count > 1 ? mul(variance, scalar(count / (count - 1))) : variance;
+      this.updateMovingAverage(this.movingMean as LayerVariable, mean);
+      this.updateMovingAverage(this.movingVariance as LayerVariable, unbiased);
+      return normed;
+    });
+  }
+
+  private updateMovingAverage(variable: LayerVariable, value: Tensor): void {
+    tidy(() => {
+      const old = variable.read();
+      variable.write(sub(old, mul(sub(old, value), scalar(1 - this.momentum))));
+    });
+  }
+
+  override getConfig(): serialization.ConfigDict {
+    return { ...super.getConfig(), momentum: this.momentum, epsilon: this.epsilon, gammaInitializer: this.gammaInitializer };
+  }
+}
+serialization.registerClass(TorchBatchNormalization);
