@@ -47,8 +47,13 @@ export async function loadCheckpointModel(path: string): Promise<CheckpointModel
   const runDir = basename(parent) === 'checkpoints' ? dirname(parent) : undefined;
   const configPath = runDir ? join(runDir, 'config.json') : undefined;
   const runConfig =
-    configPath && existsSync(configPath) ? (JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>) : undefined;
+    configPath && existsSync(configPath) ? (JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>) : convertedRunConfig(model);
   return { model, dir, runConfig, runDir };
+}
+
+/** What `wrn convert` records in model.json in place of a run's config.json: dataset, normalisation, class names. */
+function convertedRunConfig(model: LayersModel): Record<string, unknown> | undefined {
+  return (model.getUserDefinedMetadata() as { wrnRunConfig?: Record<string, unknown> } | undefined)?.wrnRunConfig;
 }
 
 /** The run's CLI options as recorded in config.json's context (dataset, dataDir, normalization, ...). */
