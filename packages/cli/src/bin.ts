@@ -1,5 +1,10 @@
 #!/usr/bin/env node
+import { processIO } from './io.js';
 import { runCli } from './program.js';
+import { installSignalHandlers } from './signals.js';
+
+// First of all: a signal at any later moment ends wrn with a message and the conventional exit code.
+installSignalHandlers(processIO());
 
 // The threaded wasm build's workers are unref'd (so they never keep a finished run alive), and a command can be
 // left awaiting work that only they report on: with nothing else referenced Node would then drain its event loop
