@@ -14,8 +14,10 @@ import { z } from 'zod';
  *   O_EXCL on old clients).
  * - A lock whose holder died without releasing it (kill -9, a crashed machine) is stale. On the holder's own host
  *   that is decided at once by pid liveness (and, on Linux, the pid's start time, so a recycled pid does not count
- *   as alive); from another host, by a heartbeat older than `staleMs`: the holder rewrites `.lock` every
- *   `heartbeatMs` (temp + rename), so a lease on a shared file system expires when its holder stops renewing it.
+ *   as alive); from another host, by a heartbeat older than `staleMs`: every `heartbeatMs` the holder checks that
+ *   `.lock` still holds its token and sets the file's mtime to now, so a lease on a shared file system expires when
+ *   its holder stops renewing it. (Touching rather than rewriting: a rewrite could clobber a record written by a
+ *   process that broke the lease in between.)
  * - Breaking a stale lock renames it away first and checks that what was moved is the record judged stale, so two
  *   processes breaking the same stale lock cannot both win.
  * - Released on exit (also on process.exit() from a signal handler); a lock lost to a breaker (a heartbeat stalled
@@ -34,7 +36,7 @@ export const runLockHolderSchema = z
     host: z.string().min(1),
     /** When the lock was taken (ISO 8601). */
     startedAt: z.string(),
-    /** When the holder last renewed the lease (ISO 8601). */
+    /** When the holder last renewed the lease (ISO 8601): the later of the recorded time and the file's mtime. */
     heartbeatAt: z.string(),
     /** The holder's renewal period; a lease is stale after `staleMs` (3 periods by default) without renewal. */
     heartbeatMs: z.number().int().positive(),
@@ -149,6 +151,8 @@ async function readLockFile(file: string): Promise<RunLockHolder | null> {
     const issue = result.error.issues[0]!;
     throw new RunLockFileError(`${file}: not a ${RUN_LOCK_FORMAT} record (${issue.path.join('.') || 'top level'}: ${issue.message}); if no process uses the run directory, delete the file`);
   }
+  const renewed = await fs.stat(file).then((s) => s.mtimeMs).catch(() => 0);
+  if (renewed > Date.parse(result.data.heartbeatAt)) result.data.heartbeatAt = new Date(renewed).toISOString();
   return result.data;
 }
 
@@ -235,9 +239,9 @@ export async function acquireRunLock(runDir: string, options: RunLockOptions = {
         markLost(current ? `${file} now belongs to ${current.command} (pid ${current.pid} on ${current.host})` : `${file} was deleted`);
         return;
       }
-      holder.heartbeatAt = new Date().toISOString();
-      const temp = await writeTemp(file, holder);
-      await fs.rename(temp, file);
+      const now = new Date();
+      await fs.utimes(file, now, now);
+      holder.heartbeatAt = now.toISOString();
     } catch {
       // A transient error (a full disk, an NFS hiccup): the next beat tries again; the lease has 3 periods of slack.
     }
