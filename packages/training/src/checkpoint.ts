@@ -66,6 +66,10 @@ export const checkpointStateSchema = z
     if (s.globalStep > s.epoch * s.itersPerEpoch + s.iteration) {
       ctx.addIssue({ code: 'custom', path: ['globalStep'], message: `${s.epoch} epochs of ${s.itersPerEpoch} steps plus ${s.iteration} cannot make ${s.globalStep} steps` });
     }
+    // Each finished epoch took at least one step (the last one may be cut short by maxSteps).
+    if (s.epoch > 0 && s.globalStep <= (s.epoch - 1) * s.itersPerEpoch + s.iteration) {
+      ctx.addIssue({ code: 'custom', path: ['epoch'], message: `${s.epoch} epochs of ${s.itersPerEpoch} steps need more than ${(s.epoch - 1) * s.itersPerEpoch + s.iteration} steps, globalStep is ${s.globalStep}` });
+    }
     if (s.best != null && s.best.epoch > s.epoch) ctx.addIssue({ code: 'custom', path: ['best', 'epoch'], message: `best epoch ${s.best.epoch} is after the ${s.epoch} epochs trained` });
   });
 export type CheckpointState = Omit<z.infer<typeof checkpointStateSchema>, 'format'> & { format: typeof CHECKPOINT_FORMAT | typeof LEGACY_CHECKPOINT_FORMAT };

@@ -90,7 +90,9 @@ describe('acquireRunLock', () => {
     const dir = freshDir();
     await writeLock(dir, record({ host: 'other-host', pid: 4242, staleMs: 5_000, heartbeatAt: new Date().toISOString() }));
     await expect(acquireRunLock(dir, { heartbeatMs: 0 })).rejects.toThrowError('(pid 4242 on other-host');
-    await writeLock(dir, record({ host: 'other-host', pid: 4242, staleMs: 5_000, heartbeatAt: new Date(Date.now() - 6_000).toISOString() }));
+    const sixSecondsAgo = new Date(Date.now() - 6_000);
+    await writeLock(dir, record({ host: 'other-host', pid: 4242, staleMs: 5_000, heartbeatAt: sixSecondsAgo.toISOString() }));
+    await fs.utimes(path.join(dir, RUN_LOCK_FILE), sixSecondsAgo, sixSecondsAgo); // the lease is the file's mtime too
     const lock = await acquireRunLock(dir, { heartbeatMs: 0 });
     await lock.release();
   });
