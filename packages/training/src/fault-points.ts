@@ -4,7 +4,8 @@ import { writeSync } from 'node:fs';
  * Test-only: the environment variable that makes the run-directory writers pause at named points, so the
  * fault-injection tests can kill -9 a real process inside a window that is otherwise microseconds wide.
  *
- * `WRN_TEST_FAULT_POINTS="last:staged=800,best:filled=800"` pauses 800 ms at each named point; `*=20` pauses at
+ * `WRN_TEST_FAULT_POINTS="last:staged=800,best:filled@2=60000"` pauses 800 ms each time the process reaches
+ * last:staged, and 60 s the second time it reaches best:filled (hits are counted per process); `*=20` pauses at
  * every point. At a point that pauses, the process first writes `wrn-fault-point <name>` to stderr (synchronously,
  * so the line is out before the pause). Points: `<checkpoint>:filled` (files written, no manifest yet),
  * `<checkpoint>:staged` (staging whole), `<checkpoint>:moved-previous` (old one moved to .prev),
@@ -14,6 +15,7 @@ import { writeSync } from 'node:fs';
 export const FAULT_POINTS_ENV = 'WRN_TEST_FAULT_POINTS';
 
 let parsed: { spec: string | undefined; pauses: Map<string, number> } | undefined;
+const hits = new Map<string, number>();
 
 function pauses(): Map<string, number> {
   const spec = typeof process === 'undefined' ? undefined : process.env[FAULT_POINTS_ENV];
@@ -32,7 +34,10 @@ function pauses(): Map<string, number> {
 export async function faultPoint(name: string): Promise<void> {
   const map = pauses();
   if (map.size === 0) return;
-  const ms = map.get(name) ?? map.get(name.replace(/^epoch-\d+:/, 'epoch-K:')) ?? map.get('*');
+  const hit = (hits.get(name) ?? 0) + 1;
+  hits.set(name, hit);
+  const generic = name.replace(/^epoch-\d+:/, 'epoch-K:');
+  const ms = map.get(`${name}@${hit}`) ?? map.get(`${generic}@${hit}`) ?? map.get(name) ?? map.get(generic) ?? map.get('*');
   if (ms === undefined) return;
   writeSync(2, `wrn-fault-point ${name}\n`);
   await new Promise((resolve) => setTimeout(resolve, ms));

@@ -171,9 +171,9 @@ async function runTrain(
   if (existsSync(runDir) && !statSync(runDir).isDirectory()) {
     throw new UsageError(`--run-dir ${runDir}: is a file, not a directory; give a new or existing run directory`);
   }
+  if (flags.resume) checkResumeSettings(runDir, training, resolved.sources);
+  await checkNotLocked(runDir);
   if (flags.resume) {
-    checkResumeSettings(runDir, training, resolved.sources);
-    await checkNotLocked(runDir);
     const finished = await finishedRunMessage(runDir, training);
     if (finished) {
       writeLine(io.stderr, finished);
@@ -267,7 +267,9 @@ async function trainLocked(
         if (event.resumedFrom) progress.info(`resuming from ${event.resumedFrom} (epoch ${event.epochsDone}, step ${event.step})`);
         break;
       case 'notice':
-        progress.info(event.message);
+        // What resume repaired is worth a line; a fallback to an older checkpoint is worth one even with --quiet.
+        if (mode === 'quiet' && event.message.startsWith('warning:')) writeLine(io.stderr, event.message);
+        else progress.info(event.message);
         break;
       case 'step':
         progress.step({ epoch: event.epoch, epochs: event.totalEpochs, step: event.iteration, steps: event.itersPerEpoch, loss: event.loss, acc: event.acc, imagesPerSec: event.imagesPerSec });
