@@ -1,5 +1,10 @@
 #!/usr/bin/env node
-import { runCli } from './program.js';
+import { processIO } from './io.js';
+import { installSignalHandlers } from './signals.js';
+
+// First of all, before the heavy imports (TF.js, the backends: about a second): a signal at any later moment ends
+// wrn with a message and the conventional exit code, never Node's silent default.
+installSignalHandlers(processIO());
 
 // The threaded wasm build's workers are unref'd (so they never keep a finished run alive), and a command can be
 // left awaiting work that only they report on: with nothing else referenced Node would then drain its event loop
@@ -21,8 +26,10 @@ process.on('exit', (code) => {
 });
 
 // process.exitCode rather than process.exit(): pending writes to a piped stdout are flushed before Node exits.
-void runCli(process.argv.slice(2)).then((code) => {
-  settled = true;
-  clearInterval(keepAlive);
-  process.exitCode = code;
-});
+void import('./program.js')
+  .then(({ runCli }) => runCli(process.argv.slice(2)))
+  .then((code) => {
+    settled = true;
+    clearInterval(keepAlive);
+    process.exitCode = code;
+  });

@@ -3,7 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import { loadLayersModel, type LayersModel } from '@tensorflow/tfjs-layers';
 import { fileSystemIO, registerCustomLayers } from '@wrn/blocks';
 import type { Normalization } from '@wrn/datasets';
-import { resolveCheckpointDir } from '@wrn/training';
+import { CheckpointError, MANIFEST_FILE, readCheckpointState, resolveCheckpointDir, verifyCheckpointFiles } from '@wrn/training';
 import { UsageError } from './errors.js';
 
 export interface CheckpointModel {
@@ -22,10 +22,17 @@ export interface CheckpointModel {
 export async function findCheckpointDir(path: string): Promise<string> {
   if (!existsSync(path)) throw new UsageError(`--checkpoint ${path}: no such file or directory`);
   if (existsSync(join(path, 'model.json'))) return (await resolveCheckpointDir(path)) ?? path;
-  for (const name of ['best', 'last']) {
-    const found = await resolveCheckpointDir(join(path, 'checkpoints', name));
-    if (found) return found;
+  const best = await resolveCheckpointDir(join(path, 'checkpoints', 'best'));
+  const last = await resolveCheckpointDir(join(path, 'checkpoints', 'last'));
+  // The committed `last` records which epoch is best; a kill between its commit and best's copy leaves best one
+  // epoch behind until the next resume repairs it. Then `last` is the best model.
+  if (last) {
+    const lastState = await readCheckpointState(last).catch(() => null);
+    const bestState = best ? await readCheckpointState(best).catch(() => null) : null;
+    if (lastState?.best != null && lastState.best.epoch === lastState.epoch && lastState.reason === 'epoch' && bestState?.epoch !== lastState.epoch) return last;
   }
+  if (best) return best;
+  if (last) return last;
   const prev = await resolveCheckpointDir(path);
   if (prev) return prev;
   throw new UsageError(
@@ -36,6 +43,14 @@ export async function findCheckpointDir(path: string): Promise<string> {
 /** Loads the model of a checkpoint, with the config of the run that wrote it when there is one. */
 export async function loadCheckpointModel(path: string): Promise<CheckpointModel> {
   const dir = await findCheckpointDir(path);
+  if (existsSync(join(dir, MANIFEST_FILE))) {
+    try {
+      await verifyCheckpointFiles(dir);
+    } catch (error) {
+      if (error instanceof CheckpointError) throw new UsageError(`--checkpoint ${path}: ${error.message}`);
+      throw error;
+    }
+  }
   registerCustomLayers();
   let model: LayersModel;
   try {

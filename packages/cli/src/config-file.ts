@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { extname } from 'node:path';
 import YAML from 'yaml';
 import { UsageError } from './errors.js';
@@ -6,6 +6,7 @@ import { UsageError } from './errors.js';
 /** Reads a run config file (`.json`, `.yaml` or `.yml`) into a plain object; any problem is the user's to fix. */
 export function readConfigFile(path: string): Record<string, unknown> {
   if (!existsSync(path)) throw new UsageError(`--config ${path}: no such file`);
+  if (statSync(path).isDirectory()) throw new UsageError(`--config ${path}: is a directory; expected a .json, .yaml or .yml file`);
   const text = readFileSync(path, 'utf8');
   const extension = extname(path).toLowerCase();
   let value: unknown;

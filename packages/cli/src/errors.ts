@@ -18,9 +18,11 @@ export class UsageError extends Error {
 /** A run that started from valid input and then failed (training diverged, was interrupted, a backend crashed). */
 export class RunFailedError extends Error {
   override readonly name = 'RunFailedError';
-  readonly exitCode = EXIT_RUN_FAILED;
-  constructor(message: string, options?: { cause?: unknown }) {
+  readonly exitCode: number;
+  /** `exitCode`: 1, or 128 + n for a run stopped by signal n (130 for SIGINT, 143 SIGTERM, 129 SIGHUP). */
+  constructor(message: string, options?: { cause?: unknown; exitCode?: number }) {
     super(message, options);
+    this.exitCode = options?.exitCode ?? EXIT_RUN_FAILED;
   }
 }
 
@@ -43,5 +45,6 @@ export async function asUsageError<T>(where: string, step: () => T | Promise<T>)
 
 export function exitCodeOf(error: unknown): number {
   if (error instanceof UsageError) return EXIT_USAGE;
+  if (error instanceof RunFailedError) return error.exitCode;
   return EXIT_RUN_FAILED;
 }

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { resolveModelConfig } from '@wrn/architectures';
 import {
@@ -64,6 +64,8 @@ export interface ResolvedTrainConfig {
   training: TrainingConfig;
   recipe: TrainingPreset;
   recipeSource: string;
+  /** Where each user-set key (CLI key paths: "augmentation", "schedule.lr") came from: a flag or a file. */
+  sources: Map<string, ValueSource>;
 }
 
 function show(value: unknown): string {
@@ -107,7 +109,15 @@ export function recipeDataDefaults(recipe: TrainingPreset): Pick<RunOptions, 'au
 export function savedRunLayer(runDir: string): ConfigLayer {
   const file = join(runDir, 'config.json');
   if (!existsSync(file)) throw new UsageError(`--resume ${runDir}: no config.json there, so it is not a run directory`);
-  const saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  let saved: Record<string, unknown>;
+  try {
+    saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (error) {
+    throw new UsageError(`--resume ${runDir}: ${file} is not valid JSON (${errorMessage(error)}); it was not written by wrn train, or was damaged`);
+  }
+  if (typeof saved !== 'object' || saved === null || Array.isArray(saved)) {
+    throw new UsageError(`--resume ${runDir}: ${file}: expected a run config (a JSON object), got ${show(saved)}`);
+  }
   const { context, preset, model, ...training } = saved;
   const cli = (context ?? {}) as Record<string, unknown>;
   const values: Record<string, unknown> = { ...training, ...cli, model: cli.model ?? model };
@@ -144,7 +154,16 @@ export function resolveTrainConfig(input: {
   const parsedOptions = runOptionsSchema.safeParse(cliValues);
   if (!parsedOptions.success) throw zodIssuesToUsage(parsedOptions.error, cliValues, user.sources);
   const options = parsedOptions.data;
-  if (input.resumeDir) options.runDir = input.resumeDir;
+  if (input.resumeDir) {
+    // A resumed run stays where it is: another directory would be a second copy of it, not its continuation.
+    if (options.runDir !== undefined && resolve(options.runDir) !== resolve(input.resumeDir)) {
+      throw new UsageError(
+        `${describeSource(sourceOf(user.sources, 'runDir'), 'runDir')}: ${options.runDir} differs from the run being resumed (--resume ${input.resumeDir}); ` +
+          'a resumed run continues in its own directory: leave --run-dir out (or copy the run directory first and resume the copy)',
+      );
+    }
+    options.runDir = input.resumeDir;
+  }
 
   let recipeName = options.recipe;
   if (recipeName === undefined) {
@@ -181,7 +200,7 @@ export function resolveTrainConfig(input: {
     );
     throw new UsageError(lines.length === 1 ? lines[0]! : `invalid run config:\n  ${lines.join('\n  ')}`);
   }
-  return { options, training, recipe, recipeSource: describeSource(recipeSource, '').replace(/: $/, '') };
+  return { options, training, recipe, recipeSource: describeSource(recipeSource, '').replace(/: $/, ''), sources: user.sources };
 }
 
 function pick(values: Record<string, unknown>, keys: Set<string>): Record<string, unknown> {

@@ -46,7 +46,14 @@ export interface DownloadOptions {
   /** Extra attempts after a dropped connection, each resuming where the last stopped. Default 2. */
   retries?: number;
   signal?: AbortSignal;
+  /**
+   * Give up on a transfer when no byte (nor the response headers) arrived for this long, then retry or fail with
+   * the partial file kept. Default 30 s (DEFAULT_STALL_TIMEOUT_MS); a server that stalls otherwise hangs for minutes.
+   */
+  stallTimeoutMs?: number;
 }
+
+export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 
 /** A download that failed; `resumable` says whether a `.part` file was kept for the next attempt. */
 export class DownloadError extends Error {
@@ -134,11 +141,37 @@ async function transfer(
 ): Promise<TransferResult> {
   const have = sizeOf(part);
   const headers: Record<string, string> = have > 0 ? { Range: `bytes=${have}-` } : {};
+  // One controller for the caller's abort and for the stall timer, which every arriving chunk re-arms.
+  const stallMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+  const controller = new AbortController();
+  const forwardAbort = () => controller.abort(options.signal?.reason);
+  if (options.signal?.aborted) forwardAbort();
+  options.signal?.addEventListener('abort', forwardAbort);
+  let stalled = false;
+  let timer: NodeJS.Timeout | undefined;
+  const armStallTimer = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      stalled = true;
+      controller.abort(new Error(`no bytes from the server for ${stallMs / 1000} s`));
+    }, stallMs);
+  };
+  const stallError = () => new Error(`no bytes from the server for ${stallMs / 1000} s (stall timeout)`);
+  armStallTimer();
+  try {
+    return await transferBody();
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener('abort', forwardAbort);
+  }
+
+  async function transferBody(): Promise<TransferResult> {
   let response: Response;
   try {
-    response = await fetch(file.url, { headers, signal: options.signal, redirect: 'follow' });
+    response = await fetch(file.url, { headers, signal: controller.signal, redirect: 'follow' });
   } catch (error) {
     if (options.signal?.aborted) throw error;
+    if (stalled) return { complete: false, received: have, total: undefined, error: stallError() };
     const code = errorCode(error);
     const offline = code !== undefined && NETWORK_CODES.has(code);
     throw new DownloadError(
@@ -183,13 +216,14 @@ async function transfer(
   try {
     const reader = response.body?.getReader();
     for (let chunk = await reader?.read(); chunk && !chunk.done; chunk = await reader!.read()) {
+      armStallTimer();
       await handle.write(chunk.value);
       received += chunk.value.length;
       report();
     }
   } catch (error) {
     if (options.signal?.aborted) throw error;
-    return { complete: false, received, total, error };
+    return { complete: false, received, total, error: stalled ? stallError() : error };
   } finally {
     await handle.close();
   }
@@ -197,6 +231,7 @@ async function transfer(
     return { complete: false, received, total, error: new Error(`connection closed at ${received} of ${total} bytes`) };
   }
   return { complete: true, received, total };
+  }
 }
 
 /**
@@ -249,13 +284,14 @@ async function fetchVerified(
 
   const retries = options.retries ?? 2;
   let restartedAfterMismatch = false;
+  let mismatch = '';
   for (let attempt = 0; ; attempt++) {
     const resumedFrom = sizeOf(part);
     const result = await transfer(spec, file, dir, part, options);
     if (!result.complete) {
       if (attempt < retries) continue;
       throw new DownloadError(
-        `Download of ${file.fileName} from ${file.url} stopped at ${result.received}` +
+        `${mismatch}Download of ${file.fileName} from ${file.url} stopped at ${result.received}` +
           `${result.total === undefined ? '' : ` of ${result.total}`} bytes (${describe(result.error)}). ` +
           `The partial file ${part} is kept: run the command again to resume.`,
         true,
@@ -271,6 +307,7 @@ async function fetchVerified(
     if (resumedFrom > 0 && !restartedAfterMismatch) {
       // The kept part may be what was corrupt: one fresh download before giving up.
       restartedAfterMismatch = true;
+      mismatch = `${file.fileName} (resumed from a kept partial file) had MD5 ${md5}, expected ${file.md5}, so it was downloaded again from the start. `;
       continue;
     }
     throw new DownloadError(
@@ -283,7 +320,7 @@ async function fetchVerified(
 
 /** Unpacks a verified .tar.gz into `dir` through a scratch folder, so no half-unpacked folder gets a final name. */
 export async function extractArchive(archive: string, dir: string): Promise<string[]> {
-  const scratch = join(dir, `.extract-${randomBytes(6).toString('hex')}`);
+  const scratch = join(dir, `.extract-${process.pid}-${randomBytes(6).toString('hex')}`);
   mkdirSync(scratch, { recursive: true });
   try {
     await tar.x({ file: archive, cwd: scratch, strict: true });
@@ -320,11 +357,23 @@ export async function downloadDataset(dataset: string | DatasetSpec, options: Do
       throw new Error(`${spec.name}: split '${split}' is not one of ${spec.splits.map((s) => `'${s}'`).join(', ')}`);
     }
   }
-  const alreadyPresent = splits.filter((split) => splitPresent(spec, dir, split));
-  const needed = spec.files.filter((file) => file.splits.some((s) => splits.includes(s) && !alreadyPresent.includes(s)));
+  removeExtractLeftovers(dir);
+  const present = splits.filter((split) => splitPresent(spec, dir, split));
+  // A file downloaded as is (SVHN's .mat) is MD5-checked even when present: it may be truncated or damaged.
+  // An archive's unpacked files have no published checksums; their presence is what counts.
+  const needed = spec.files.filter((file) => file.splits.some((s) => splits.includes(s) && (!present.includes(s) || !file.archive)));
   const files: string[] = [];
+  const refetched = new Set<string>();
   for (const file of needed) {
-    const path = await downloadFile(spec, file, dir, options);
+    let cached = false;
+    const path = await downloadFile(spec, file, dir, {
+      ...options,
+      onProgress: (p) => {
+        if (p.phase === 'cached') cached = true;
+        options.onProgress?.(p);
+      },
+    });
+    if (!cached) for (const s of file.splits) refetched.add(s);
     files.push(path);
     if (file.archive) {
       options.onProgress?.({ phase: 'extract', fileName: file.fileName, url: file.url, receivedBytes: 0, totalBytes: undefined, resumed: false });
@@ -337,5 +386,35 @@ export async function downloadDataset(dataset: string | DatasetSpec, options: Do
     const bytes = sizeOf(path);
     options.onProgress?.({ phase: 'done', fileName: file.fileName, url: file.url, receivedBytes: bytes, totalBytes: bytes, resumed: false });
   }
+  const alreadyPresent = present.filter((s) => !refetched.has(s));
   return { dir, files, alreadyPresent };
+}
+
+/** Removes the scratch folders of unpacks that a kill interrupted (their process is gone). */
+export function removeExtractLeftovers(dir: string): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const match = /^\.extract-(?:(\d+)-)?[0-9a-f]+$/.exec(name);
+    if (!match) continue;
+    const pid = match[1] === undefined ? undefined : Number(match[1]);
+    if (pid !== undefined && pid !== process.pid && processAlive(pid)) continue; // an unpack in progress
+    rmSync(join(dir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

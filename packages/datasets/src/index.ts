@@ -30,6 +30,7 @@ export { DATASETS, getDataset, splitPresent } from './registry.js';
 export type { DownloadOptions, DownloadProgress, DownloadResult } from './download.js';
 export {
   DATA_DIR_ENV,
+  DEFAULT_STALL_TIMEOUT_MS,
   DownloadError,
   datasetDir,
   defaultCacheRoot,
@@ -38,6 +39,7 @@ export {
   extractArchive,
   fileMd5,
   manualInstructions,
+  removeExtractLeftovers,
 } from './download.js';
 export type { DatasetStats, SplitStats } from './stats.js';
 export { datasetStats, splitStats } from './stats.js';

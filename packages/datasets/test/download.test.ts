@@ -18,7 +18,7 @@ let server: Server;
 let base = '';
 /** Served files by URL path. */
 const served = new Map<string, Buffer>();
-let mode: 'normal' | 'cut-once' | 'ignore-range' = 'normal';
+let mode: 'normal' | 'cut-once' | 'ignore-range' | 'stall-headers' | 'stall-body' = 'normal';
 let requests: Array<{ path: string; range: string | undefined }> = [];
 let archive: Buffer;
 let archiveMd5 = '';
@@ -44,6 +44,13 @@ beforeAll(async () => {
   server = createServer((req, res) => {
     const body = served.get(req.url ?? '');
     requests.push({ path: req.url ?? '', range: req.headers.range });
+    // A server that accepts the connection and then goes quiet: before its headers, or half-way through the body.
+    if (mode === 'stall-headers') return;
+    if (mode === 'stall-body' && body !== undefined) {
+      res.writeHead(200, { 'Content-Length': body.length });
+      res.write(body.subarray(0, Math.floor(body.length / 3)));
+      return;
+    }
     if (body === undefined) {
       res.writeHead(404, 'Not Found').end();
       return;
@@ -73,6 +80,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
   scratch.remove();
 });
@@ -247,6 +255,79 @@ describe('downloadDataset over loopback', () => {
     await expect(downloadDataset(spec, { dir, splits: ['valid'] })).rejects.toThrowError(
       "svhn: split 'valid' is not one of 'train', 'test', 'extra'",
     );
+  });
+});
+
+describe('downloads that stall, are cut, or find files already in place', () => {
+  it('gives up on a server that sends no headers after the stall timeout, keeping nothing under the final name', async () => {
+    const dir = freshDir();
+    mode = 'stall-headers';
+    const started = Date.now();
+    const error = (await downloadDataset(localCifar10(), { dir, stallTimeoutMs: 400, retries: 1 }).catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(DownloadError);
+    expect(error.message).toBe(
+      `Download of cifar-10-binary.tar.gz from ${base}/cifar-10-binary.tar.gz stopped at 0 bytes (no bytes from the server for 0.4 s (stall timeout)). ` +
+        `The partial file ${join(dir, 'cifar-10-binary.tar.gz.part')} is kept: run the command again to resume.`,
+    );
+    expect(requests).toHaveLength(2); // the first try and one retry, 0.4 s each
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(existsSync(join(dir, 'cifar-10-binary.tar.gz'))).toBe(false);
+  });
+
+  it('gives up on a body that stops arriving, keeps the part, and the next run resumes it with Range', async () => {
+    const dir = freshDir();
+    mode = 'stall-body';
+    const progress: DownloadProgress[] = [];
+    const error = (await downloadDataset(localCifar10(), { dir, stallTimeoutMs: 400, retries: 0, onProgress: (p) => progress.push(p) }).catch((e: unknown) => e)) as Error;
+    const third = Math.floor(archive.length / 3);
+    expect(error.message).toContain(`stopped at ${third} of ${archive.length} bytes (no bytes from the server for 0.4 s (stall timeout))`);
+    expect(progress.some((p) => p.phase === 'download' && p.receivedBytes === third)).toBe(true);
+    expect(statSync(join(dir, 'cifar-10-binary.tar.gz.part')).size).toBe(third);
+    mode = 'normal';
+    requests = [];
+    await downloadDataset(localCifar10(), { dir, stallTimeoutMs: 400 });
+    expect(requests.map((r) => r.range)).toEqual([`bytes=${third}-`]);
+    expect(md5(readFileSync(join(dir, 'cifar-10-binary.tar.gz')))).toBe(archiveMd5);
+  });
+
+  it('reports the MD5 failure of a resumed part when the fresh restart is then cut', async () => {
+    const dir = freshDir();
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'cifar-10-binary.tar.gz.part'), randomBytes(500));
+    mode = 'cut-once';
+    const error = (await downloadDataset(localCifar10(), { dir, retries: 0 }).catch((e: unknown) => e)) as Error;
+    expect(error.message).toMatch(
+      new RegExp(`^cifar-10-binary\\.tar\\.gz \\(resumed from a kept partial file\\) had MD5 [0-9a-f]{32}, expected ${archiveMd5}, so it was downloaded again from the start\\. Download of cifar-10-binary\\.tar\\.gz .* stopped at`),
+    );
+  });
+
+  it('checks the MD5 of an SVHN file already in place: a good one is kept without a request, a damaged one is fetched again', async () => {
+    const testMat = Buffer.from(svhnFixture([4, 2], () => 9, { compress: false }));
+    served.set('/test_32x32.mat', testMat);
+    const spec: DatasetSpec = {
+      ...DATASETS.svhn,
+      files: DATASETS.svhn.files.map((f) => ({ ...f, url: `${base}/${f.fileName}`, md5: f.fileName === 'test_32x32.mat' ? md5(testMat) : f.md5 })),
+    };
+    const dir = freshDir();
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'test_32x32.mat'), testMat);
+    expect(await downloadDataset(spec, { dir, splits: ['test'] })).toEqual({ dir, files: [join(dir, 'test_32x32.mat')], alreadyPresent: ['test'] });
+    expect(requests).toEqual([]);
+    writeFileSync(join(dir, 'test_32x32.mat'), randomBytes(1000)); // 1,000 random bytes under the right name
+    const result = await downloadDataset(spec, { dir, splits: ['test'] });
+    expect(result.alreadyPresent).toEqual([]);
+    expect(requests.map((r) => r.path)).toEqual(['/test_32x32.mat']);
+    expect(readFileSync(join(dir, 'test_32x32.mat'))).toEqual(testMat);
+  });
+
+  it('removes the scratch folders of an unpack that a kill interrupted', async () => {
+    const dir = freshDir();
+    mkdirSync(join(dir, '.extract-999999-0123456789ab', 'cifar-10-batches-bin'), { recursive: true });
+    mkdirSync(join(dir, '.extract-a1b2c3d4e5f6'), { recursive: true }); // the older name, without a pid
+    writeFileSync(join(dir, '.extract-999999-0123456789ab', 'cifar-10-batches-bin', 'data_batch_1.bin'), randomBytes(3073));
+    await downloadDataset(localCifar10(), { dir });
+    expectNoLeftovers(dir);
+    expect(loadCifar10(dir).count).toBe(10);
   });
 });
 

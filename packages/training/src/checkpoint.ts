@@ -1,9 +1,11 @@
-import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { z } from 'zod';
 import { fileSystemIO } from '@wrn/blocks';
+import { CheckpointError, MANIFEST_FILE, parseJsonFile, sha256, verifyCheckpointFiles, writeManifest } from './checkpoint-manifest';
+import { faultPoint } from './fault-points';
 import { exists, stagingPath } from './fs-atomic';
 import type { SerializedSgdState, SgdOptimizer, SgdStateMeta } from './sgd';
 
@@ -14,38 +16,80 @@ import type { SerializedSgdState, SgdOptimizer, SgdStateMeta } from './sgd';
  *   weights.bin     every model weight (trainable and BN moving statistics), in model.weights order
  *   optimizer.json  SGD metadata (hyper-parameters, step count, buffer names and shapes)
  *   optimizer.bin   momentum buffers, float32 little-endian, in trainable-parameter order
- *   state.json      training position and random state (CheckpointState); written last: a directory without
- *                   it is incomplete and never read.
+ *   state.json      training position and random state (CheckpointState)
+ *   summary.json    only in the checkpoint that ends a run: the run's summary.json, so a kill between this
+ *                   commit and the summary's own write is repaired from it byte for byte
+ *   manifest.json   size and SHA-256 of every other file, written last (checkpoint-manifest.ts)
  * A checkpoint is staged in a hidden sibling directory, then swapped in by renames (target -> target.prev,
  * staging -> target, remove target.prev). Killing the process at any point leaves either the new or the
- * previous checkpoint whole, under `target` or `target.prev`; readers look at both (resolveCheckpointDir).
- * Named copies (best, epoch-K) are hard links to the files of `last`: files are never modified in place, so
- * links are safe and cost no disk space or time.
+ * previous checkpoint whole, under `target` or `target.prev`; readers look at both (resolveCheckpointDir), and
+ * resume tidies what a kill left (repairRunDir).
+ * Named copies (best, epoch-K) are verified copies of `last` made of hard links: files are never modified in
+ * place, so links are safe and cost no disk space or time.
  */
 
-export const CHECKPOINT_FORMAT = 'wrn-checkpoint/1';
-const FILES = ['model.json', 'weights.bin', 'optimizer.json', 'optimizer.bin', 'state.json'] as const;
+export const CHECKPOINT_FORMAT = 'wrn-checkpoint/2';
+/** Checkpoints written before manifests: still read, with only weights.bin's checksum to verify them. */
+export const LEGACY_CHECKPOINT_FORMAT = 'wrn-checkpoint/1';
 
-/** Where training stands when a checkpoint is written; everything resume needs besides tensors. */
-export interface CheckpointState {
-  format: typeof CHECKPOINT_FORMAT;
-  /** Epochs fully trained (and evaluated). */
-  epoch: number;
-  /** Steps already taken in epoch `epoch` (0-based) when interrupted mid-epoch; 0 at an epoch boundary. */
-  iteration: number;
-  /** Optimiser steps taken in the whole run. */
-  globalStep: number;
-  itersPerEpoch: number;
-  /** Learning rate of the last step taken. */
-  lr: number;
-  seed: number;
-  /** Dropout/drop-path random state (from @wrn/blocks), null when the run has none. */
-  randomState: unknown;
-  best: { epoch: number; testTop1Error: number } | null;
-  /** Running sums of the epoch in progress (mid-epoch checkpoints), so its train metrics resume exactly. */
-  partialEpoch: { lossSum: number; correct: number; seen: number; seconds: number } | null;
-  reason: 'epoch' | 'interrupted';
-  savedAt: string;
+const bestSchema = z.object({ epoch: z.number().int().positive(), testTop1Error: z.number().min(0).max(1) }).strict();
+
+/** state.json: where training stands when a checkpoint is written; everything resume needs besides tensors. */
+export const checkpointStateSchema = z
+  .object({
+    format: z.enum([CHECKPOINT_FORMAT, LEGACY_CHECKPOINT_FORMAT]),
+    /** Epochs fully trained (and evaluated). */
+    epoch: z.number().int().nonnegative(),
+    /** Steps already taken in epoch `epoch` (0-based) when interrupted mid-epoch; 0 at an epoch boundary. */
+    iteration: z.number().int().nonnegative(),
+    /** Optimiser steps taken in the whole run. */
+    globalStep: z.number().int().nonnegative(),
+    itersPerEpoch: z.number().int().positive(),
+    /** Learning rate of the last step taken. */
+    lr: z.number(),
+    seed: z.number().int().nonnegative(),
+    /** Dropout/drop-path random state (from @wrn/blocks), null when the run has none. */
+    randomState: z.unknown(),
+    best: bestSchema.nullable(),
+    /** Running sums of the epoch in progress (mid-epoch checkpoints), so its train metrics resume exactly. */
+    partialEpoch: z
+      .object({ lossSum: z.number(), correct: z.number().nonnegative(), seen: z.number().int().nonnegative(), seconds: z.number().nonnegative() })
+      .strict()
+      .nullable(),
+    reason: z.enum(['epoch', 'interrupted']),
+    savedAt: z.string(),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.iteration >= s.itersPerEpoch) ctx.addIssue({ code: 'custom', path: ['iteration'], message: `must be below itersPerEpoch (${s.itersPerEpoch})` });
+    // Steps of the finished epochs plus those of the epoch in progress; a run stopped by maxSteps has fewer.
+    if (s.globalStep > s.epoch * s.itersPerEpoch + s.iteration) {
+      ctx.addIssue({ code: 'custom', path: ['globalStep'], message: `${s.epoch} epochs of ${s.itersPerEpoch} steps plus ${s.iteration} cannot make ${s.globalStep} steps` });
+    }
+    // Each finished epoch took at least one step (the last one may be cut short by maxSteps).
+    if (s.epoch > 0 && s.globalStep <= (s.epoch - 1) * s.itersPerEpoch + s.iteration) {
+      ctx.addIssue({ code: 'custom', path: ['epoch'], message: `${s.epoch} epochs of ${s.itersPerEpoch} steps need more than ${(s.epoch - 1) * s.itersPerEpoch + s.iteration} steps, globalStep is ${s.globalStep}` });
+    }
+    if (s.best != null && s.best.epoch > s.epoch) ctx.addIssue({ code: 'custom', path: ['best', 'epoch'], message: `best epoch ${s.best.epoch} is after the ${s.epoch} epochs trained` });
+  });
+export type CheckpointState = Omit<z.infer<typeof checkpointStateSchema>, 'format'> & { format: typeof CHECKPOINT_FORMAT | typeof LEGACY_CHECKPOINT_FORMAT };
+
+/** Validates a parsed state.json, naming the file, the key, the value and what is allowed. */
+export function parseCheckpointState(value: unknown, file: string): CheckpointState {
+  const parsed = checkpointStateSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    let got: unknown = value;
+    for (const part of issue.path) got = (got as Record<PropertyKey, unknown> | undefined)?.[part as string];
+    throw new CheckpointError(`${file}: ${issue.path.join('.') || 'top level'}: ${issue.message} (got ${JSON.stringify(got) ?? 'nothing'})`, file);
+  }
+  return parsed.data as CheckpointState;
+}
+
+/** Reads and validates state.json of a checkpoint directory (without verifying the other files). */
+export async function readCheckpointState(dir: string): Promise<CheckpointState> {
+  const file = path.join(dir, 'state.json');
+  return parseCheckpointState(parseJsonFile(await fs.readFile(file, 'utf8'), file), file);
 }
 
 export interface LoadedCheckpoint {
@@ -59,11 +103,16 @@ export interface LoadedCheckpoint {
 /** Test hook: called after each stage of the swap so a test can simulate a kill at that moment. */
 export type CheckpointStageHook = (stage: 'staged' | 'moved-previous' | 'swapped') => void | Promise<void>;
 
+/** A directory that holds a checkpoint staged whole: its manifest, or (legacy checkpoints) its state.json. */
+async function isWholeCheckpoint(dir: string): Promise<boolean> {
+  return (await exists(path.join(dir, MANIFEST_FILE))) || (await exists(path.join(dir, 'state.json')));
+}
+
 /** The directory holding the newest whole checkpoint named `dir` (itself or its `.prev`), or null if none. */
 export async function resolveCheckpointDir(dir: string): Promise<string | null> {
-  if (await exists(path.join(dir, 'state.json'))) return dir;
+  if (await isWholeCheckpoint(dir)) return dir;
   const prev = `${dir}.prev`;
-  if (await exists(path.join(prev, 'state.json'))) return prev;
+  if (await isWholeCheckpoint(prev)) return prev;
   return null;
 }
 
@@ -76,14 +125,15 @@ async function removeStaleStaging(target: string): Promise<void> {
 }
 
 /**
- * Fills a staging directory with `fill`, then swaps it in as `target`. If `fill` throws, or the process dies
- * at any moment, the previous checkpoint stays whole (under `target`, or under `target.prev` mid-swap).
+ * Fills a staging directory with `fill`, writes its manifest, then swaps it in as `target`. If `fill` throws, or
+ * the process dies at any moment, the previous checkpoint stays whole (under `target`, or `target.prev` mid-swap).
  */
 export async function commitCheckpointDir(
   target: string,
   fill: (stagingDir: string) => Promise<void>,
   onStage?: CheckpointStageHook,
 ): Promise<void> {
+  const name = path.basename(target);
   await fs.mkdir(path.dirname(target), { recursive: true });
   await removeStaleStaging(target);
   const staging = stagingPath(target);
@@ -93,30 +143,38 @@ export async function commitCheckpointDir(
     if (!(await exists(path.join(staging, 'state.json')))) {
       throw new Error(`checkpoint staging ${staging} has no state.json after writing`);
     }
+    await faultPoint(`${name}:filled`);
+    await writeManifest(staging);
   } catch (err) {
     await fs.rm(staging, { recursive: true, force: true });
     throw err;
   }
   await onStage?.('staged');
+  await faultPoint(`${name}:staged`);
   const prev = `${target}.prev`;
-  if (await exists(path.join(target, 'state.json'))) {
+  if (await isWholeCheckpoint(target)) {
     await fs.rm(prev, { recursive: true, force: true });
     await fs.rename(target, prev);
   } else {
     // No whole checkpoint under target: a previous swap died after moving it to .prev (keep .prev until the
-    // new one is in place), or target is a leftover without state.json.
+    // new one is in place), or target is a leftover without a manifest.
     await fs.rm(target, { recursive: true, force: true });
   }
   await onStage?.('moved-previous');
+  await faultPoint(`${name}:moved-previous`);
   await fs.rename(staging, target);
   await onStage?.('swapped');
+  await faultPoint(`${name}:swapped`);
   await fs.rm(prev, { recursive: true, force: true });
 }
 
-/** Writes model weights, optimiser state and `state` as the checkpoint `target`, atomically. */
+/**
+ * Writes model weights, optimiser state and `state` as the checkpoint `target`, atomically. `extraFiles` (the
+ * run's summary in its final checkpoint) join the same commit and the same manifest.
+ */
 export async function saveCheckpoint(
   target: string,
-  parts: { model: LayersModel; optimizer: SgdOptimizer; state: CheckpointState },
+  parts: { model: LayersModel; optimizer: SgdOptimizer; state: CheckpointState; extraFiles?: Record<string, string> },
   onStage?: CheckpointStageHook,
 ): Promise<void> {
   await commitCheckpointDir(
@@ -126,16 +184,21 @@ export async function saveCheckpoint(
       const opt = await parts.optimizer.saveState();
       await fs.writeFile(path.join(dir, 'optimizer.json'), JSON.stringify(opt.meta));
       await fs.writeFile(path.join(dir, 'optimizer.bin'), opt.data);
+      for (const [name, contents] of Object.entries(parts.extraFiles ?? {})) await fs.writeFile(path.join(dir, name), contents);
       await fs.writeFile(path.join(dir, 'state.json'), `${JSON.stringify(parts.state, null, 2)}\n`);
     },
     onStage,
   );
 }
 
-/** Makes `target` a copy of the checkpoint in `source` (hard links; a byte copy where links fail), atomically. */
+/**
+ * Makes `target` a verified copy of the checkpoint in `source`: the source's files are checked against its
+ * manifest, then hard-linked (byte-copied where links fail) into a staging directory that is swapped in atomically.
+ */
 export async function copyCheckpoint(source: string, target: string): Promise<void> {
+  const { manifest } = await verifyCheckpointFiles(source);
   await commitCheckpointDir(target, async (dir) => {
-    for (const name of FILES) {
+    for (const name of Object.keys(manifest.files)) {
       const from = path.join(source, name);
       const to = path.join(dir, name);
       try {
@@ -147,26 +210,57 @@ export async function copyCheckpoint(source: string, target: string): Promise<vo
   });
 }
 
-/** Reads the checkpoint named `dir` (or its `.prev` if a swap was interrupted). Throws naming what is missing. */
+/**
+ * Reads the checkpoint named `dir` (or its `.prev` if a swap was interrupted), verifying every file against its
+ * manifest. Throws CheckpointError naming the file that is missing, damaged or malformed.
+ */
 export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   const found = await resolveCheckpointDir(dir);
-  if (found == null) throw new Error(`no complete checkpoint at ${dir} (state.json missing there and in ${dir}.prev)`);
-  const read = (name: string) => fs.readFile(path.join(found, name));
-  const state = JSON.parse((await read('state.json')).toString('utf8')) as CheckpointState;
-  if (state.format !== CHECKPOINT_FORMAT) {
-    throw new Error(`${found}/state.json: format ${JSON.stringify(state.format)}, expected "${CHECKPOINT_FORMAT}"`);
+  if (found == null) throw new CheckpointError(`no complete checkpoint at ${dir} (${MANIFEST_FILE} missing there and in ${dir}.prev)`, dir);
+  let contents: Map<string, Buffer>;
+  if (await exists(path.join(found, MANIFEST_FILE))) {
+    ({ contents } = await verifyCheckpointFiles(found));
+  } else {
+    contents = new Map();
   }
-  const modelJson = JSON.parse((await read('model.json')).toString('utf8')) as {
-    weightsManifest: Array<{ weights: tf.io.WeightsManifestEntry[] }>;
-    weightsSha256?: string;
+  const read = async (name: string): Promise<Buffer> => {
+    const cached = contents.get(name);
+    if (cached) return cached;
+    try {
+      return await fs.readFile(path.join(found, name));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new CheckpointError(`${path.join(found, name)} is missing`, path.join(found, name));
+      throw error;
+    }
   };
-  const weightSpecs = modelJson.weightsManifest.flatMap((group) => group.weights);
-  const weightData = new Uint8Array(await read('weights.bin'));
-  if (modelJson.weightsSha256 != null && createHash('sha256').update(weightData).digest('hex') !== modelJson.weightsSha256) {
-    throw new Error(`${found}/weights.bin does not match the checksum in ${found}/model.json`);
+  const json = async (name: string) => parseJsonFile((await read(name)).toString('utf8'), path.join(found, name));
+  const stateFile = path.join(found, 'state.json');
+  const state = parseCheckpointState(await json('state.json'), stateFile);
+  if (state.format === CHECKPOINT_FORMAT && !contents.has('state.json')) {
+    throw new CheckpointError(`${path.join(found, MANIFEST_FILE)} is missing, so ${found} cannot be verified`, path.join(found, MANIFEST_FILE));
   }
-  const meta = JSON.parse((await read('optimizer.json')).toString('utf8')) as SgdStateMeta;
+  const modelFile = path.join(found, 'model.json');
+  const modelJson = (await json('model.json')) as {
+    weightsManifest?: Array<{ weights?: tf.io.WeightsManifestEntry[] }>;
+    weightsSha256?: string;
+  } | null;
+  if (modelJson == null || typeof modelJson !== 'object' || !Array.isArray(modelJson.weightsManifest)) {
+    throw new CheckpointError(`${modelFile}: expected a TF.js layers model with a weightsManifest list`, modelFile);
+  }
+  const weightSpecs = modelJson.weightsManifest.flatMap((group) => group.weights ?? []);
+  const weightData = new Uint8Array(await read('weights.bin'));
+  if (modelJson.weightsSha256 != null && sha256(weightData) !== modelJson.weightsSha256) {
+    throw new CheckpointError(`${found}/weights.bin does not match the checksum in ${found}/model.json`, path.join(found, 'weights.bin'));
+  }
+  const metaFile = path.join(found, 'optimizer.json');
+  const meta = (await json('optimizer.json')) as SgdStateMeta | null;
+  if (meta == null || typeof meta !== 'object' || !Array.isArray(meta.buffers)) {
+    throw new CheckpointError(`${metaFile}: expected the SGD state (format, options, buffers)`, metaFile);
+  }
   const optimizerData = new Uint8Array(await read('optimizer.bin'));
+  if (optimizerData.byteLength % 4 !== 0) {
+    throw new CheckpointError(`${found}/optimizer.bin has ${optimizerData.byteLength} bytes, not a whole number of float32 values`, path.join(found, 'optimizer.bin'));
+  }
   return { dir: found, state, weightSpecs, weightData, optimizer: { meta, data: optimizerData } };
 }
 
@@ -180,7 +274,7 @@ export function restoreModelWeights(model: LayersModel, loaded: Pick<LoadedCheck
   const where = `${loaded.dir}/model.json`;
   const weights = model.weights;
   if (loaded.weightSpecs.length !== weights.length) {
-    throw new Error(`${where}: holds ${loaded.weightSpecs.length} weights, the model has ${weights.length}`);
+    throw new CheckpointError(`${where}: holds ${loaded.weightSpecs.length} weights, the model has ${weights.length}`, where);
   }
   const buffer = loaded.weightData.buffer.slice(loaded.weightData.byteOffset, loaded.weightData.byteOffset + loaded.weightData.byteLength);
   const tensors: tf.Tensor[] = [];
@@ -188,14 +282,14 @@ export function restoreModelWeights(model: LayersModel, loaded: Pick<LoadedCheck
   try {
     loaded.weightSpecs.forEach((spec, i) => {
       const w = weights[i]!;
-      if (spec.quantization) throw new Error(`${where}: weight ${spec.name} is quantized; checkpoints are not`);
+      if (spec.quantization) throw new CheckpointError(`${where}: weight ${spec.name} is quantized; checkpoints are not`, where);
       const bytes = BYTES_PER_ELEMENT[spec.dtype];
-      if (bytes == null) throw new Error(`${where}: weight ${spec.name} has dtype ${spec.dtype}, expected float32, int32 or bool`);
+      if (bytes == null) throw new CheckpointError(`${where}: weight ${spec.name} has dtype ${spec.dtype}, expected float32, int32 or bool`, where);
       const same = spec.shape.length === w.shape.length && spec.shape.every((s, k) => s === w.shape[k]);
-      if (!same) throw new Error(`${where}: weight ${i} (${spec.name}) has shape [${spec.shape}], the model's ${w.originalName} has [${w.shape}]`);
+      if (!same) throw new CheckpointError(`${where}: weight ${i} (${spec.name}) has shape [${spec.shape}], the model's ${w.originalName} has [${w.shape}]`, where);
       const size = spec.shape.reduce((a, b) => a * b, 1);
       const end = offset + size * bytes;
-      if (end > buffer.byteLength) throw new Error(`${where}: weights.bin has ${buffer.byteLength} bytes, weight ${spec.name} needs up to ${end}`);
+      if (end > buffer.byteLength) throw new CheckpointError(`${where}: weights.bin has ${buffer.byteLength} bytes, weight ${spec.name} needs up to ${end}`, where);
       const values =
         spec.dtype === 'float32'
           ? new Float32Array(buffer.slice(offset, end))
@@ -205,7 +299,7 @@ export function restoreModelWeights(model: LayersModel, loaded: Pick<LoadedCheck
       tensors.push(tf.tensor(values, spec.shape, spec.dtype as tf.DataType));
       offset = end;
     });
-    if (offset !== buffer.byteLength) throw new Error(`${where}: weights.bin has ${buffer.byteLength} bytes, the weights use ${offset}`);
+    if (offset !== buffer.byteLength) throw new CheckpointError(`${where}: weights.bin has ${buffer.byteLength} bytes, the weights use ${offset}`, where);
     model.setWeights(tensors);
   } finally {
     tf.dispose(tensors);

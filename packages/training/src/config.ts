@@ -6,9 +6,9 @@ import { scheduleSchema } from './schedule';
 export const sgdConfigSchema = z
   .object({
     type: z.literal('sgd').default('sgd'),
-    momentum: z.number().min(0).default(0.9),
+    momentum: z.number().min(0).max(1).default(0.9),
     nesterov: z.boolean().default(true),
-    dampening: z.number().min(0).default(0),
+    dampening: z.number().min(0).max(1).default(0),
     weightDecay: z.number().min(0).default(5e-4),
     /** Apply weight decay to BatchNorm gamma/beta too (Torch does: every parameter). */
     decayBatchNorm: z.boolean().default(true),

@@ -25,8 +25,14 @@ export { evaluate } from './evaluate';
 export type { EvaluationResult } from './evaluate';
 export { outputKindOf } from './loss';
 export type { OutputKind } from './loss';
-export { saveCheckpoint, loadCheckpoint, restoreModelWeights, resolveCheckpointDir, CHECKPOINT_FORMAT } from './checkpoint';
+export { saveCheckpoint, loadCheckpoint, restoreModelWeights, resolveCheckpointDir, readCheckpointState, copyCheckpoint, CHECKPOINT_FORMAT } from './checkpoint';
 export type { CheckpointState, LoadedCheckpoint } from './checkpoint';
+// Node-only (node:fs): the run-directory lock, checkpoint manifests and what resume repairs.
+export { acquireRunLock, readRunLock, staleReason, RunLockedError, RunLockFileError, RUN_LOCK_FILE, DEFAULT_HEARTBEAT_MS } from './run-lock';
+export type { RunLock, RunLockHolder, RunLockOptions } from './run-lock';
+export { verifyCheckpointFiles, CheckpointError, MANIFEST_FILE } from './checkpoint-manifest';
+export type { CheckpointManifest } from './checkpoint-manifest';
+export { FAULT_POINTS_ENV } from './fault-points';
 export { getPreset, resolveTrainingConfig, PRESET_NAMES } from './presets';
 export type { TrainingPreset, PresetName } from './presets';
 export { variableGrads } from './gradients';

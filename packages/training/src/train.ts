@@ -3,13 +3,17 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { getLayerRandomState, seedLayerRandom, setLayerRandomState, type LayerRandomState } from '@wrn/blocks';
-import { copyCheckpoint, loadCheckpoint, resolveCheckpointDir, restoreModelWeights, saveCheckpoint, CHECKPOINT_FORMAT } from './checkpoint';
+import { copyCheckpoint, resolveCheckpointDir, restoreModelWeights, saveCheckpoint, CHECKPOINT_FORMAT } from './checkpoint';
 import type { CheckpointState } from './checkpoint';
 import { parseTrainingConfig, type TrainingConfig, type TrainingConfigInput } from './config';
 import { iterateBatches, type BatchSource } from './data';
 import { evaluate, type EvaluationResult } from './evaluate';
 import { variableGrads } from './gradients';
+import { CheckpointError, parseJsonFile } from './checkpoint-manifest';
+import { faultPoint } from './fault-points';
 import { exists, writeFileAtomic, writeJsonAtomic } from './fs-atomic';
+import { acquireRunLock, type RunLock } from './run-lock';
+import { loadNewestGoodCheckpoint, reconcileNamedCheckpoints, removeLeftovers, settlePrevious } from './run-repair';
 import { meanCrossEntropy, oneHotFloat, outputKindOf } from './loss';
 import { learningRateAt, resetsMomentumAt } from './schedule';
 import { SgdOptimizer, type SgdParam } from './sgd';
@@ -71,7 +75,9 @@ export type TrainEvent =
   | (Omit<StepMetrics, 'type'> & { type: 'step'; itersPerEpoch: number; totalEpochs: number; batchSize: number })
   | { type: 'evaluating'; epoch: number }
   | { type: 'epoch'; metrics: EpochMetrics; totalEpochs: number; improved: boolean }
-  | { type: 'checkpoint'; name: string; dir: string; epoch: number; step: number };
+  | { type: 'checkpoint'; name: string; dir: string; epoch: number; step: number }
+  /** Something resume repaired or fell back on (a kill's leftovers, a damaged checkpoint), for the log. */
+  | { type: 'notice'; message: string };
 
 export interface TrainArgs {
   model: LayersModel;
@@ -90,6 +96,12 @@ export interface TrainArgs {
    * fresh run seeds with the config's seed (a resumed run restores it from the checkpoint).
    */
   randomState?: RandomStateSource;
+  /**
+   * The run directory's lock (acquireRunLock), when the caller took it before writing anything of its own (the
+   * CLI does); when absent, train() takes it and releases it on return. `false`: no lock (the caller guarantees a
+   * single writer).
+   */
+  lock?: RunLock | false;
 }
 
 export interface TrainResult {
@@ -104,6 +116,8 @@ export interface TrainResult {
   best: { epoch: number; testTop1Error: number } | null;
   /** Set when interrupted: where the run stopped and how to continue it. */
   message?: string;
+  /** A resume of a run that had already finished: nothing was trained (summary.json says how it ended). */
+  alreadyFinished?: boolean;
 }
 
 /** A NaN or infinite loss stopped the run; nothing was saved after the last good checkpoint. */
@@ -146,19 +160,18 @@ const BLOCKS_RANDOM_STATE: RandomStateSource = {
 
 const RESUME_KEYS = ['batchSize', 'seed', 'optimizer', 'schedule', 'dropout'] as const;
 
-async function writeConfig(runDir: string, config: TrainingConfig, resume: boolean): Promise<void> {
+/** Refuses a resume whose config changes what the checkpoint's numbers depend on; reads only. */
+async function checkResumeConfig(runDir: string, config: TrainingConfig): Promise<void> {
   const file = path.join(runDir, 'config.json');
-  if (resume && (await exists(file))) {
-    const saved = JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>;
-    for (const key of RESUME_KEYS) {
-      const before = JSON.stringify(saved[key]);
-      const now = JSON.stringify(config[key]);
-      if (before !== now) {
-        throw new Error(`resume: ${key} is ${now}, but the run in ${runDir} was started with ${before} (config.json); an exact resume needs the same value`);
-      }
+  if (!(await exists(file))) return;
+  const saved = parseJsonFile(await fs.readFile(file, 'utf8'), file) as Record<string, unknown> | null;
+  for (const key of RESUME_KEYS) {
+    const before = JSON.stringify(saved?.[key]);
+    const now = JSON.stringify(config[key]);
+    if (before !== now) {
+      throw new Error(`resume: ${key} is ${now}, but the run in ${runDir} was started with ${before} (config.json); an exact resume needs the same value`);
     }
   }
-  await writeJsonAtomic(file, config);
 }
 
 /** Keeps the metrics lines up to the checkpoint's position, so a resumed run appends without duplicates. */
@@ -210,12 +223,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   const totalEpochs = config.epochs ?? Math.ceil(config.maxSteps! / itersPerEpoch);
 
   await fs.mkdir(runDir, { recursive: true });
-  const existing = await resolveCheckpointDir(lastDir);
-  if (!resume && existing) {
-    throw new Error(`train: ${runDir} already holds a run (${existing}); resume it or choose another run directory`);
-  }
-  if (resume && !existing) throw new Error(`train: cannot resume: no complete checkpoint in ${lastDir}`);
-  await writeConfig(runDir, config, resume);
+  const notice = (message: string) => onProgress?.({ type: 'notice', message });
 
   const bnIds = config.optimizer.decayBatchNorm ? new Set<number>() : batchNormWeightIds(model);
   const params: SgdParam[] = model.trainableWeights.map((w) => ({
@@ -235,22 +243,57 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   let lr = learningRateAt(config.schedule, { epoch: 0, iteration: 0, itersPerEpoch });
   let final: EpochMetrics | null = null;
 
+  // One writer per run directory: taken before anything in it is read or written, released on every way out.
+  const ownLock = args.lock === undefined ? await acquireRunLock(runDir, { command: `train() in ${runDir}` }) : null;
   try {
-    if (resume) {
-      const loaded = await loadCheckpoint(lastDir);
+    // Holding the lock, anything half-written in the directory is a dead writer's: remove it before reading.
+    for (const dir of [runDir, checkpointsDir]) for (const name of await removeLeftovers(dir)) notice(`removed ${path.join(dir, name)} (left by an interrupted write)`);
+    const existing = await resolveCheckpointDir(lastDir);
+    if (!resume && existing) {
+      throw new Error(`train: ${runDir} already holds a run (${existing}); resume it or choose another run directory`);
+    }
+    if (resume && !existing) {
+      // Nothing was committed before the run stopped: resuming it exactly is starting it again.
+      if (!(await exists(path.join(runDir, 'config.json')))) throw new Error(`train: cannot resume: no complete checkpoint in ${lastDir}`);
+      notice(`no checkpoint was written in ${runDir} before the run stopped: starting it from the beginning`);
+    }
+    if (resume && existing) {
+      // Everything is read and checked before anything is written: a refused resume leaves the run as it was.
+      await checkResumeConfig(runDir, config);
+      const { loaded, warnings } = await loadNewestGoodCheckpoint(checkpointsDir);
+      for (const warning of warnings) notice(`warning: ${warning}`);
       if (loaded.state.itersPerEpoch !== itersPerEpoch) {
         throw new Error(`resume: ${loaded.dir} was written with ${loaded.state.itersPerEpoch} iterations per epoch, this run has ${itersPerEpoch} (size ${trainSource.size}, batch ${config.batchSize})`);
       }
       restoreModelWeights(model, loaded);
-      optimizer.loadState(loaded.optimizer, `${loaded.dir}/optimizer.json`);
+      try {
+        optimizer.loadState(loaded.optimizer, `${loaded.dir}/optimizer.json`);
+      } catch (error) {
+        throw new CheckpointError((error as Error).message, `${loaded.dir}/optimizer.json`);
+      }
       if (loaded.state.randomState != null) randomState.setState(loaded.state.randomState);
       ({ epoch, globalStep, best } = loaded.state);
       skipIterations = loaded.state.iteration;
       partial = loaded.state.partialEpoch;
       lr = loaded.state.lr;
-      lastCheckpoint = { dir: lastDir, state: loaded.state };
+      lastCheckpoint = { dir: loaded.dir, state: loaded.state };
+      for (const note of await settlePrevious(checkpointsDir, loaded.dir)) notice(note);
+      for (const note of await reconcileNamedCheckpoints(checkpointsDir, loaded, config.checkpointEvery)) notice(note);
+      const finished = epoch >= totalEpochs || (config.maxSteps != null && globalStep >= config.maxSteps);
+      if (finished) {
+        const summaryFile = path.join(runDir, 'summary.json');
+        if (!(await exists(summaryFile))) {
+          const committed = path.join(loaded.dir, 'summary.json');
+          if (!(await exists(committed))) throw new CheckpointError(`${loaded.dir} ends the run but holds no summary.json to restore ${summaryFile} from`, committed);
+          await writeFileAtomic(summaryFile, await fs.readFile(committed));
+          notice(`${summaryFile} was missing (a kill after the final checkpoint): restored it from ${committed}`);
+        }
+        return { status: 'completed', runDir, epochsCompleted: epoch, step: globalStep, lastCheckpoint: loaded.dir, final: null, best, alreadyFinished: true };
+      }
+      await writeJsonAtomic(path.join(runDir, 'config.json'), config);
       await truncateMetrics(metricsFile, loaded.state);
     } else {
+      await writeJsonAtomic(path.join(runDir, 'config.json'), config);
       if (!args.randomState) seedLayerRandom(config.seed);
       await writeFileAtomic(metricsFile, '');
     }
@@ -270,8 +313,8 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
       reason,
       savedAt: new Date().toISOString(),
     });
-    const writeLast = async (state: CheckpointState) => {
-      await saveCheckpoint(lastDir, { model, optimizer, state });
+    const writeLast = async (state: CheckpointState, extraFiles?: Record<string, string>) => {
+      await saveCheckpoint(lastDir, { model, optimizer, state, ...(extraFiles ? { extraFiles } : {}) });
       lastCheckpoint = { dir: lastDir, state };
       onProgress?.({ type: 'checkpoint', name: 'last', dir: lastDir, epoch: state.epoch, step: state.globalStep });
     };
@@ -407,11 +450,52 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
         evalSeconds: (performance.now() - evalStart) / 1000,
       };
       final = metrics;
+      // A model whose test loss or weights are not finite has diverged: a failed run, never a checkpoint or best.
+      if (!Number.isFinite(evaluation.loss) || !(await weightsFinite(model))) {
+        const what = Number.isFinite(evaluation.loss) ? 'the weights are not finite' : `the test loss is ${evaluation.loss}`;
+        throw new TrainingDivergedError(
+          `training diverged: ${what} after epoch ${epochNumber} (step ${globalStep}); nothing of this epoch was saved; ` +
+            `last good checkpoint: ${describeCheckpoint(lastCheckpoint?.dir ?? null, lastCheckpoint?.state ?? null)}`,
+          globalStep,
+          epochNumber,
+          iteration,
+          evaluation.loss,
+          lastCheckpoint?.dir ?? null,
+        );
+      }
       await fs.appendFile(metricsFile, `${JSON.stringify(metrics)}\n`);
+      await faultPoint('run:metrics-appended');
       const improved = best == null || metrics.testTop1Error < best.testTop1Error;
       if (improved) best = { epoch: epochNumber, testTop1Error: metrics.testTop1Error };
       epoch++;
-      await writeLast(checkpointState('epoch', 0));
+      const done = epoch >= totalEpochs || (config.maxSteps != null && globalStep >= config.maxSteps);
+      // The final checkpoint carries the run's summary, so a kill before summary.json's own write is repaired from it.
+      const summaryText = done
+        ? `${JSON.stringify(
+            {
+              status: 'completed',
+              epochs: epoch,
+              steps: globalStep,
+              final: {
+                trainLoss: metrics.trainLoss,
+                trainAcc: metrics.trainAcc,
+                testLoss: metrics.testLoss,
+                testTop1Error: metrics.testTop1Error,
+                testTop5Error: metrics.testTop5Error,
+                testAccuracy: 1 - metrics.testTop1Error,
+              },
+              best,
+              testExamples: evaluation.examples,
+              classNames: testSource.classNames ?? trainSource.classNames ?? null,
+              perClassAccuracy: evaluation.perClassAccuracy,
+              confusionMatrix: evaluation.confusionMatrix,
+              imagesPerSec: metrics.imagesPerSec,
+            },
+            null,
+            2,
+          )}\n`
+        : null;
+      await writeLast(checkpointState('epoch', 0), summaryText ? { 'summary.json': summaryText } : undefined);
       if (improved) {
         await copyCheckpoint(lastDir, path.join(checkpointsDir, 'best'));
         onProgress?.({ type: 'checkpoint', name: 'best', dir: path.join(checkpointsDir, 'best'), epoch, step: globalStep });
@@ -422,27 +506,9 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
         onProgress?.({ type: 'checkpoint', name: `epoch-${epoch}`, dir, epoch, step: globalStep });
       }
       onProgress?.({ type: 'epoch', metrics, totalEpochs, improved });
-      const done = epoch >= totalEpochs || (config.maxSteps != null && globalStep >= config.maxSteps);
-      if (done) {
-        await writeJsonAtomic(path.join(runDir, 'summary.json'), {
-          status: 'completed',
-          epochs: epoch,
-          steps: globalStep,
-          final: {
-            trainLoss: metrics.trainLoss,
-            trainAcc: metrics.trainAcc,
-            testLoss: metrics.testLoss,
-            testTop1Error: metrics.testTop1Error,
-            testTop5Error: metrics.testTop5Error,
-            testAccuracy: 1 - metrics.testTop1Error,
-          },
-          best,
-          testExamples: evaluation.examples,
-          classNames: testSource.classNames ?? trainSource.classNames ?? null,
-          perClassAccuracy: evaluation.perClassAccuracy,
-          confusionMatrix: evaluation.confusionMatrix,
-          imagesPerSec: metrics.imagesPerSec,
-        });
+      if (summaryText) {
+        await faultPoint('run:before-summary');
+        await writeFileAtomic(path.join(runDir, 'summary.json'), summaryText);
         break;
       }
       if (signal?.aborted) return interrupted(`after epoch ${epoch}`);
@@ -450,5 +516,17 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     return { status: 'completed', runDir, epochsCompleted: epoch, step: globalStep, lastCheckpoint: lastCheckpoint?.dir ?? null, final, best };
   } finally {
     optimizer.dispose();
+    await ownLock?.release();
+  }
+}
+
+/** Whether every weight of `model` is finite (one reduction per weight, read back once). */
+async function weightsFinite(model: LayersModel): Promise<boolean> {
+  if (model.weights.length === 0) return true;
+  const total = tf.tidy(() => tf.addN(model.weights.map((w) => tf.sum(tf.cast(w.read(), 'float32')))));
+  try {
+    return Number.isFinite((await total.data())[0]);
+  } finally {
+    total.dispose();
   }
 }

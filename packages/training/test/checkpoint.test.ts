@@ -63,7 +63,7 @@ describe('checkpoints', () => {
     const { model, optimizer } = setup(1);
     const dir = path.join(root, 'roundtrip', 'last');
     await saveCheckpoint(dir, { model, optimizer, state: state(2) });
-    expect(await listDir(dir)).toEqual(['model.json', 'optimizer.bin', 'optimizer.json', 'state.json', 'weights.bin']);
+    expect(await listDir(dir)).toEqual(['manifest.json', 'model.json', 'optimizer.bin', 'optimizer.json', 'state.json', 'weights.bin']);
     const loaded = await loadCheckpoint(dir);
     expect(loaded.state).toEqual(state(2));
 

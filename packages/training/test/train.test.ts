@@ -79,7 +79,9 @@ describe('train', () => {
 
     const ckpt = path.join(runDir, 'checkpoints');
     expect((await fs.readdir(ckpt)).sort()).toEqual(['best', 'epoch-2', 'last']);
-    expect((await fs.readdir(path.join(ckpt, 'last'))).sort()).toEqual(['model.json', 'optimizer.bin', 'optimizer.json', 'state.json', 'weights.bin']);
+    // The run's final checkpoint carries its summary (the journal a kill before summary.json is repaired from).
+    expect((await fs.readdir(path.join(ckpt, 'last'))).sort()).toEqual(['manifest.json', 'model.json', 'optimizer.bin', 'optimizer.json', 'state.json', 'summary.json', 'weights.bin']);
+    expect(await fs.readFile(path.join(ckpt, 'last', 'summary.json'), 'utf8')).toBe(await fs.readFile(path.join(runDir, 'summary.json'), 'utf8'));
     const last = await loadCheckpoint(path.join(ckpt, 'last'));
     expect(last.state).toMatchObject({ epoch: 3, iteration: 0, globalStep: 9, itersPerEpoch: 3, seed: 3, reason: 'epoch' });
     expect((await loadCheckpoint(path.join(ckpt, 'epoch-2'))).state).toMatchObject({ epoch: 2, globalStep: 6 });

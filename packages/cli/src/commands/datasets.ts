@@ -14,9 +14,9 @@ import {
 import type { CommandContext } from '../context.js';
 import { resolveDataDir } from '../data.js';
 import { asUsageError, RunFailedError } from '../errors.js';
-import { choiceFlag, examples } from '../flags.js';
+import { choiceFlag, examples, numberFlag } from '../flags.js';
 import { formatTable, writeLine } from '../io.js';
-import { abortOnSignals } from '../signals.js';
+import { abortOnSignals, SIGNAL_EXIT_CODES } from '../signals.js';
 import { DATASET_NAMES, type DatasetName } from '../train-config.js';
 
 /** The registry's spec with every file fetched from `mirror` (a base URL) instead of its official host. */
@@ -68,6 +68,7 @@ export function registerDatasets(program: Command, context: CommandContext): voi
     .option('--dir <dir>', `where to put it (default: $${DATA_DIR_ENV}/<name> or ~/.cache/wrn/datasets/<name>)`)
     .option('--splits <list>', 'comma-separated splits (default: train,test; SVHN extra only when asked)')
     .option('--mirror <base-url>', 'fetch the files from this base URL (a local mirror) instead of the official hosts')
+    .option('--stall-timeout <seconds>', 'give up on a transfer after this long without a byte (then retry or keep the part)', numberFlag(0, Infinity, { exclusiveMin: true }), 30)
     .option('-q, --quiet', 'print only the result')
     .option('--json', 'print the result as one JSON object')
     .addHelpText(
@@ -80,7 +81,7 @@ export function registerDatasets(program: Command, context: CommandContext): voi
       ]),
     )
     .addHelpText('after', '\nWithout network it fails with the URL and MD5 to fetch by hand and where to put the file.\n')
-    .action(async (name: DatasetName, flags: { dir?: string; splits?: string; mirror?: string; quiet?: boolean; json?: boolean }) => {
+    .action(async (name: DatasetName, flags: { dir?: string; splits?: string; mirror?: string; stallTimeout: number; quiet?: boolean; json?: boolean }) => {
       const spec = fromMirror(getDataset(name), flags.mirror ?? context.io.env.WRN_DATASET_MIRROR);
       const splits = flags.splits?.split(',').map((s) => s.trim()).filter(Boolean);
       for (const split of splits ?? []) {
@@ -118,9 +119,11 @@ export function registerDatasets(program: Command, context: CommandContext): voi
       const interrupt = abortOnSignals(context.io, 'the download');
       let result;
       try {
-        result = await downloadDataset(spec, { dir: flags.dir, ...(splits ? { splits } : {}), onProgress, signal: interrupt.signal });
+        result = await downloadDataset(spec, { dir: flags.dir, ...(splits ? { splits } : {}), onProgress, signal: interrupt.signal, stallTimeoutMs: flags.stallTimeout * 1000 });
       } catch (error) {
         bar?.stop();
+        const signal = interrupt.received();
+        if (signal) throw new RunFailedError(`download interrupted by ${signal}; the partial file is kept: run the command again to resume`, { cause: error, exitCode: SIGNAL_EXIT_CODES[signal] });
         if (error instanceof DownloadError) throw new RunFailedError(error.message, { cause: error });
         throw error;
       } finally {

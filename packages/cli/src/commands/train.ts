@@ -1,16 +1,22 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { buildModel, countParams } from '@wrn/architectures';
 import { getLayerRandomState, seedLayerRandom, setLayerRandomState, type LayerRandomState } from '@wrn/blocks';
 import {
+  acquireRunLock,
   BACKEND_CHOICES,
+  CheckpointError,
   dropoutModelOptions,
+  resolveCheckpointDir,
+  RunLockedError,
+  RunLockFileError,
   PRESET_NAMES,
   selectBackend,
   train,
   TrainingDivergedError,
   type BackendSelection,
+  type RunLock,
   type TrainEvent,
 } from '@wrn/training';
 import type { ConfigLayer } from '../config-file.js';
@@ -23,7 +29,9 @@ import { writeFileAtomic } from '../fs.js';
 import { formatCount, writeLine } from '../io.js';
 import { chooseOutputMode, createProgressReporter } from '../progress.js';
 import { writeReport } from '../report/report.js';
-import { abortOnSignals } from '../signals.js';
+import { isOutOfMemory, outOfMemoryAdvice } from '../memory-advice.js';
+import { checkNotLocked, checkResumeSettings, finishedRunMessage } from '../resume-check.js';
+import { abortOnSignals, SIGNAL_EXIT_CODES } from '../signals.js';
 import { AUGMENTATIONS, DATASET_NAMES, NORMALIZATIONS, resolveTrainConfig, type RunOptions } from '../train-config.js';
 
 /** A flag of `wrn train` and the run-config key it sets (nested keys with dots). */
@@ -132,7 +140,11 @@ trainLimit, testLimit, validationSize, epochs, maxSteps, batchSize, seed, checkp
 nested optimizer { momentum, nesterov, dampening, weightDecay, decayBatchNorm }, schedule { kind: constant |
 multi-step | step | cosine, lr, unit, milestones, gamma, ... } and dropout { kind: none | constant | per-stage |
 stochastic-depth, ... }.
-Ctrl-C finishes the current step, saves checkpoints/last and exits 1 with the command that resumes.
+On --resume only --epochs, --max-steps, --log-every-steps, --checkpoint-every, --backend and --no-report may
+change (anything else would not continue the same run: exit 2 naming it); resuming a finished run says so and
+changes nothing. One writer per run directory: a second train or resume of it exits 2 naming the holder.
+Ctrl-C (SIGINT), SIGTERM or SIGHUP finishes the current step, saves checkpoints/last and exits 130, 143 or 129
+with the command that resumes.
 `,
     )
     .action(async (flags: { config?: string; resume?: string; dryRun?: boolean; quiet?: boolean; json?: boolean }) => {
@@ -154,6 +166,47 @@ async function runTrain(
     writeLine(io.stdout, JSON.stringify(training, null, 2));
     return;
   }
+  const runDir = options.runDir;
+  // Everything below up to the lock only reads: a refused run leaves its directory as it was.
+  if (existsSync(runDir) && !statSync(runDir).isDirectory()) {
+    throw new UsageError(`--run-dir ${runDir}: is a file, not a directory; give a new or existing run directory`);
+  }
+  if (flags.resume) checkResumeSettings(runDir, training, resolved.sources);
+  await checkNotLocked(runDir);
+  if (flags.resume) {
+    const finished = await finishedRunMessage(runDir, training);
+    if (finished) {
+      writeLine(io.stderr, finished);
+      return;
+    }
+  } else {
+    const existing = await resolveCheckpointDir(join(runDir, 'checkpoints', 'last'));
+    if (existing) throw new UsageError(`--run-dir ${runDir} already holds a run (${existing}); resume it with wrn train --resume ${runDir}, or choose another run directory`);
+  }
+  let lock: RunLock;
+  try {
+    lock = await acquireRunLock(runDir, { command: `wrn train ${flags.resume ? `--resume ${runDir}` : `--run-dir ${runDir}`}` });
+  } catch (error) {
+    if (error instanceof RunLockedError || error instanceof RunLockFileError) throw new UsageError(error.message, { cause: error });
+    throw error;
+  }
+  try {
+    await trainLocked(command, flags, context, resolved, lock);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function trainLocked(
+  command: Command,
+  flags: { config?: string; resume?: string; dryRun?: boolean; quiet?: boolean; json?: boolean },
+  context: CommandContext,
+  resolved: ReturnType<typeof resolveTrainConfig>,
+  lock: RunLock,
+): Promise<void> {
+  const { io } = context;
+  const { options, training } = resolved;
+  const runDir = options.runDir!;
 
   const mode = chooseOutputMode(io, flags);
   const progress = createProgressReporter(io, mode, { batchSize: training.batchSize });
@@ -186,11 +239,12 @@ async function runTrain(
       evalSplit: data.evaluation.split,
     },
   };
+  if (flags.resume) checkSameData(runDir, training.context.resolved as Record<string, unknown>);
   const trainData = trainPipeline(data, options, training);
   const evalData = evalPipeline(data.evaluation, data.normalization, Math.max(training.batchSize, 100));
-  const runDir = options.runDir;
   mkdirSync(runDir, { recursive: true });
-  writeFileAtomic(join(runDir, 'environment.json'), `${JSON.stringify(describeEnvironment(backend), null, 2)}\n`);
+  // Written once train() has checked the run directory (and, resuming, its checkpoint): see the 'start' event.
+  const writeEnvironment = () => writeFileAtomic(join(runDir, 'environment.json'), `${JSON.stringify(describeEnvironment(backend), null, 2)}\n`);
 
   const params = countParams(model);
   progress.info(
@@ -209,7 +263,13 @@ async function runTrain(
   const onProgress = (event: TrainEvent) => {
     switch (event.type) {
       case 'start':
+        writeEnvironment();
         if (event.resumedFrom) progress.info(`resuming from ${event.resumedFrom} (epoch ${event.epochsDone}, step ${event.step})`);
+        break;
+      case 'notice':
+        // What resume repaired is worth a line; a fallback to an older checkpoint is worth one even with --quiet.
+        if (mode === 'quiet' && event.message.startsWith('warning:')) writeLine(io.stderr, event.message);
+        else progress.info(event.message);
         break;
       case 'step':
         progress.step({ epoch: event.epoch, epochs: event.totalEpochs, step: event.iteration, steps: event.itersPerEpoch, loss: event.loss, acc: event.acc, imagesPerSec: event.imagesPerSec });
@@ -234,6 +294,7 @@ async function runTrain(
       config: training,
       runDir,
       resume: Boolean(flags.resume),
+      lock,
       onProgress,
       signal: interrupt.signal,
       randomState: {
@@ -245,7 +306,17 @@ async function runTrain(
     progress.stop();
     if (error instanceof TrainingDivergedError) throw new RunFailedError(error.message, { cause: error });
     // A run directory that already holds a run, or a resume that does not match it, is the user's to sort out.
-    if (/already holds a run|cannot resume|^resume:/.test(errorMessage(error))) throw new UsageError(errorMessage(error), { cause: error });
+    if (error instanceof CheckpointError || /already holds a run|cannot resume|^resume:/.test(errorMessage(error))) {
+      throw new UsageError(errorMessage(error), { cause: error });
+    }
+    if (isOutOfMemory(error)) throw new RunFailedError(outOfMemoryAdvice(model, training.batchSize, backend.name), { cause: error });
+    if ((error as NodeJS.ErrnoException).code === 'ENOSPC') {
+      throw new RunFailedError(
+        `no space left on the device of the run directory ${runDir} (${errorMessage(error)}); every file there is written by temp + rename, ` +
+          `so the last checkpoint is whole: free some space, then resume with: wrn train --resume ${runDir}`,
+        { cause: error },
+      );
+    }
     throw error;
   } finally {
     interrupt.dispose();
@@ -263,7 +334,12 @@ async function runTrain(
   }
   if (result.status === 'interrupted') {
     progress.record({ type: 'result', status: 'interrupted', runDir, message: result.message });
-    throw new RunFailedError(`${result.message ?? 'interrupted'}\nresume with: wrn train --resume ${runDir}`);
+    const signal = interrupt.received();
+    throw new RunFailedError(`${result.message ?? 'interrupted'}\nresume with: wrn train --resume ${runDir}`, { exitCode: signal ? SIGNAL_EXIT_CODES[signal] : 1 });
+  }
+  if (result.alreadyFinished) {
+    writeLine(io.stderr, (await finishedRunMessage(runDir, training)) ?? `${runDir} has already finished`);
+    return;
   }
   const final = result.final;
   progress.record({
@@ -285,5 +361,20 @@ async function runTrain(
         `after ${result.epochsCompleted} epochs; run dir ${runDir}`,
     );
     if (reportPath) writeLine(io.stdout, `report: ${reportPath}`);
+  }
+}
+
+/** A resumed run must see the same images: the data directory's files may have changed since it started. */
+function checkSameData(runDir: string, now: Record<string, unknown>): void {
+  const file = join(runDir, 'config.json');
+  const saved = ((JSON.parse(readFileSync(file, 'utf8')) as { context?: { resolved?: Record<string, unknown> } }).context?.resolved ?? {}) as Record<string, unknown>;
+  for (const key of ['trainImages', 'evalImages', 'evalSplit', 'classNames', 'normalization'] as const) {
+    if (saved[key] === undefined) continue;
+    if (JSON.stringify(saved[key]) !== JSON.stringify(now[key])) {
+      throw new UsageError(
+        `--resume ${runDir}: the data is not what the run was trained on: ${key} is ${JSON.stringify(now[key])} now, ${JSON.stringify(saved[key])} in ${file} ` +
+          `(the files in ${String(now.dataDir)} changed); an exact resume needs the same data`,
+      );
+    }
   }
 }
