@@ -242,6 +242,11 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   let lastCheckpoint: { dir: string; state: CheckpointState } | null = null;
   let lr = learningRateAt(config.schedule, { epoch: 0, iteration: 0, itersPerEpoch });
   let final: EpochMetrics | null = null;
+  // On webgpu each step's loss and accuracy are read one step late: the read of step k starts as soon as it is
+  // queued and is awaited after step k+1 is queued, so the GPU does not idle while the CPU waits for two numbers.
+  // Metrics and events are the same; an abort lands after the queued step. Elsewhere reads are immediate.
+  const readLag = tf.getBackend() === 'webgpu' ? 1 : 0;
+  const queued: { stats: tf.Tensor1D; values: Promise<tf.TypedArray>; batchSize: number; lr: number; step: number; iteration: number }[] = [];
 
   // One writer per run directory: taken before anything in it is read or written, released on every way out.
   const ownLock = args.lock === undefined ? await acquireRunLock(runDir, { command: `train() in ${runDir}` }) : null;
@@ -363,35 +368,23 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
       partial = null;
       let last = performance.now();
       let stopped = false;
-      for await (const { xs, ys } of iterateBatches(trainSource, epoch, 'training source')) {
-        if (iteration < skipIterations) {
-          // Resuming mid-epoch: the source replays the epoch's batches; the first ones were already trained on.
-          tf.dispose([xs, ys]);
-          iteration++;
-          last = performance.now();
-          continue;
-        }
-        lr = learningRateAt(config.schedule, { epoch, iteration, itersPerEpoch });
-        if (resetsMomentumAt(config.schedule, { epoch, iteration, itersPerEpoch })) optimizer.resetMomentum();
-        const batchSize = xs.shape[0];
-        let stepStats: Float32Array;
+      const settleOldest = async (): Promise<void> => {
+        const { stats, values, batchSize, lr: stepLr, step, iteration: stepIteration } = queued[0]!;
+        let stepStats: tf.TypedArray;
         try {
-          const stats = runStep(xs, ys, lr);
-          stepStats = (await stats.data()) as Float32Array;
-          stats.dispose();
+          stepStats = await values;
         } finally {
-          tf.dispose([xs, ys]);
+          stats.dispose();
+          queued.shift();
         }
         const loss = stepStats[0]!;
-        globalStep++;
-        iteration++;
         if (!Number.isFinite(loss)) {
           throw new TrainingDivergedError(
-            `training diverged: loss is ${loss} at step ${globalStep} (epoch ${epochNumber}, iteration ${iteration} of ${itersPerEpoch}); ` +
+            `training diverged: loss is ${loss} at step ${step} (epoch ${epochNumber}, iteration ${stepIteration} of ${itersPerEpoch}); ` +
               `last good checkpoint: ${describeCheckpoint(lastCheckpoint?.dir ?? null, lastCheckpoint?.state ?? null)}`,
-            globalStep,
+            step,
             epochNumber,
-            iteration,
+            stepIteration,
             loss,
             lastCheckpoint?.dir ?? null,
           );
@@ -406,23 +399,46 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
         const stepMetrics: StepMetrics = {
           type: 'step',
           epoch: epochNumber,
-          iteration,
-          step: globalStep,
-          lr,
+          iteration: stepIteration,
+          step,
+          lr: stepLr,
           loss,
           acc: stepStats[1]! / batchSize,
           imagesPerSec: batchSize / Math.max(seconds, 1e-9),
         };
-        if (config.logEverySteps > 0 && globalStep % config.logEverySteps === 0) {
+        if (config.logEverySteps > 0 && step % config.logEverySteps === 0) {
           await fs.appendFile(metricsFile, `${JSON.stringify(stepMetrics)}\n`);
         }
         onProgress?.({ ...stepMetrics, type: 'step', itersPerEpoch, totalEpochs, batchSize });
+      };
+      for await (const { xs, ys } of iterateBatches(trainSource, epoch, 'training source')) {
+        if (iteration < skipIterations) {
+          // Resuming mid-epoch: the source replays the epoch's batches; the first ones were already trained on.
+          tf.dispose([xs, ys]);
+          iteration++;
+          last = performance.now();
+          continue;
+        }
+        lr = learningRateAt(config.schedule, { epoch, iteration, itersPerEpoch });
+        if (resetsMomentumAt(config.schedule, { epoch, iteration, itersPerEpoch })) optimizer.resetMomentum();
+        const batchSize = xs.shape[0];
+        let stats: tf.Tensor1D;
+        try {
+          stats = runStep(xs, ys, lr);
+        } finally {
+          tf.dispose([xs, ys]);
+        }
+        globalStep++;
+        iteration++;
+        queued.push({ stats, values: stats.data(), batchSize, lr, step: globalStep, iteration });
+        while (queued.length > readLag) await settleOldest();
         if (config.maxSteps != null && globalStep >= config.maxSteps) break;
         if (signal?.aborted) {
           stopped = true;
           break;
         }
       }
+      while (queued.length > 0) await settleOldest();
       skipIterations = 0;
       if (stopped) {
         partial = { lossSum, correct, seen, seconds: trainSeconds };
@@ -515,6 +531,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     }
     return { status: 'completed', runDir, epochsCompleted: epoch, step: globalStep, lastCheckpoint: lastCheckpoint?.dir ?? null, final, best };
   } finally {
+    tf.dispose(queued.map((q) => q.stats));
     optimizer.dispose();
     await ownLock?.release();
   }

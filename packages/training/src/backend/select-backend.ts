@@ -3,15 +3,16 @@ import type { NativeConvKernels, NativeConvLoad } from '@wrn/native';
 import { initWasmBackendWithThreads } from './wasm-threads';
 import { registerWasmTrainingGradients } from './wasm-training-gradients';
 import { registerWasmTrainingKernels } from './wasm-training-kernels';
+import { adapterLabel, listWebGpuAdapters, tryWebGpu, WEBGPU_INSTALL_ADVICE, type WebGpuAdapterReport } from './webgpu';
 
 /** What `--backend` accepts. */
-export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+export type BackendChoice = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 
-export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
 
 /** One backend that {@link selectBackend} tried, in order. */
 export interface BackendAttempt {
-  /** The package or backend tried: '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node', 'wasm' or 'cpu'. */
+  /** The package or backend tried: '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node', 'webgpu', 'wasm' or 'cpu'. */
   name: string;
   ok: boolean;
   /** Why it was not used; absent when it was. */
@@ -19,7 +20,7 @@ export interface BackendAttempt {
 }
 
 export interface BackendSelection {
-  /** The tfjs backend now active: 'tensorflow', 'wasm' or 'cpu'. */
+  /** The tfjs backend now active: 'tensorflow', 'webgpu', 'wasm' or 'cpu'. */
   name: string;
   /** One sentence saying what was picked and why, for the CLI and the run's config. */
   reason: string;
@@ -33,6 +34,8 @@ export interface BackendSelection {
    * are not used ('off: WRN_NATIVE_CONV=0', 'not available: ...').
    */
   nativeConv?: { used: true; isa: string; threads: number } | { used: false; why: string };
+  /** When 'webgpu' was picked: the adapter it runs on (software: SwiftShader and the like, on the CPU). */
+  webgpuAdapter?: WebGpuAdapterReport;
 }
 
 export interface SelectBackendOptions {
@@ -317,13 +320,34 @@ function pickedWasm(
 }
 
 /**
+ * 'webgpu' for `auto`: only on a hardware adapter. In Node, Dawn is asked in a child process first
+ * (listWebGpuAdapters), so a machine without a GPU neither loads Dawn nor prints its driver warnings.
+ */
+async function tryWebGpuForAuto(load: (s: string) => Promise<unknown>): Promise<BackendAttempt & { adapter?: WebGpuAdapterReport }> {
+  const inNode = typeof globalThis.process?.versions?.node === 'string';
+  const hasGpuObject = (globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu != null;
+  if (inNode && !hasGpuObject) {
+    const list = await listWebGpuAdapters();
+    const first = list.adapters.find((a) => a.request === 'high-performance') ?? list.adapters[0];
+    if (first == null) return { name: 'webgpu', ok: false, error: list.error ?? 'no adapter' };
+    if (first.software) {
+      return { name: 'webgpu', ok: false, error: `only a software adapter, ${adapterLabel(first)}: it runs on the CPU, slower than wasm, so auto skips it (--backend webgpu uses it)` };
+    }
+  }
+  const { name, ok, error, adapter } = await tryWebGpu(load, false);
+  return { name, ok, ...(error === undefined ? {} : { error }), ...(adapter ? { adapter } : {}) };
+}
+
+/**
  * Makes one tfjs backend active for training and says why it was chosen.
  * - 'tensorflow': `@tensorflow/tfjs-node-gpu`, else `@tensorflow/tfjs-node` (optional peers); throws a
  *   {@link BackendUnavailableError} with the install advice when neither loads.
+ * - 'webgpu': tfjs-backend-webgpu on navigator.gpu (Dawn's `webgpu` package in Node), on any adapter, software
+ *   ones (SwiftShader) included; the reason says which adapter and whether it is software.
  * - 'wasm': tfjs-backend-wasm with {@link registerWasmTrainingKernels}, verified on a tiny conv gradient.
  * - 'cpu': the pure-JS backend (correct, about 100x slower than PyTorch on convnets).
- * - 'auto': the first of tensorflow (GPU build first), wasm, cpu that loads and trains correctly;
- *   `tried` records why each one before it was skipped.
+ * - 'auto': the first of tensorflow (GPU build first), webgpu on a hardware adapter, wasm, cpu that loads and
+ *   trains correctly; `tried` records why each one before it was skipped.
  */
 export async function selectBackend(choice: BackendChoice, options: SelectBackendOptions = {}): Promise<BackendSelection> {
   if (!BACKEND_CHOICES.includes(choice)) {
@@ -353,11 +377,28 @@ export async function selectBackend(choice: BackendChoice, options: SelectBacken
     if (choice === 'tensorflow') throw new BackendUnavailableError(choice, tried, TENSORFLOW_INSTALL_ADVICE);
   }
 
+  if (choice === 'webgpu' || choice === 'auto') {
+    const attempt = choice === 'webgpu' ? await tryWebGpu(load, true) : await tryWebGpuForAuto(load);
+    tried.push({ name: attempt.name, ok: attempt.ok, ...(attempt.error === undefined ? {} : { error: attempt.error }) });
+    if (attempt.ok && attempt.adapter) {
+      const software = attempt.adapter.software
+        ? ': a software adapter, running on the CPU (slower than --backend wasm); a GPU with its Vulkan, Metal or D3D12 driver runs the same code on the GPU'
+        : '';
+      return {
+        name: 'webgpu',
+        reason: `${choice === 'auto' ? 'auto picked, native TensorFlow not installed' : 'using'}: webgpu on ${adapterLabel(attempt.adapter)}${software}, checked against a direct computation`,
+        tried,
+        webgpuAdapter: attempt.adapter,
+      };
+    }
+    if (choice === 'webgpu') throw new BackendUnavailableError(choice, tried, WEBGPU_INSTALL_ADVICE);
+  }
+
   if (choice === 'wasm' || choice === 'auto') {
     const attempt = await tryWasm(load, options.wasmThreads ?? wasmThreadsFromEnv() ?? DEFAULT_WASM_THREADS, options.nativeConv ?? nativeConvFromEnv());
     const { threads: _threads, threadsError: _threadsError, nativeConv: _nativeConv, ...record } = attempt;
     tried.push(record);
-    if (attempt.ok) return pickedWasm(attempt, tried, choice === 'auto' ? 'auto picked, native TensorFlow not installed' : 'using');
+    if (attempt.ok) return pickedWasm(attempt, tried, choice === 'auto' ? 'auto picked, native TensorFlow not installed and no hardware WebGPU adapter' : 'using');
     if (choice === 'wasm') throw new BackendUnavailableError(choice, tried, 'Use --backend cpu, or reinstall @tensorflow/tfjs-backend-wasm.');
   }
 

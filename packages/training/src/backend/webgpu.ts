@@ -1,0 +1,289 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { setGroupedConvMethodPreference } from '@wrn/blocks';
+
+/**
+ * TF.js's WebGPU backend: navigator.gpu in browsers, Dawn's `webgpu` npm package in Node (set up by the Node-only
+ * ./webgpu-dawn, loaded by dynamic import so browser bundles never pull it in). Browser-safe.
+ */
+
+export const WEBGPU_BACKEND_NAME = 'webgpu';
+
+/** The few WebGPU interfaces used here (TypeScript's DOM lib does not declare WebGPU). */
+export interface GpuAdapterLike {
+  readonly info?: { vendor?: string; architecture?: string; device?: string; description?: string; isFallbackAdapter?: boolean };
+  readonly isFallbackAdapter?: boolean;
+  readonly limits: { maxBufferSize: number; maxStorageBufferBindingSize: number };
+}
+export interface GpuLike {
+  requestAdapter(options?: { powerPreference?: 'high-performance' | 'low-power'; forceFallbackAdapter?: boolean }): Promise<GpuAdapterLike | null>;
+}
+
+/** One adapter as WebGPU reports it, with the limits that bound the largest tensor. */
+export interface WebGpuAdapterReport {
+  /** The request that returned it: WebGPU lists adapters only as answers to these. */
+  request: 'high-performance' | 'low-power' | 'fallback';
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** A CPU implementation of the API (SwiftShader, llvmpipe/lavapipe, WARP): correct, but no faster than wasm. */
+  software: boolean;
+  /** Bytes: the largest GPU buffer, so the largest tensor. */
+  maxBufferSize: number;
+  /** Bytes: the largest buffer one kernel can bind; tfjs-backend-webgpu asks for the adapter's maximum. */
+  maxStorageBufferBindingSize: number;
+}
+
+export interface WebGpuAdapterList {
+  /** Where the GPU object came from: 'navigator.gpu' (a browser) or "Dawn (the 'webgpu' npm package)". */
+  source: string;
+  adapters: WebGpuAdapterReport[];
+  /** Why there is no GPU object or no adapter, when that is so. */
+  error?: string;
+  /** What the driver stack printed while Dawn looked for adapters (Node), e.g. why Vulkan rejected a device. */
+  driverMessages?: string[];
+}
+
+/** What to install when webgpu cannot run; part of the error `--backend webgpu` prints. */
+export const WEBGPU_INSTALL_ADVICE = [
+  `In Node, install TF.js's WebGPU backend and Dawn's binding (prebuilt for linux/mac/win x64 and arm64, nothing downloaded):`,
+  `  npm i @tensorflow/tfjs-backend-webgpu@${tf.version_core} webgpu@0.6.2`,
+  'Then a GPU driver with Vulkan (Linux: NVIDIA\'s driver, or mesa-vulkan-drivers for AMD/Intel), Metal (macOS) or D3D12 (Windows).',
+  'Without a GPU, SwiftShader (software, on the CPU) runs it: Debian\'s chromium package ships it, used with',
+  '  VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json XDG_RUNTIME_DIR=/tmp   (Debian 12\'s lavapipe lacks a feature Dawn needs).',
+  'In a browser: one with WebGPU (Chrome/Edge 113+, Safari 26, Firefox 141 on Windows) over https or localhost.',
+  'Or train without it: --backend wasm (or auto).',
+].join('\n');
+
+const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|softpipe|microsoft basic render|\bwarp\b/i;
+
+/** Whether WebGPU reports a software (CPU) implementation: the fallback flag, or a known software driver's name. */
+export function isSoftwareAdapter(info: { vendor?: string; architecture?: string; device?: string; description?: string; isFallbackAdapter?: boolean }): boolean {
+  if (info.isFallbackAdapter === true) return true;
+  return SOFTWARE_ADAPTER.test([info.vendor, info.architecture, info.device, info.description].join(' '));
+}
+
+export function describeAdapter(adapter: GpuAdapterLike, request: WebGpuAdapterReport['request']): WebGpuAdapterReport {
+  const info = adapter.info ?? {};
+  const fields = {
+    vendor: info.vendor ?? '',
+    architecture: info.architecture ?? '',
+    device: info.device ?? '',
+    description: info.description ?? '',
+    isFallbackAdapter: info.isFallbackAdapter ?? adapter.isFallbackAdapter ?? false,
+  };
+  return {
+    request,
+    vendor: fields.vendor,
+    architecture: fields.architecture,
+    device: fields.device,
+    description: fields.description,
+    software: isSoftwareAdapter(fields),
+    maxBufferSize: Number(adapter.limits.maxBufferSize),
+    maxStorageBufferBindingSize: Number(adapter.limits.maxStorageBufferBindingSize),
+  };
+}
+
+/** "SwiftShader driver 5.0.0 (google swiftshader, software)" */
+export function adapterLabel(adapter: WebGpuAdapterReport): string {
+  const name = adapter.description || adapter.device || 'unnamed adapter';
+  const kind = [adapter.vendor, adapter.architecture].filter(Boolean).join(' ');
+  return `${name} (${kind ? `${kind}, ` : ''}${adapter.software ? 'software' : 'hardware'})`;
+}
+
+const ADAPTER_REQUESTS: [WebGpuAdapterReport['request'], Parameters<GpuLike['requestAdapter']>[0]][] = [
+  ['high-performance', { powerPreference: 'high-performance' }],
+  ['low-power', { powerPreference: 'low-power' }],
+  ['fallback', { forceFallbackAdapter: true }],
+];
+
+/** Every distinct adapter the GPU object answers with: high-performance, low-power, then the fallback one. */
+export async function listAdapters(gpu: GpuLike): Promise<WebGpuAdapterReport[]> {
+  const seen = new Set<string>();
+  const adapters: WebGpuAdapterReport[] = [];
+  for (const [request, options] of ADAPTER_REQUESTS) {
+    const adapter = await gpu.requestAdapter(options).catch(() => null);
+    if (adapter == null) continue;
+    const report = describeAdapter(adapter, request);
+    const key = JSON.stringify({ ...report, request: '' });
+    if (seen.has(key)) continue;
+    seen.add(key);
+    adapters.push(report);
+  }
+  return adapters;
+}
+
+const isNode = (): boolean => typeof globalThis.process?.versions?.node === 'string';
+
+interface DawnModule {
+  installDawnGpu(load: (s: string) => Promise<unknown>): Promise<GpuLike>;
+  probeDawnAdapters(): Promise<WebGpuAdapterList>;
+}
+
+// A function, so bundlers see no static path to the Node-only module; Node resolves it beside this one.
+const loadDawnModule = (): Promise<DawnModule> => import('./webgpu-dawn') as Promise<DawnModule>;
+
+/** navigator.gpu, setting it up from Dawn in Node when no one has. */
+async function ensureGpu(load: (s: string) => Promise<unknown>): Promise<{ gpu: GpuLike; source: string }> {
+  const existing = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator?.gpu;
+  if (existing != null) return { gpu: existing, source: isNode() ? "Dawn (the 'webgpu' npm package)" : 'navigator.gpu' };
+  if (!isNode()) throw new Error('navigator.gpu is missing: this browser has no WebGPU (or the page is not on https/localhost)');
+  const dawn = await loadDawnModule();
+  return { gpu: await dawn.installDawnGpu(load), source: "Dawn (the 'webgpu' npm package)" };
+}
+
+/**
+ * The adapters WebGPU offers here. In Node it asks Dawn in a child process, so the driver stack's messages
+ * (Vulkan rejecting lavapipe, XDG_RUNTIME_DIR unset) are captured instead of printed, and nothing is loaded into
+ * this process unless there is an adapter to use.
+ */
+export async function listWebGpuAdapters(): Promise<WebGpuAdapterList> {
+  const existing = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator?.gpu;
+  if (existing == null && isNode()) return (await loadDawnModule()).probeDawnAdapters();
+  if (existing == null) return { source: 'navigator.gpu', adapters: [], error: 'navigator.gpu is missing: this browser has no WebGPU' };
+  const adapters = await listAdapters(existing);
+  return { source: 'navigator.gpu', adapters, ...(adapters.length === 0 ? { error: 'navigator.gpu offers no adapter' } : {}) };
+}
+
+function describeError(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return (message.split('\n')[0] ?? message).replace(/ imported from .*$/, '');
+}
+
+/**
+ * The filter and input gradients of a tiny strided conv against a direct loop, read back asynchronously (the
+ * webgpu backend cannot read synchronously in Node): proof that the active backend's training kernels are right.
+ */
+export async function checkConvGradientsAsync(): Promise<string | undefined> {
+  const size = 5;
+  const xs = Array.from({ length: size * size }, (_, i) => ((i * 7) % 11) - 5);
+  const ws = Array.from({ length: 9 }, (_, i) => ((i * 5) % 7) - 3);
+  const out = Math.ceil(size / 2);
+  const expectedDw = new Array<number>(9).fill(0);
+  const expectedDx = new Array<number>(size * size).fill(0);
+  for (let y = 0; y < out; y++) {
+    for (let x = 0; x < out; x++) {
+      for (let i = 0; i < 3; i++) {
+        for (let j = 0; j < 3; j++) {
+          // 'same' with stride 2 on 5 pads one row/column on each side.
+          const r = y * 2 + i - 1;
+          const c = x * 2 + j - 1;
+          if (r < 0 || c < 0 || r >= size || c >= size) continue;
+          expectedDw[i * 3 + j]! += xs[r * size + c]!;
+          expectedDx[r * size + c]! += ws[i * 3 + j]!;
+        }
+      }
+    }
+  }
+  const grads = tf.tidy(() => {
+    const x = tf.tensor4d(xs, [1, size, size, 1]);
+    const w = tf.tensor4d(ws, [3, 3, 1, 1]);
+    return tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same')))([x, w]);
+  });
+  const [dx, dw] = await Promise.all(grads.map(async (g) => Array.from(await g.data())));
+  tf.dispose(grads);
+  const close = (a: number[] | undefined, b: number[]) => a != null && a.length === b.length && a.every((v, i) => Math.abs(v - b[i]!) < 1e-3);
+  if (!close(dw, expectedDw)) return `conv2d filter gradient ${JSON.stringify(dw)} != ${JSON.stringify(expectedDw)}`;
+  if (!close(dx, expectedDx)) return `conv2d input gradient ${JSON.stringify(dx)} != ${JSON.stringify(expectedDx)}`;
+  return undefined;
+}
+
+/**
+ * Grouped convolution on webgpu, by tools/bench/grouped-conv.ts --backend webgpu. SwiftShader (the only adapter
+ * measured so far) runs on the CPU, so its timings are a CPU's; the choice is the one that should hold on GPUs,
+ * and the SwiftShader figures agree with it for training: `split` (G conv2d dispatches, each over a contiguous
+ * slice) beats `im2col` (a k*k-times larger gathered input, written and read back through memory) and `depthwise`
+ * (a Cin/G-times larger intermediate, and a depthwise filter gradient tfjs-backend-webgpu runs as a slow loop).
+ */
+export const WEBGPU_GROUPED_CONV_METHODS = { training: 'split', inference: 'split' } as const;
+
+export type WebGpuAttempt = {
+  name: 'webgpu';
+  ok: boolean;
+  error?: string;
+  /** The adapter tfjs-backend-webgpu runs on (its high-performance request), once one was found. */
+  adapter?: WebGpuAdapterReport;
+  source?: string;
+  /** Set when the failure is that only a software adapter exists and it was not asked for by name. */
+  softwareOnly?: boolean;
+};
+
+/**
+ * Sets up navigator.gpu (Dawn in Node), checks its adapter, registers tfjs-backend-webgpu and makes 'webgpu'
+ * active, verified on a tiny conv gradient. A software adapter is used only when `allowSoftware` (webgpu asked
+ * for by name): on the CPU it trains slower than wasm.
+ */
+export async function tryWebGpu(load: (s: string) => Promise<unknown>, allowSoftware: boolean): Promise<WebGpuAttempt> {
+  let gpu: GpuLike;
+  let source: string;
+  try {
+    ({ gpu, source } = await ensureGpu(load));
+  } catch (error) {
+    return { name: 'webgpu', ok: false, error: describeError(error) };
+  }
+  // tfjs-backend-webgpu asks for exactly this adapter (unless WEBGPU_USE_LOW_POWER_GPU is set).
+  const lowPower = tf.env().getFlags()['WEBGPU_USE_LOW_POWER_GPU'] === true;
+  let adapter: WebGpuAdapterReport;
+  try {
+    const found = await gpu.requestAdapter({ powerPreference: lowPower ? 'low-power' : 'high-performance' });
+    if (found == null) {
+      return {
+        name: 'webgpu',
+        ok: false,
+        source,
+        error: `${source} offers no WebGPU adapter: no GPU with a driver Dawn accepts (Vulkan, Metal or D3D12)${isNode() ? '; `wrn doctor` shows what the driver said' : ''}`,
+      };
+    }
+    adapter = describeAdapter(found, lowPower ? 'low-power' : 'high-performance');
+  } catch (error) {
+    return { name: 'webgpu', ok: false, source, error: `requestAdapter failed: ${describeError(error)}` };
+  }
+  if (adapter.software && !allowSoftware) {
+    return {
+      name: 'webgpu',
+      ok: false,
+      source,
+      adapter,
+      softwareOnly: true,
+      error: `only a software adapter, ${adapterLabel(adapter)}: it runs on the CPU, slower than wasm, so auto skips it (--backend webgpu uses it)`,
+    };
+  }
+  try {
+    await load('@tensorflow/tfjs-backend-webgpu');
+  } catch (error) {
+    return { name: 'webgpu', ok: false, source, adapter, error: `cannot load @tensorflow/tfjs-backend-webgpu: ${describeError(error)}` };
+  }
+  if (tf.findBackendFactory(WEBGPU_BACKEND_NAME) == null) {
+    return { name: 'webgpu', ok: false, source, adapter, error: 'tfjs-backend-webgpu registered no backend (it was imported before navigator.gpu existed)' };
+  }
+  try {
+    // tfjs-core's gradients are registered by tfjs-layers (Node's CommonJS tfjs-core build registers none).
+    await load('@tensorflow/tfjs-layers');
+  } catch (error) {
+    return { name: 'webgpu', ok: false, source, adapter, error: `cannot load @tensorflow/tfjs-layers (it registers the gradients): ${describeError(error)}` };
+  }
+  try {
+    if (!(await tf.setBackend(WEBGPU_BACKEND_NAME))) return { name: 'webgpu', ok: false, source, adapter, error: 'the webgpu backend failed to initialise (see the log above)' };
+  } catch (error) {
+    return { name: 'webgpu', ok: false, source, adapter, error: `the webgpu backend failed to initialise: ${describeError(error)}` };
+  }
+  setGroupedConvMethodPreference(WEBGPU_BACKEND_NAME, WEBGPU_GROUPED_CONV_METHODS);
+  let failure: string | undefined;
+  try {
+    failure = await checkConvGradientsAsync();
+  } catch (error) {
+    failure = describeError(error);
+  }
+  if (failure != null) return { name: 'webgpu', ok: false, source, adapter, error: `training kernels are wrong here: ${failure}` };
+  return { name: 'webgpu', ok: true, source, adapter };
+}
+
+/** GPU buffers the active webgpu backend holds: in use, pooled for reuse, and bytes allocated; null on other backends. */
+export function webgpuBufferCounts(): { used: number; free: number; bytesAllocated: number } | null {
+  if (tf.getBackend() !== WEBGPU_BACKEND_NAME) return null;
+  const manager = (tf.backend() as unknown as {
+    bufferManager?: { getNumUsedBuffers(): number; getNumFreeBuffers(): number; numBytesAllocated: number };
+  }).bufferManager;
+  if (manager == null) return null;
+  return { used: manager.getNumUsedBuffers(), free: manager.getNumFreeBuffers(), bytesAllocated: manager.numBytesAllocated };
+}
