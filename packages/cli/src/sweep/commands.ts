@@ -120,14 +120,22 @@ Run ids are the axis values and a hash of the run's config: the same grid gives 
       await runSweepHere(expanded, flags.runRoot, context, { retryFailed: Boolean(flags.retryFailed), command });
     });
 
-  sweep
+  /**
+   * `wrn sweep status --queue URL`: commander gives an option the parent also declares (--queue, --run-root) to the
+   * parent wherever it stands, so a subcommand takes the parent's value when the user set it there.
+   */
+  const shared = (sub: Command, name: 'queue' | 'runRoot'): string | undefined =>
+    sub.getOptionValueSource(name) === 'cli' || sweep.getOptionValueSource(name) !== 'cli' ? (sub.opts()[name] as string | undefined) : (sweep.opts()[name] as string);
+
+  const status = sweep
     .command('status')
     .description('each run\'s state, worker, epoch and ETA, from the queue or from the run root')
     .option('--queue <url>', 'the queue (redis://HOST:PORT[/DB])')
     .option('--run-root <dir>', 'the run root, when there is no queue', DEFAULT_RUN_ROOT)
     .option('--sweep <name>', 'only this sweep (default: all)')
     .option('--json', 'one JSON object: { sweeps: [{ sweep, counts, runs }] }')
-    .action(async (flags: { queue?: string; runRoot: string; sweep?: string; json?: boolean }) => {
+    .action(async (own: { sweep?: string; json?: boolean }) => {
+      const flags = { ...own, queue: shared(status, 'queue'), runRoot: shared(status, 'runRoot')! };
       const collect = async (queue?: Queue) => {
         const where = flags.queue ?? flags.runRoot;
         const manifests = await chooseManifests({ queue, runRoot: flags.runRoot, sweep: flags.sweep, where });
@@ -148,14 +156,15 @@ Run ids are the axis values and a hash of the run's config: the same grid gives 
       }
     });
 
-  sweep
+  const report = sweep
     .command('report')
     .description('the paper-style table (mean ± std over seeds of top-1 error, params, time per epoch) as report.md and report.html')
     .option('--queue <url>', 'read the runs from the queue (redis://HOST:PORT[/DB])')
     .option('--run-root <dir>', 'read the runs from their run directories', DEFAULT_RUN_ROOT)
     .option('--sweep <name>', 'the sweep (default: the only one there)')
     .option('--out <dir>', 'where report.md and report.html go (default: <run-root>/<sweep>)')
-    .action(async (flags: { queue?: string; runRoot: string; sweep?: string; out?: string }) => {
+    .action(async (own: { sweep?: string; out?: string }) => {
+      const flags = { ...own, queue: shared(report, 'queue'), runRoot: shared(report, 'runRoot')! };
       const make = async (queue?: Queue) => {
         const where = flags.queue ?? flags.runRoot;
         const manifests = await chooseManifests({ queue, runRoot: flags.runRoot, sweep: flags.sweep, where });

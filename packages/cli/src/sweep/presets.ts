@@ -17,11 +17,12 @@ export const GRID_PRESETS: readonly GridPreset[] = [
   {
     name: 'wrn-block-types',
     description:
-      'WRN paper, table 2: block types B(M) at widening factor 2 on CIFAR-10; B(1,3,1), B(3,1), B(1,3), B(3,1,1) at depth 40 ' +
-      '(WRN-40-2), B(3,3) at 28 and B(3,1,3) at 22, the depths the paper gives them to keep the parameter counts close',
+      'WRN paper, table 2: block types B(M) at WRN-40-2 (depth 40, widening factor 2) on CIFAR-10: B(1,3,1), B(3,1), B(1,3), ' +
+      'B(3,1,1), B(3,3), B(3,1,3). The paper trims the depth of some types to keep parameter counts close; a grid file ' +
+      'can list other depths (model: [wrn-22-2-b3_1_3, ...])',
     base: { dataset: 'cifar10', recipe: 'wrn-cifar' },
     axes: {
-      model: ['wrn-40-2-b1_3_1', 'wrn-40-2-b3_1', 'wrn-40-2-b1_3', 'wrn-40-2-b3_1_1', 'wrn-28-2', 'wrn-22-2-b3_1_3'],
+      model: ['wrn-40-2-b1_3_1', 'wrn-40-2-b3_1', 'wrn-40-2-b1_3', 'wrn-40-2-b3_1_1', 'wrn-40-2', 'wrn-40-2-b3_1_3'],
       seed: SEEDS,
     },
   },

@@ -37,6 +37,8 @@ export interface ReportRow {
 }
 
 export function formatAxisValue(value: unknown): string {
+  // A run that does not set an axis (an included run) has the base's value there.
+  if (value === undefined || value === null) return '-';
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
     return Object.values(value).map((v) => (typeof v === 'object' ? JSON.stringify(v) : String(v))).join(' ');
   }

@@ -1,11 +1,24 @@
 import { Worker, UnrecoverableError, WaitingError, type Job } from 'bullmq';
-import type { TrainEvent } from '@wrn/training';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { resolveCheckpointDir, type TrainEvent } from '@wrn/training';
 import { cliVersion, type CommandContext } from '../context.js';
 import { errorMessage, UsageError } from '../errors.js';
 import { writeLine } from '../io.js';
 import { ensureSweepManifest, runDirOf, writeRunFailure, type RunSummary, type SweepManifest } from './layout.js';
 import { connectionOptions, openQueue, QUEUE_NAME, readQueueManifest, runJobSchema, type QueueAddress, type RunProgress } from './queue.js';
 import { prefixedIO, trainSweepRun, workerId } from './run-one.js';
+
+/** Where the run's last checkpoint stands, if it has one. */
+async function checkpointPosition(runDir: string): Promise<{ epoch: number; globalStep: number } | undefined> {
+  const dir = await resolveCheckpointDir(join(runDir, 'checkpoints', 'last'));
+  if (!dir) return undefined;
+  try {
+    return JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { epoch: number; globalStep: number };
+  } catch {
+    return undefined;
+  }
+}
 
 export interface WorkerOptions {
   runRoot: string;
@@ -68,7 +81,12 @@ export async function runWorker(address: QueueAddress, context: CommandContext, 
       const controller = new AbortController();
       current = { job, controller, lostLock: false };
       const attempt = job.attemptsMade + 1;
-      writeLine(io.stderr, `${me}: taking run ${data.runId} of sweep ${data.sweep} (attempt ${attempt}${job.stalledCounter > 0 ? `, its worker died ${job.stalledCounter}x` : ''}) into ${runDir}`);
+      const checkpoint = await checkpointPosition(runDir);
+      writeLine(
+        io.stderr,
+        `${me}: taking run ${data.runId} of sweep ${data.sweep} (attempt ${attempt}${job.stalledCounter > 0 ? `, its worker died ${job.stalledCounter}x` : ''}) into ${runDir}` +
+          (checkpoint ? `, resuming from its checkpoint at epoch ${checkpoint.epoch}, step ${checkpoint.globalStep}` : ''),
+      );
 
       let lastReport = 0;
       const report = (event: TrainEvent) => {
