@@ -9,13 +9,16 @@ import { registerDatasets } from './commands/datasets.js';
 import { registerBench } from './commands/bench.js';
 import { registerReport } from './commands/report.js';
 import { registerConvert } from './commands/convert.js';
+import { registerSweep, registerWorker } from './sweep/commands.js';
 import { cliVersion, type CommandContext } from './context.js';
 import { EXIT_OK, EXIT_USAGE, exitCodeOf, UsageError } from './errors.js';
 import { examples } from './flags.js';
 import { processIO, writeLine, type CliIO } from './io.js';
 
-const COMMANDS: ((program: Command, context: CommandContext) => void)[] = [registerTrain, registerEval, registerPredict, registerModels, registerDatasets, registerBench, registerReport, registerDoctor];
-COMMANDS.push(registerConvert);
+const COMMANDS: ((program: Command, context: CommandContext) => void)[] = [
+  registerTrain, registerEval, registerPredict, registerModels, registerDatasets, registerBench, registerReport, registerDoctor,
+  registerConvert, registerSweep, registerWorker,
+];
 
 /** Builds the `wrn` program; every command writes through `io`, so tests and the bin share one code path. */
 export function createProgram(io: CliIO = processIO()): Command {

@@ -18,6 +18,7 @@ import {
   type BackendSelection,
   type RunLock,
   type TrainEvent,
+  type TrainResult,
 } from '@wrn/training';
 import type { ConfigLayer } from '../config-file.js';
 import type { CommandContext } from '../context.js';
@@ -148,23 +149,37 @@ with the command that resumes.
 `,
     )
     .action(async (flags: { config?: string; resume?: string; dryRun?: boolean; quiet?: boolean; json?: boolean }) => {
-      await runTrain(command, flags, context);
+      await runTrain({ ...flags, flagLayers: flagLayers(command) }, context);
     });
 }
 
-async function runTrain(
-  command: Command,
-  flags: { config?: string; resume?: string; dryRun?: boolean; quiet?: boolean; json?: boolean },
-  context: CommandContext,
-): Promise<void> {
+/** What `wrn train` runs: its flags as config layers, and the ones that are not config. */
+export interface TrainRunInput {
+  flagLayers: ConfigLayer[];
+  config?: string;
+  resume?: string;
+  dryRun?: boolean;
+  quiet?: boolean;
+  json?: boolean;
+}
+
+/** What a caller other than the command itself (a sweep worker) supplies: its own interrupt signal and a progress tap. */
+export interface TrainRunHooks {
+  /** Replaces the SIGINT/SIGTERM handling of `wrn train`: aborting finishes the step and checkpoints. */
+  signal?: AbortSignal;
+  onProgress?: (event: TrainEvent) => void;
+}
+
+/** `wrn train` as a function, so `wrn worker` trains a sweep's run in-process through the very same code path. */
+export async function runTrain(flags: TrainRunInput, context: CommandContext, hooks: TrainRunHooks = {}): Promise<TrainResult | undefined> {
   const { io } = context;
-  const resolved = resolveTrainConfig({ flagLayers: flagLayers(command), configPath: flags.config, resumeDir: flags.resume });
+  const resolved = resolveTrainConfig({ flagLayers: flags.flagLayers, configPath: flags.config, resumeDir: flags.resume });
   const { options, training } = resolved;
   options.runDir ??= defaultRunDir(options);
   training.context = { ...training.context, runDir: options.runDir };
   if (flags.dryRun) {
     writeLine(io.stdout, JSON.stringify(training, null, 2));
-    return;
+    return undefined;
   }
   const runDir = options.runDir;
   // Everything below up to the lock only reads: a refused run leaves its directory as it was.
@@ -259,8 +274,9 @@ async function trainLocked(
   progress.info(`run dir: ${runDir}`);
   progress.record({ type: 'start', runDir, model: options.model, params, backend: backend.name, trainImages: data.train.count, testImages: data.evaluation.count, config: training });
 
-  const interrupt = abortOnSignals(io, 'training');
+  const interrupt = hooks.signal ? { signal: hooks.signal, dispose: () => undefined } : abortOnSignals(io, 'training');
   const onProgress = (event: TrainEvent) => {
+    hooks.onProgress?.(event);
     switch (event.type) {
       case 'start':
         writeEnvironment();
@@ -362,6 +378,7 @@ async function trainLocked(
     );
     if (reportPath) writeLine(io.stdout, `report: ${reportPath}`);
   }
+  return result;
 }
 
 /** A resumed run must see the same images: the data directory's files may have changed since it started. */

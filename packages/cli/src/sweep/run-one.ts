@@ -1,0 +1,88 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { resolveCheckpointDir, TrainingDivergedError, type TrainEvent } from '@wrn/training';
+import { runTrain } from '../commands/train.js';
+import type { CommandContext } from '../context.js';
+import { errorMessage, UsageError } from '../errors.js';
+import type { CliIO } from '../io.js';
+import type { SweepRun } from './grid.js';
+import { runLayer } from './grid.js';
+import { summarizeRunDir, type RunFailure, type RunSummary } from './layout.js';
+
+/** Who trains: host and process, as status shows it and failure records name it. */
+export const workerId = (): string => `${hostname()}:${process.pid}`;
+
+export type RunOutcome =
+  | { kind: 'completed'; summary: RunSummary; trained: boolean }
+  /** Stopped by the signal after a step, with checkpoints/last written: the run can be resumed anywhere. */
+  | { kind: 'interrupted'; message: string }
+  /** Failed for a reason of its own (bad config or data, divergence): retrying would fail the same way. */
+  | { kind: 'failed'; failure: RunFailure }
+  /** Anything else (I/O, memory): worth another try, perhaps on another machine. */
+  | { kind: 'error'; error: Error };
+
+/** Lines written through it get `prefix` in front, so the output of runs in one worker log stays attributable. */
+function prefixedStream(target: NodeJS.WritableStream, prefix: string): NodeJS.WritableStream {
+  let pending = '';
+  return new Writable({
+    write(chunk: Buffer | string, _encoding, done) {
+      pending += chunk.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) target.write(`${prefix}${line}\n`);
+      done();
+    },
+  });
+}
+
+export function prefixedIO(io: CliIO, prefix: string): CliIO {
+  return { stdout: prefixedStream(io.stdout, prefix), stderr: prefixedStream(io.stderr, prefix), env: io.env };
+}
+
+export function isCompletedRunDir(runDir: string): boolean {
+  const path = join(runDir, 'summary.json');
+  if (!existsSync(path)) return false;
+  try {
+    return (JSON.parse(readFileSync(path, 'utf8')) as { status?: unknown }).status === 'completed';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Trains one run of a sweep into `runDir`, in this process, through `wrn train`'s own code path: a fresh run, or a
+ * resume from its last checkpoint when one is there (another worker died, or handed it back). A run already
+ * completed is not trained again. Never throws: the outcome says what happened.
+ */
+export async function trainSweepRun(input: {
+  sweep: string;
+  run: SweepRun;
+  runDir: string;
+  context: CommandContext;
+  signal: AbortSignal;
+  onProgress?: (event: TrainEvent) => void;
+}): Promise<RunOutcome> {
+  const { sweep, run, runDir, context, signal } = input;
+  if (isCompletedRunDir(runDir)) return { kind: 'completed', summary: summarizeRunDir(runDir, run.values), trained: false };
+  const resume = (await resolveCheckpointDir(join(runDir, 'checkpoints', 'last'))) !== null;
+  const failure = (reason: RunFailure['reason'], error: unknown): RunOutcome => ({
+    kind: 'failed',
+    failure: { reason, message: errorMessage(error), worker: workerId(), at: new Date().toISOString() },
+  });
+  try {
+    await runTrain(
+      { flagLayers: [runLayer(sweep, run, runDir)], resume: resume ? runDir : undefined, quiet: true },
+      context,
+      { signal, onProgress: input.onProgress },
+    );
+  } catch (error) {
+    if (signal.aborted) return { kind: 'interrupted', message: errorMessage(error).split('\n')[0]! };
+    if (error instanceof UsageError) return failure('invalid', error);
+    if ((error as Error).cause instanceof TrainingDivergedError) return failure('diverged', error);
+    return { kind: 'error', error: error instanceof Error ? error : new Error(String(error)) };
+  }
+  if (!isCompletedRunDir(runDir)) return { kind: 'error', error: new Error(`the run ended without a summary.json in ${runDir}`) };
+  return { kind: 'completed', summary: summarizeRunDir(runDir, run.values), trained: true };
+}
