@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { fileSystemIO } from '@wrn/blocks';
+import { fileSystemIO } from '@wrn/blocks/node';
 import { exists, stagingPath } from './fs-atomic';
 import type { SerializedSgdState, SgdOptimizer, SgdStateMeta } from './sgd';
 
