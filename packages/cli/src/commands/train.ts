@@ -4,15 +4,12 @@ import type { Command } from 'commander';
 import { buildModel, countParams } from '@wrn/architectures';
 import { getLayerRandomState, seedLayerRandom, setLayerRandomState, type LayerRandomState } from '@wrn/blocks';
 import {
-  BACKEND_CHOICES,
   dropoutModelOptions,
   PRESET_NAMES,
-  selectBackend,
-  train,
-  TrainingDivergedError,
   type BackendSelection,
   type TrainEvent,
 } from '@wrn/training';
+import { BACKEND_CHOICES, selectBackend, train, TrainingDivergedError } from '@wrn/training/node';
 import type { ConfigLayer } from '../config-file.js';
 import type { CommandContext } from '../context.js';
 import { batchSource, evalPipeline, loadRunData, trainPipeline } from '../data.js';
