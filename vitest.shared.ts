@@ -1,13 +1,17 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-const pkg = (name: string) => fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url));
+const pkg = (name: string, entry = 'index') => fileURLToPath(new URL(`./packages/${name}/src/${entry}.ts`, import.meta.url));
 
 // Tests run against the sources of sibling packages, so a test run needs no prior build and never
 // races a concurrent `tsup --clean`. The built, packed packages are exercised by tools/pack-install-test.
 export default defineConfig({
   resolve: {
     alias: {
+      // The ./node subpath entries first: an alias also matches its key followed by '/'.
+      '@wrn/blocks/node': pkg('blocks', 'node'),
+      '@wrn/datasets/node': pkg('datasets', 'node'),
+      '@wrn/training/node': pkg('training', 'node'),
       '@wrn/blocks': pkg('blocks'),
       '@wrn/architectures': pkg('architectures'),
       '@wrn/datasets': pkg('datasets'),

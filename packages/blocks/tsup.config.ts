@@ -1,3 +1,5 @@
 import { packageBuild } from '../../tsup.shared';
 
-export default packageBuild();
+// Two entries: the browser-safe main one and ./node (file system, native addons). `splitting` makes both formats
+// share one copy of the modules they have in common (module state such as registered kernels stays single).
+export default packageBuild({ entry: ['src/index.ts', 'src/node.ts'], splitting: true });

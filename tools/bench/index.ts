@@ -149,7 +149,8 @@ function lastLine(text: string): string {
 async function runChild(job: ChildJob): Promise<TfResult> {
   const tf = await import('@tensorflow/tfjs-core');
   await import('@tensorflow/tfjs-layers');
-  const { selectBackend, SgdOptimizer, variableGrads } = await import('@wrn/training');
+  const { SgdOptimizer, variableGrads } = await import('@wrn/training');
+  const { selectBackend } = await import('@wrn/training/node');
   const { buildModel, countParams } = await import('@wrn/architectures');
   const [spec, threads] = job.backend.split(':');
   const name = spec === 'wasm-xnnpack' ? 'wasm' : spec;

@@ -112,7 +112,8 @@ function report(title: string, wallMs: number): void {
 
 async function main(): Promise<void> {
   await import('@tensorflow/tfjs-layers');
-  const { selectBackend, SgdOptimizer, variableGrads } = await import('@wrn/training');
+  const { SgdOptimizer, variableGrads } = await import('@wrn/training');
+  const { selectBackend } = await import('@wrn/training/node');
   const { buildModel } = await import('@wrn/architectures');
   const selection = await selectBackend(backendName, threads === 'auto' ? {} : { wasmThreads: Number(threads) });
   console.log(`backend: ${selection.reason}`);

@@ -50,7 +50,7 @@ function writeSyntheticCifar(dir: string, count: number): void {
  * @wrn/datasets and tfjs-core, load the training split of the folder in argv[1], print memory figures as JSON.
  */
 const MEMORY_CHILD = `
-const datasets = await import('@wrn/datasets');
+const datasets = { ...(await import('@wrn/datasets')), ...(await import('@wrn/datasets/node')) };
 await import('@tensorflow/tfjs-core');
 globalThis.gc();
 const before = process.memoryUsage();
@@ -73,7 +73,7 @@ async function throughput(backend: 'cpu' | 'wasm', dir: string, batches: number,
   const tf = await import('@tensorflow/tfjs-core');
   await import('@tensorflow/tfjs-backend-cpu');
   await import('@tensorflow/tfjs-backend-wasm');
-  const datasets = await import('@wrn/datasets');
+  const datasets = { ...(await import('@wrn/datasets')), ...(await import('@wrn/datasets/node')) };
   await tf.setBackend(backend);
   await tf.ready();
   const loadStart = performance.now();
@@ -147,7 +147,7 @@ async function main(): Promise<void> {
       const tf = await import('@tensorflow/tfjs-core');
       await import('@tensorflow/tfjs-backend-wasm');
       await tf.setBackend('wasm');
-      const datasets = await import('@wrn/datasets');
+      const datasets = { ...(await import('@wrn/datasets')), ...(await import('@wrn/datasets/node')) };
       const train = datasets.loadCifar10(dataDir, { split: 'train' });
       const started = performance.now();
       const { zca } = datasets.loadOrFitZca(train, path.join(scratch, 'zca'));

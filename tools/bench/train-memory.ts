@@ -41,9 +41,11 @@ const gc = (globalThis as { gc?: () => void }).gc;
 
 async function main(): Promise<void> {
   // Loaded lazily, as the other bench scripts do: the module-boundaries rule wants one way per library.
-  const { dropoutModelOptions, selectBackend, train } = await import('@wrn/training');
+  const { dropoutModelOptions } = await import('@wrn/training');
+  const { selectBackend, train } = await import('@wrn/training/node');
   const { buildModel, countParams } = await import('@wrn/architectures');
-  const { createPipeline, loadCifar10, meanStdNormalization, selectImages } = await import('@wrn/datasets');
+  const { createPipeline, meanStdNormalization, selectImages } = await import('@wrn/datasets');
+  const { loadCifar10 } = await import('@wrn/datasets/node');
   const first = (dataset: ImageDataset, n: number): ImageDataset =>
     n >= dataset.count ? dataset : selectImages(dataset, Int32Array.from({ length: n }, (_, i) => i));
   const selection = await selectBackend(backendChoice, backendChoice === 'wasm' ? { wasmThreads: threadsArg === 'auto' ? 'auto' : Number(threadsArg) } : {});

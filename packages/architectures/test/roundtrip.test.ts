@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { memory, randomNormal, setBackend, tidy, type Tensor } from '@tensorflow/tfjs-core';
 import { loadLayersModel } from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fileSystemIO } from '@wrn/blocks';
+import { fileSystemIO } from '@wrn/blocks/node';
 import { buildModelFromConfig, countParams, resolveModelConfig, type ModelConfig } from '../src/index.js';
 import { shrunk } from './shrink.js';
 

@@ -1,4 +1,3 @@
-export { fileSystemIO, writeFileAtomic, MODEL_JSON_FILE, WEIGHTS_FILE } from './io.js';
 export { getLayerRandomState, setLayerRandomState, seedLayerRandom, nextLayerSeed } from './random.js';
 export type { LayerRandomState } from './random.js';
 export {

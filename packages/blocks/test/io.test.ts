@@ -9,11 +9,11 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   NetworkGraph,
   buildLayersModel,
-  fileSystemIO,
   residualBlock,
   basicBlockSpec,
   bottleneckBlockSpec,
 } from '../src/index.js';
+import { fileSystemIO } from '../src/node.js';
 
 let dirs: string[] = [];
 async function tempDir(): Promise<string> {

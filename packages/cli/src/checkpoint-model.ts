@@ -1,9 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { loadLayersModel, type LayersModel } from '@tensorflow/tfjs-layers';
-import { fileSystemIO, registerCustomLayers } from '@wrn/blocks';
+import { registerCustomLayers } from '@wrn/blocks';
+import { fileSystemIO } from '@wrn/blocks/node';
 import type { Normalization } from '@wrn/datasets';
-import { CheckpointError, MANIFEST_FILE, readCheckpointState, resolveCheckpointDir, verifyCheckpointFiles } from '@wrn/training';
+import { CheckpointError, MANIFEST_FILE, readCheckpointState, resolveCheckpointDir, verifyCheckpointFiles } from '@wrn/training/node';
 import { UsageError } from './errors.js';
 
 export interface CheckpointModel {

@@ -1,7 +1,5 @@
 import {
   createPipeline,
-  datasetDir,
-  getDataset,
   meanStdNormalization,
   PAPER_NORMALIZATION,
   selectImages,
@@ -11,6 +9,7 @@ import {
   type Normalization,
   type Pipeline,
 } from '@wrn/datasets';
+import { datasetDir, getDataset } from '@wrn/datasets/node';
 import type { BatchSource } from '@wrn/training';
 import { embeddedSampleDir } from './context.js';
 import { asUsageError } from './errors.js';

@@ -3,7 +3,6 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { resolveModelConfig } from '@wrn/architectures';
 import {
-  BACKEND_CHOICES,
   getPreset,
   parseTrainingConfig,
   PRESET_NAMES,
@@ -12,6 +11,7 @@ import {
   type TrainingConfig,
   type TrainingPreset,
 } from '@wrn/training';
+import { BACKEND_CHOICES } from '@wrn/training/node';
 import { describeSource, mergeLayers, readConfigFile, sourceOf, type ConfigLayer, type ValueSource } from './config-file.js';
 import { errorMessage, UsageError } from './errors.js';
 

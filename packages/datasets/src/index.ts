@@ -1,13 +1,18 @@
 export type { ImageDataset } from './types.js';
 export { imageSize } from './types.js';
 export { DatasetFormatError, DatasetNotFoundError } from './errors.js';
-export type { CifarSplit, LoadCifar10Options, LoadCifar100Options } from './cifar.js';
+export type { CifarFileBytes, CifarFileLayout, CifarSplit, LoadCifar10Options, LoadCifar100Options } from './cifar.js';
 export {
   CIFAR10_CLASS_NAMES,
   CIFAR100_COARSE_CLASS_NAMES,
   CIFAR100_FINE_CLASS_NAMES,
-  loadCifar10,
-  loadCifar100,
+  CIFAR10_TRAIN_FILES,
+  CIFAR10_TEST_FILE,
+  CIFAR10_LAYOUT,
+  cifar100Layout,
+  cifar10FromBytes,
+  cifar100FromBytes,
+  cifarFromBytes,
 } from './cifar.js';
 export type { ChannelStats, Normalization } from './normalization.js';
 export { PAPER_NORMALIZATION, channelStats, meanStdNormalization, normalizeBatch } from './normalization.js';
@@ -22,28 +27,13 @@ export { selectImages, splitTrainValidation } from './split.js';
 export type { MatNumericData, MatVariable, ReadMatOptions } from './mat.js';
 export { readMat } from './mat.js';
 export type { LoadSvhnOptions, SvhnSplit } from './svhn.js';
-export { SVHN_CLASS_NAMES, SVHN_FILES, loadSvhn, svhnFromMat } from './svhn.js';
+export { SVHN_CLASS_NAMES, SVHN_FILES, svhnFromMat } from './svhn.js';
 export type { LoadImageFolderOptions } from './image-folder.js';
-export { IMAGE_FOLDER_EXTENSIONS, loadImageFolder } from './image-folder.js';
 export type { DatasetFile, DatasetName, DatasetSpec } from './registry.js';
-export { DATASETS, getDataset, splitPresent } from './registry.js';
 export type { DownloadOptions, DownloadProgress, DownloadResult } from './download.js';
-export {
-  DATA_DIR_ENV,
-  DEFAULT_STALL_TIMEOUT_MS,
-  DownloadError,
-  datasetDir,
-  defaultCacheRoot,
-  downloadDataset,
-  downloadFile,
-  extractArchive,
-  fileMd5,
-  manualInstructions,
-  removeExtractLeftovers,
-} from './download.js';
 export type { DatasetStats, SplitStats } from './stats.js';
-export { datasetStats, splitStats } from './stats.js';
 export type { FitZcaOptions, ZcaWhitening } from './zca.js';
-export { applyZca, datasetSha256, fitZca, loadOrFitZca, loadZca, saveZca } from './zca.js';
+export { applyZca, datasetSha256, fitZca } from './zca.js';
+export { Sha256 } from './sha256.js';
 export type { SymmetricEigen, SymmetricEigenOptions } from './eigen.js';
 export { symmetricEigen } from './eigen.js';

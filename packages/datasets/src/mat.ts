@@ -1,4 +1,5 @@
-import { inflateSync } from 'node:zlib';
+// fflate, not node:zlib, so that the parser runs in browsers too (a page parses an SVHN .mat it fetched).
+import { unzlibSync } from 'fflate';
 
 import { DatasetFormatError } from './errors.js';
 
@@ -259,9 +260,9 @@ export function readMat(bytes: Uint8Array, file: string, options: ReadMatOptions
     const tag = top.expectTag(offset, bytes.length, 'top-level element', [MI.MATRIX, MI.COMPRESSED]);
     let variable: MatVariable;
     if (tag.type === MI.COMPRESSED) {
-      let inflated: Buffer;
+      let inflated: Uint8Array;
       try {
-        inflated = inflateSync(bytes.subarray(tag.dataOffset, tag.dataOffset + tag.nbytes));
+        inflated = unzlibSync(bytes.subarray(tag.dataOffset, tag.dataOffset + tag.nbytes));
       } catch (error) {
         throw new DatasetFormatError(file, `miCOMPRESSED element does not inflate: ${(error as Error).message}`, {
           byteOffset: offset,

@@ -9,12 +9,12 @@ import {
   CIFAR10_TRAIN_FILES,
   CIFAR100_ARCHIVE_FOLDER,
   CIFAR100_FINE_CLASS_NAMES,
-  loadCifar10,
-  loadCifar100,
 } from './cifar.js';
+import { loadCifar10, loadCifar100 } from './cifar-files.js';
 import type { Normalization } from './normalization.js';
 import { PAPER_NORMALIZATION } from './normalization.js';
-import { SVHN_CLASS_NAMES, SVHN_FILES, loadSvhn } from './svhn.js';
+import { SVHN_CLASS_NAMES, SVHN_FILES } from './svhn.js';
+import { loadSvhn } from './svhn-files.js';
 import type { SvhnSplit } from './svhn.js';
 import type { ImageDataset } from './types.js';
 

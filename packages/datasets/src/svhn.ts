@@ -1,7 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-
-import { DatasetFormatError, DatasetNotFoundError } from './errors.js';
+import { DatasetFormatError } from './errors.js';
 import { MX, readMat } from './mat.js';
 import type { ImageDataset } from './types.js';
 
@@ -79,20 +76,4 @@ export function svhnFromMat(bytes: Uint8Array, file: string, split: string): Ima
     sourceFiles: [file],
     notes: [],
   };
-}
-
-/** Loads one split of SVHN (cropped digits, format 2) from `dir`. */
-export function loadSvhn(dir: string, options: LoadSvhnOptions = {}): ImageDataset {
-  const split = options.split ?? 'train';
-  const fileName = SVHN_FILES[split];
-  if (fileName === undefined) throw new Error(`loadSvhn: split '${String(split)}' is not one of 'train', 'test', 'extra'`);
-  const file = join(dir, fileName);
-  if (!existsSync(file)) {
-    throw new DatasetNotFoundError(
-      file,
-      `SVHN ${split} split not found: ${file} does not exist. Run \`wrn datasets download svhn\`, or download ` +
-        `http://ufldl.stanford.edu/housenumbers/${fileName} and place it in ${dir}.`,
-    );
-  }
-  return svhnFromMat(readFileSync(file), file, split);
 }

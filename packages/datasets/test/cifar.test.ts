@@ -8,9 +8,8 @@ import {
   DatasetFormatError,
   DatasetNotFoundError,
   channelStats,
-  loadCifar10,
-  loadCifar100,
 } from '../src/index.js';
+import { loadCifar10, loadCifar100 } from '../src/node.js';
 import { CIFAR10_SUBSET, NO_SHARED_DATA, cifarRecord, concatBytes, realData, tempDir } from './helpers.js';
 
 const scratch = tempDir('cifar');

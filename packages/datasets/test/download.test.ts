@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import * as tar from 'tar';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
-import { DATASETS, DownloadError, datasetDir, defaultCacheRoot, downloadDataset, loadCifar10, loadSvhn } from '../src/index.js';
+import { DATASETS, DownloadError, datasetDir, defaultCacheRoot, downloadDataset, loadCifar10, loadSvhn } from '../src/node.js';
 import type { DatasetSpec, DownloadProgress } from '../src/index.js';
 import { svhnFixture } from './mat-writer.js';
 import { cifarRecord, concatBytes, tempDir } from './helpers.js';

@@ -5,7 +5,8 @@ import { PNG } from 'pngjs';
 import * as tar from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { DatasetFormatError, DatasetNotFoundError, loadCifar10, loadImageFolder } from '../src/index.js';
+import { DatasetFormatError, DatasetNotFoundError } from '../src/index.js';
+import { loadCifar10, loadImageFolder } from '../src/node.js';
 import { CIFAR10_SUBSET, NO_SHARED_DATA, SHARED_DATA, tempDir } from './helpers.js';
 
 const scratch = tempDir('folder');

@@ -5,11 +5,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   PAPER_NORMALIZATION,
   createPipeline,
-  loadCifar10,
   meanStdNormalization,
   selectImages,
   splitTrainValidation,
 } from '../src/index.js';
+import { loadCifar10 } from '../src/node.js';
 import type { Pipeline } from '../src/index.js';
 import { CIFAR10_SUBSET, NO_SHARED_DATA, realData } from './helpers.js';
 

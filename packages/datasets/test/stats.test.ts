@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
-import { DatasetNotFoundError, datasetStats } from '../src/index.js';
+import { DatasetNotFoundError } from '../src/index.js';
+import { datasetStats } from '../src/node.js';
 import { CIFAR10_SUBSET, NO_SHARED_DATA, tempDir } from './helpers.js';
 
 describe('datasetStats', () => {

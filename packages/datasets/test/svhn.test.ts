@@ -3,7 +3,8 @@ import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { DatasetFormatError, DatasetNotFoundError, loadSvhn, readMat, svhnFromMat } from '../src/index.js';
+import { DatasetFormatError, DatasetNotFoundError, readMat, svhnFromMat } from '../src/index.js';
+import { loadSvhn } from '../src/node.js';
 import { svhnFixture, writeMatFixture } from './mat-writer.js';
 import { tempDir } from './helpers.js';
 

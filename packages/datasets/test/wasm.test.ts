@@ -3,7 +3,8 @@ import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { PAPER_NORMALIZATION, createPipeline, cropAndFlip, loadCifar10, selectImages } from '../src/index.js';
+import { PAPER_NORMALIZATION, createPipeline, cropAndFlip, selectImages } from '../src/index.js';
+import { loadCifar10 } from '../src/node.js';
 import type { AugmentationDraw } from '../src/index.js';
 import { CIFAR10_SUBSET, NO_SHARED_DATA } from './helpers.js';
 

@@ -10,11 +10,9 @@ import {
   applyZca,
   createPipeline,
   fitZca,
-  loadCifar10,
-  loadOrFitZca,
-  loadZca,
   symmetricEigen,
 } from '../src/index.js';
+import { loadCifar10, loadOrFitZca, loadZca } from '../src/node.js';
 import type { ImageDataset } from '../src/index.js';
 import { CIFAR10_SUBSET, NO_SHARED_DATA, realData, tempDir } from './helpers.js';
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
-import { fileSystemIO } from '@wrn/blocks';
+import { fileSystemIO } from '@wrn/blocks/node';
 import { CheckpointError, MANIFEST_FILE, parseJsonFile, sha256, verifyCheckpointFiles, writeManifest } from './checkpoint-manifest';
 import { faultPoint } from './fault-points';
 import { exists, stagingPath } from './fs-atomic';

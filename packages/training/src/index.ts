@@ -3,10 +3,6 @@ export { registerWasmTrainingKernels, wasmTrainingKernelsRegistered, wasmNativeC
 export type { WasmTrainingKernelOptions } from './backend/wasm-training-kernels';
 export { WASM_NATIVE_CONV_KERNEL_NAMES } from './backend/wasm-native-conv';
 export { registerWasmTrainingGradients, wasmTrainingGradientsRegistered, WASM_TRAINING_GRADIENT_NAMES } from './backend/wasm-training-gradients';
-export { selectBackend, checkConvGradients, BackendUnavailableError, BACKEND_CHOICES, DEFAULT_WASM_THREADS, WASM_THREADS_ENV, wasmThreadsFromEnv, NATIVE_CONV_ENV, nativeConvFromEnv, NATIVE_PACKAGES, TENSORFLOW_INSTALL_ADVICE } from './backend/select-backend';
-export { initWasmBackendWithThreads } from './backend/wasm-threads';
-export type { WasmThreadsResult } from './backend/wasm-threads';
-export type { BackendChoice, BackendAttempt, BackendSelection, SelectBackendOptions } from './backend/select-backend';
 export { SgdOptimizer } from './sgd';
 export type { SgdOptions, SgdParam, SgdStateMeta, SerializedSgdState } from './sgd';
 export {
@@ -18,21 +14,18 @@ export { dropoutPolicySchema, dropoutModelOptions, linearDecayDropPathRate } fro
 export type { DropoutPolicy, DropoutPolicyInput, DropoutModelOptions } from './dropout';
 export { trainingConfigSchema, sgdConfigSchema, parseTrainingConfig, TrainingConfigError } from './config';
 export type { TrainingConfig, TrainingConfigInput, SgdConfig } from './config';
-export { train, TrainingDivergedError } from './train';
-export type { TrainArgs, TrainResult, TrainEvent, EpochMetrics, StepMetrics, RandomStateSource } from './train';
 export type { Batch, BatchSource, DatasetLike } from './data';
 export { evaluate } from './evaluate';
 export type { EvaluationResult } from './evaluate';
 export { outputKindOf } from './loss';
 export type { OutputKind } from './loss';
-export { saveCheckpoint, loadCheckpoint, restoreModelWeights, resolveCheckpointDir, readCheckpointState, copyCheckpoint, CHECKPOINT_FORMAT } from './checkpoint';
-export type { CheckpointState, LoadedCheckpoint } from './checkpoint';
-// Node-only (node:fs): the run-directory lock, checkpoint manifests and what resume repairs.
-export { acquireRunLock, readRunLock, staleReason, RunLockedError, RunLockFileError, RUN_LOCK_FILE, DEFAULT_HEARTBEAT_MS } from './run-lock';
-export type { RunLock, RunLockHolder, RunLockOptions } from './run-lock';
-export { verifyCheckpointFiles, CheckpointError, MANIFEST_FILE } from './checkpoint-manifest';
-export type { CheckpointManifest } from './checkpoint-manifest';
-export { FAULT_POINTS_ENV } from './fault-points';
 export { getPreset, resolveTrainingConfig, PRESET_NAMES } from './presets';
 export type { TrainingPreset, PresetName } from './presets';
 export { variableGrads } from './gradients';
+export { Trainer, trainableParams } from './trainer';
+export type { TrainerOptions, TrainerPosition, TrainerState, TrainerStepResult } from './trainer';
+// Types of the Node entry's values, so browser code can describe runs and checkpoints without importing them.
+export type { BackendChoice, BackendAttempt, BackendSelection, SelectBackendOptions } from './backend/select-backend';
+export type { WasmThreadsResult } from './backend/wasm-threads';
+export type { TrainArgs, TrainResult, TrainEvent, EpochMetrics, StepMetrics, RandomStateSource } from './train';
+export type { CheckpointState, LoadedCheckpoint } from './checkpoint';

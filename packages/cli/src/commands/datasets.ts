@@ -1,16 +1,10 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import {
-  DATA_DIR_ENV,
-  DATASETS,
-  DownloadError,
-  datasetStats,
-  defaultCacheRoot,
-  downloadDataset,
-  getDataset,
   type DatasetSpec,
   type DownloadProgress,
 } from '@wrn/datasets';
+import { DATA_DIR_ENV, DATASETS, DownloadError, datasetStats, defaultCacheRoot, downloadDataset, getDataset } from '@wrn/datasets/node';
 import type { CommandContext } from '../context.js';
 import { resolveDataDir } from '../data.js';
 import { asUsageError, RunFailedError } from '../errors.js';

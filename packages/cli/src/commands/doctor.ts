@@ -1,6 +1,7 @@
 import { cpus, totalmem } from 'node:os';
 import type { Command } from 'commander';
-import { BackendUnavailableError, selectBackend, type BackendSelection } from '@wrn/training';
+import { type BackendSelection } from '@wrn/training';
+import { BackendUnavailableError, selectBackend } from '@wrn/training/node';
 import { cliVersion, type CommandContext } from '../context.js';
 import { errorMessage } from '../errors.js';
 import { examples } from '../flags.js';

@@ -3,15 +3,14 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { buildModel, countParams } from '@wrn/architectures';
 import { getLayerRandomState, seedLayerRandom, setLayerRandomState, type LayerRandomState } from '@wrn/blocks';
+import { dropoutModelOptions, PRESET_NAMES } from '@wrn/training';
 import {
   acquireRunLock,
   BACKEND_CHOICES,
   CheckpointError,
-  dropoutModelOptions,
   resolveCheckpointDir,
   RunLockedError,
   RunLockFileError,
-  PRESET_NAMES,
   selectBackend,
   train,
   TrainingDivergedError,
@@ -19,7 +18,7 @@ import {
   type RunLock,
   type TrainEvent,
   type TrainResult,
-} from '@wrn/training';
+} from '@wrn/training/node';
 import type { ConfigLayer } from '../config-file.js';
 import type { CommandContext } from '../context.js';
 import { batchSource, evalPipeline, loadRunData, trainPipeline } from '../data.js';

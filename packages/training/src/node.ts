@@ -1,0 +1,18 @@
+// @wrn/training/node: the parts that need Node: train() and its run directory (config.json, metrics.jsonl,
+// checkpoints on disk), backend selection (it loads the native TensorFlow binding and @wrn/native's addon) and
+// the threaded wasm set-up (worker_threads). The main entry holds everything else and bundles for browsers,
+// where `Trainer` runs the same steps and the caller keeps its state wherever it likes (IndexedDB in apps/web).
+export { selectBackend, checkConvGradients, BackendUnavailableError, BACKEND_CHOICES, DEFAULT_WASM_THREADS, WASM_THREADS_ENV, wasmThreadsFromEnv, NATIVE_CONV_ENV, nativeConvFromEnv, NATIVE_PACKAGES, TENSORFLOW_INSTALL_ADVICE } from './backend/select-backend';
+export type { BackendChoice, BackendAttempt, BackendSelection, SelectBackendOptions } from './backend/select-backend';
+export { initWasmBackendWithThreads } from './backend/wasm-threads';
+export type { WasmThreadsResult } from './backend/wasm-threads';
+export { train, TrainingDivergedError } from './train';
+export type { TrainArgs, TrainResult, TrainEvent, EpochMetrics, StepMetrics, RandomStateSource } from './train';
+export { saveCheckpoint, loadCheckpoint, restoreModelWeights, resolveCheckpointDir, readCheckpointState, copyCheckpoint, CHECKPOINT_FORMAT } from './checkpoint';
+export type { CheckpointState, LoadedCheckpoint } from './checkpoint';
+// The run-directory lock, checkpoint manifests and what resume repairs.
+export { acquireRunLock, readRunLock, staleReason, RunLockedError, RunLockFileError, RUN_LOCK_FILE, DEFAULT_HEARTBEAT_MS } from './run-lock';
+export type { RunLock, RunLockHolder, RunLockOptions } from './run-lock';
+export { verifyCheckpointFiles, CheckpointError, MANIFEST_FILE } from './checkpoint-manifest';
+export type { CheckpointManifest } from './checkpoint-manifest';
+export { FAULT_POINTS_ENV } from './fault-points';
