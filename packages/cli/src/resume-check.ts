@@ -7,8 +7,8 @@ import {
   resolveCheckpointDir,
   RunLockFileError,
   staleReason,
-  type TrainingConfig,
-} from '@wrn/training';
+} from '@wrn/training/node';
+import type { TrainingConfig } from '@wrn/training';
 import { describeSource, sourceOf, type ValueSource } from './config-file.js';
 import { UsageError } from './errors.js';
 

@@ -5,9 +5,10 @@ import {
   buildModel, countParams, detectTorchSource, importTorchWeights, readTorchStateDict, resolveModelConfig, TORCH_SOURCES,
   TorchWeightsError, type BuildModelOptions, type TorchSource, type TorchStateDict,
 } from '@wrn/architectures';
-import { fileSystemIO, WEIGHTS_FILE } from '@wrn/blocks';
-import { PAPER_NORMALIZATION, getDataset, type Normalization } from '@wrn/datasets';
-import { BACKEND_CHOICES, selectBackend } from '@wrn/training';
+import { fileSystemIO, WEIGHTS_FILE } from '@wrn/blocks/node';
+import { PAPER_NORMALIZATION, type Normalization } from '@wrn/datasets';
+import { getDataset } from '@wrn/datasets/node';
+import { BACKEND_CHOICES, selectBackend } from '@wrn/training/node';
 import type { CommandContext } from '../context.js';
 import { asUsageError, errorMessage, RunFailedError, UsageError } from '../errors.js';
 import { choiceFlag, examples, integerFlag } from '../flags.js';

@@ -205,19 +205,19 @@ export async function runTrain(flags: TrainRunInput, context: CommandContext, ho
     throw error;
   }
   try {
-    await trainLocked(command, flags, context, resolved, lock);
+    return await trainLocked(flags, context, resolved, lock, hooks);
   } finally {
     await lock.release();
   }
 }
 
 async function trainLocked(
-  command: Command,
-  flags: { config?: string; resume?: string; dryRun?: boolean; quiet?: boolean; json?: boolean },
+  flags: TrainRunInput,
   context: CommandContext,
   resolved: ReturnType<typeof resolveTrainConfig>,
   lock: RunLock,
-): Promise<void> {
+  hooks: TrainRunHooks,
+): Promise<TrainResult> {
   const { io } = context;
   const { options, training } = resolved;
   const runDir = options.runDir!;
@@ -273,7 +273,8 @@ async function trainLocked(
   progress.info(`run dir: ${runDir}`);
   progress.record({ type: 'start', runDir, model: options.model, params, backend: backend.name, trainImages: data.train.count, testImages: data.evaluation.count, config: training });
 
-  const interrupt = hooks.signal ? { signal: hooks.signal, dispose: () => undefined } : abortOnSignals(io, 'training');
+  // A sweep worker brings its own signal (it hands the run back on Ctrl-C); it reports no signal of its own.
+  const interrupt = hooks.signal ? { signal: hooks.signal, dispose: () => undefined, received: () => undefined } : abortOnSignals(io, 'training');
   const onProgress = (event: TrainEvent) => {
     hooks.onProgress?.(event);
     switch (event.type) {
@@ -354,7 +355,7 @@ async function trainLocked(
   }
   if (result.alreadyFinished) {
     writeLine(io.stderr, (await finishedRunMessage(runDir, training)) ?? `${runDir} has already finished`);
-    return;
+    return result;
   }
   const final = result.final;
   progress.record({

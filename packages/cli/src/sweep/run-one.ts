@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { resolveCheckpointDir, TrainingDivergedError, type TrainEvent } from '@wrn/training';
+import { resolveCheckpointDir, TrainingDivergedError, type TrainEvent } from '@wrn/training/node';
 import { runTrain } from '../commands/train.js';
 import type { CommandContext } from '../context.js';
 import { errorMessage, UsageError } from '../errors.js';

@@ -1,7 +1,7 @@
 import { Worker, UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { resolveCheckpointDir, type TrainEvent } from '@wrn/training';
+import { resolveCheckpointDir, type TrainEvent } from '@wrn/training/node';
 import { cliVersion, type CommandContext } from '../context.js';
 import { errorMessage, UsageError } from '../errors.js';
 import { writeLine } from '../io.js';
