@@ -10,7 +10,7 @@ export type { BackendChoice, BackendAttempt, BackendSelection, SelectBackendOpti
 export { SgdOptimizer } from './sgd';
 export type { SgdOptions, SgdParam, SgdStateMeta, SerializedSgdState } from './sgd';
 export {
-  learningRateAt, scheduleSchema, scheduleUnitSchema, warmupSchema, resolveSchedule, fractionMilestone, scheduleMilestones, resetsMomentumAt,
+  learningRateAt, scheduleSchema, scheduleUnitSchema, warmupSchema, resolveSchedule, fractionMilestone, scheduleMilestones, resetsMomentumAt, formatSchedule,
   FRACTION_RULES,
 } from './schedule';
 export type { LrSchedule, LrScheduleInput, SchedulePosition, ScheduleUnit, Warmup, FractionRule, RunLength } from './schedule';

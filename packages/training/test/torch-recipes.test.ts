@@ -151,8 +151,10 @@ describe('milestone fractions, momentum resets and the constant warm-up', () => 
     expect(milestones({ preset: 'resnet-cifar', epochs: 8 })).toEqual(['epoch', [4, 6]]);
     expect(() => resolveTrainingConfig({ maxSteps: 10, schedule: { kind: 'multi-step', lr: 0.1, milestoneFractions: [0.5], gamma: 0.1 } }))
       .toThrow('training config: schedule.milestoneFractions [0.5] need the run length: set epochs');
-    expect(() => resolveTrainingConfig({ epochs: 3, schedule: { kind: 'multi-step', lr: 0.1, milestones: [1], milestoneFractions: [0.5], gamma: 0.1 } }))
-      .toThrow('give exactly one of milestones and milestoneFractions');
+    // a user's milestones over a recipe's fractions win
+    expect(milestones({ preset: 'wrn-cifar', epochs: 3, schedule: { kind: 'multi-step', lr: 0.1, milestones: [1], gamma: 0.2 } })).toEqual(['epoch', [1]]);
+    expect(() => resolveTrainingConfig({ epochs: 3, schedule: { kind: 'multi-step', lr: 0.1, gamma: 0.1 } }))
+      .toThrow('give milestones or milestoneFractions');
   });
 
   it('the WRN recipes reset the momentum buffers where the lr drops, the others do not', () => {
