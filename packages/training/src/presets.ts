@@ -1,5 +1,4 @@
-import { parseTrainingConfig, TrainingConfigError, type TrainingConfig, type TrainingConfigInput } from './config';
-import { resolveSchedule } from './schedule';
+import { parseTrainingConfig, type TrainingConfig, type TrainingConfigInput } from './config';
 
 /**
  * The papers' recipes (values from shared/papers.md; where the notes are silent, the source named in the
@@ -126,22 +125,12 @@ export function getPreset(name: string): TrainingPreset {
  */
 export function resolveTrainingConfig(input: Partial<TrainingConfigInput> & Record<string, unknown>, source?: string): TrainingConfig {
   const presetName = input.preset;
-  if (presetName == null) return withResolvedSchedule(parseTrainingConfig(input, source), source);
+  if (presetName == null) return parseTrainingConfig(input, source);
   const preset = getPreset(presetName);
   const merged: Record<string, unknown> = { ...preset.config, ...input };
   merged.optimizer = { ...preset.config.optimizer, ...(input.optimizer ?? {}) };
   // A preset stopping by steps (ResNet) keeps doing so unless the input sets its own length.
   if (input.epochs != null && input.maxSteps == null && preset.config.maxSteps != null) delete merged.maxSteps;
-  return withResolvedSchedule(parseTrainingConfig(merged, source), source);
+  return parseTrainingConfig(merged, source);
 }
 
-/** The config with its schedule's milestone fractions resolved against its length (what a run records and runs). */
-function withResolvedSchedule(config: TrainingConfig, source: string | undefined): TrainingConfig {
-  try {
-    return { ...config, schedule: resolveSchedule(config.schedule, { epochs: config.epochs, maxSteps: config.maxSteps }) };
-  } catch (err) {
-    const problem = (err as Error).message;
-    const value = config.schedule.kind === 'multi-step' ? config.schedule.milestoneFractions : undefined;
-    throw new TrainingConfigError(`${source ?? 'training config'}: ${problem}`, [{ key: 'schedule.milestoneFractions', value, problem }]);
-  }
-}

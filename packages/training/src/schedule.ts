@@ -41,7 +41,8 @@ export const scheduleSchema = z.discriminatedUnion('kind', [
       ...common,
       /**
        * 0-based positions (in `unit`) from which the rate is multiplied by `gamma` once more; non-decreasing (a
-       * repeated milestone drops twice). Give these or `milestoneFractions`.
+       * repeated milestone drops twice). Give these or `milestoneFractions`; where both are given (a user's
+       * milestones over a recipe's fractions, or a resumed run's recorded ones) these win.
        */
       milestones: z
         .array(z.number().int().nonnegative())
@@ -68,8 +69,8 @@ export const scheduleSchema = z.discriminatedUnion('kind', [
     })
     .strict()
     .superRefine((s, ctx) => {
-      if ((s.milestones === undefined) === (s.milestoneFractions === undefined)) {
-        ctx.addIssue({ code: 'custom', path: ['milestones'], message: 'give exactly one of milestones and milestoneFractions' });
+      if (s.milestones === undefined && s.milestoneFractions === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['milestones'], message: 'give milestones or milestoneFractions' });
       }
     }),
   z
@@ -162,6 +163,7 @@ export interface RunLength {
 export function resolveSchedule(schedule: LrSchedule, run: RunLength): LrSchedule {
   if (schedule.kind !== 'multi-step' || schedule.milestoneFractions === undefined) return schedule;
   const { milestoneFractions, fractionRule, ...rest } = schedule;
+  if (rest.milestones !== undefined) return rest;
   const rule = fractionRule ?? 'elapsed';
   if (schedule.unit === 'iteration' && run.maxSteps != null) {
     return { ...rest, milestones: milestoneFractions.map((f) => fractionMilestone(f, run.maxSteps as number, rule)) };
@@ -192,6 +194,40 @@ export function resetsMomentumAt(schedule: LrSchedule, position: SchedulePositio
   if (schedule.unit === 'epoch') return position.iteration === 0 && position.epoch > 0 && milestones.includes(position.epoch);
   const globalIteration = position.epoch * position.itersPerEpoch + position.iteration;
   return globalIteration > 0 && milestones.includes(globalIteration);
+}
+
+/**
+ * One line saying what a resolved schedule does, for `wrn train` to print at start, e.g.
+ * "multi-step, lr 0.1, x0.2 from 0-based epochs 59, 119, 159, momentum buffers reset at each drop".
+ */
+export function formatSchedule(schedule: LrSchedule): string {
+  const unit = schedule.unit === 'epoch' ? 'epochs' : 'iterations';
+  let text: string;
+  switch (schedule.kind) {
+    case 'constant':
+      text = `constant, lr ${schedule.lr}`;
+      break;
+    case 'multi-step':
+      text = schedule.milestones === undefined
+        ? `multi-step, lr ${schedule.lr}, x${schedule.gamma} at fractions ${schedule.milestoneFractions?.join(', ')} of the run (unresolved)`
+        : `multi-step, lr ${schedule.lr}, x${schedule.gamma} from 0-based ${unit} ${schedule.milestones.length > 0 ? schedule.milestones.join(', ') : '(none)'}` +
+          (schedule.resetMomentum === true ? ', momentum buffers reset at each drop' : '');
+      break;
+    case 'step':
+      text = `step, lr ${schedule.lr}, x${schedule.gamma} every ${schedule.stepSize} ${unit}`;
+      break;
+    case 'cosine':
+      text = `cosine, lr ${schedule.lr} to ${schedule.minLr} over ${schedule.length} ${unit}`;
+      break;
+  }
+  const warmup = schedule.warmup;
+  if (warmup) {
+    const span = `${warmup.length} ${warmup.unit === 'epoch' ? 'epochs' : 'iterations'}`;
+    text += warmup.shape === 'constant'
+      ? `; warm-up: x${warmup.startFactor} for the first ${span}`
+      : `; warm-up: linear from x${warmup.startFactor} over ${span}`;
+  }
+  return text;
 }
 
 /** The learning rate of the step at `position`. Pure: the same schedule and position always give the same rate. */

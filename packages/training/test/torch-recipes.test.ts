@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveTrainingConfig } from '../src/presets';
-import { learningRateAt, resetsMomentumAt, type LrSchedule } from '../src/schedule';
+import { formatSchedule, learningRateAt, resetsMomentumAt, type LrSchedule } from '../src/schedule';
 import { SgdOptimizer } from '../src/sgd';
 
 /**
@@ -151,8 +151,15 @@ describe('milestone fractions, momentum resets and the constant warm-up', () => 
     expect(milestones({ preset: 'resnet-cifar', epochs: 8 })).toEqual(['epoch', [4, 6]]);
     expect(() => resolveTrainingConfig({ maxSteps: 10, schedule: { kind: 'multi-step', lr: 0.1, milestoneFractions: [0.5], gamma: 0.1 } }))
       .toThrow('training config: schedule.milestoneFractions [0.5] need the run length: set epochs');
-    expect(() => resolveTrainingConfig({ epochs: 3, schedule: { kind: 'multi-step', lr: 0.1, milestones: [1], milestoneFractions: [0.5], gamma: 0.1 } }))
-      .toThrow('give exactly one of milestones and milestoneFractions');
+    // what `wrn train` prints at start
+    expect(formatSchedule(resolveTrainingConfig({ preset: 'wrn-cifar', epochs: 10 }).schedule))
+      .toBe('multi-step, lr 0.1, x0.2 from 0-based epochs 2, 5, 7, momentum buffers reset at each drop');
+    expect(formatSchedule(resolveTrainingConfig({ preset: 'preact-cifar' }).schedule))
+      .toBe('multi-step, lr 0.1, x0.1 from 0-based iterations 32000, 48000; warm-up: x0.1 for the first 400 iterations');
+    // a user's milestones over a recipe's fractions win
+    expect(milestones({ preset: 'wrn-cifar', epochs: 3, schedule: { kind: 'multi-step', lr: 0.1, milestones: [1], gamma: 0.2 } })).toEqual(['epoch', [1]]);
+    expect(() => resolveTrainingConfig({ epochs: 3, schedule: { kind: 'multi-step', lr: 0.1, gamma: 0.1 } }))
+      .toThrow('give milestones or milestoneFractions');
   });
 
   it('the WRN recipes reset the momentum buffers where the lr drops, the others do not', () => {

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { buildModel, countParams } from '@wrn/architectures';
 import { getLayerRandomState, seedLayerRandom, setLayerRandomState, type LayerRandomState } from '@wrn/blocks';
-import { dropoutModelOptions, PRESET_NAMES } from '@wrn/training';
+import { dropoutModelOptions, formatSchedule, PRESET_NAMES } from '@wrn/training';
 import {
   acquireRunLock,
   BACKEND_CHOICES,
@@ -269,6 +269,7 @@ async function trainLocked(
   const { context: runContext, ...trainingKeys } = training;
   const { resolved: _resolved, ...cliKeys } = runContext as Record<string, unknown>;
   progress.info(`config: ${JSON.stringify({ ...trainingKeys, ...cliKeys })}`);
+  progress.info(`lr schedule: ${formatSchedule(training.schedule)}`);
   progress.info(`backend: ${backend.reason}`);
   progress.info(`run dir: ${runDir}`);
   progress.record({ type: 'start', runDir, model: options.model, params, backend: backend.name, trainImages: data.train.count, testImages: data.evaluation.count, config: training });
