@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { BIN, REPO_ROOT, runWrn, scratchDir } from './run-wrn.js';
 
 describe('wrn train on SIGINT', () => {
-  it('finishes the step, saves checkpoints/last, exits 1 and says how to resume', async () => {
+  it('finishes the step, saves checkpoints/last, exits 130 and says how to resume', async () => {
     const runDir = join(scratchDir('sigint'), 'run');
     const child = spawn(
       process.execPath,
@@ -26,7 +26,7 @@ describe('wrn train on SIGINT', () => {
     });
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     expect(signalled).toBe(true);
-    expect(code).toBe(1);
+    expect(code).toBe(130); // 128 + SIGINT, as shells report a command stopped by Ctrl-C
     expect(stderr).toContain('SIGINT: stopping training after the current step and saving a checkpoint');
     expect(stderr).toContain(`resume with: wrn train --resume ${runDir}`);
     expect(stderr).not.toMatch(/\n\s+at .+:\d+:\d+/);

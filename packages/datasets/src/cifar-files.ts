@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import {
@@ -35,6 +35,7 @@ function findDataDir(dir: string, archiveFolder: string, markers: readonly strin
 
 function readClassNames(file: string, expected: number, fallback: readonly string[]): readonly string[] {
   if (!existsSync(file)) return fallback;
+  if (!statSync(file).isFile()) throw new DatasetFormatError(file, 'is a directory, expected a text file of class names (one a line)');
   const names = readFileSync(file, 'utf8')
     .split(/\r?\n/)
     .map((line) => line.trim())

@@ -59,6 +59,10 @@ export function loadImageFolder(root: string, options: LoadImageFolderOptions = 
       throw new DatasetNotFoundError(dir, `class folder ${dir} cannot be read: ${(error as Error).message}`);
     }
     const images = entries.filter((entry) => DECODERS[extname(entry).toLowerCase()] !== undefined);
+    // A class without images would be a label the model can never see: a mistake in the folder, not a class.
+    if (images.length === 0) {
+      throw new DatasetNotFoundError(dir, `class folder ${dir} has no ${IMAGE_FOLDER_EXTENSIONS.join('/')} files; add images or remove the folder`);
+    }
     const kept = options.maxPerClass === undefined ? images : images.slice(0, options.maxPerClass);
     for (const entry of kept) files.push({ file: join(dir, entry), label });
   });

@@ -87,6 +87,15 @@ describe.skipIf(NO_SHARED_DATA)('loadCifar10 on the real subset', () => {
 });
 
 describe('loadCifar10 bad input', () => {
+  it.skipIf(NO_SHARED_DATA)('a batches.meta.txt that is a directory is named, not an EISDIR', () => {
+    const dir = join(scratch.path, 'meta-dir');
+    mkdirSync(join(dir, 'batches.meta.txt'), { recursive: true });
+    copyFileSync(join(CIFAR10_SUBSET, 'test_batch.bin'), join(dir, 'test_batch.bin'));
+    expect(() => loadCifar10(dir, { split: 'test' })).toThrowError(
+      `${join(dir, 'batches.meta.txt')}: is a directory, expected a text file of class names (one a line)`,
+    );
+  });
+
   it.skipIf(NO_SHARED_DATA)('names the file and byte offset of a truncated record', () => {
     const dir = join(scratch.path, 'truncated');
     mkdirSync(dir);

@@ -103,7 +103,7 @@ describe('loadImageFolder bad input', () => {
     expect(() => loadImageFolder(join(scratch.path, 'nope'))).toThrowError(DatasetNotFoundError);
     const root = join(scratch.path, 'empty');
     mkdirSync(join(root, 'c'), { recursive: true });
-    expect(() => loadImageFolder(root)).toThrowError(`image folder ${root} has no .png/.jpg/.jpeg files in its class folders (c)`);
+    expect(() => loadImageFolder(root)).toThrowError(`class folder ${join(root, 'c')} has no .png/.jpg/.jpeg files; add images or remove the folder`);
     const bare = join(scratch.path, 'bare');
     mkdirSync(bare);
     expect(() => loadImageFolder(bare)).toThrowError(`image folder ${bare} has no class sub-folders (expected root/<class>/*.png|jpg)`);

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { copyCheckpoint, loadCheckpoint, readCheckpointState, resolveCheckpointDir, type CheckpointState, type LoadedCheckpoint } from './checkpoint';
-import { CheckpointError, MANIFEST_FILE } from './checkpoint-manifest';
+import { CheckpointError, MANIFEST_FILE, verifyCheckpointFiles } from './checkpoint-manifest';
 import { exists } from './fs-atomic';
 
 /*
@@ -42,18 +42,26 @@ export async function removeLeftovers(dir: string): Promise<string[]> {
   return removed;
 }
 
-/** Settles `X.prev` siblings (but `keep`, the checkpoint being resumed from): removed beside a whole `X`, renamed to `X` where the swap died before its rename. */
-export async function settlePrevious(checkpointsDir: string, keep?: string): Promise<string[]> {
+/**
+ * Settles `X.prev` siblings: renamed to `X` where a swap died between its two renames (no whole `X`); removed
+ * beside an `X` that passes its checksums; kept beside an `X` that fails them (the fallback resume may need it).
+ */
+export async function settlePrevious(checkpointsDir: string): Promise<string[]> {
   const notes: string[] = [];
   for (const name of await fs.readdir(checkpointsDir).catch(() => [] as string[])) {
     if (!name.endsWith('.prev')) continue;
     const prev = path.join(checkpointsDir, name);
-    if (keep !== undefined && path.resolve(prev) === path.resolve(keep)) continue; // the fallback being resumed from
     const target = prev.slice(0, -'.prev'.length);
-    if ((await resolveCheckpointDir(target)) === target) {
+    const whole = await resolveCheckpointDir(target);
+    if (whole === target) {
+      const verified = await verifyCheckpointFiles(target).then(
+        () => true,
+        () => false,
+      );
+      if (!verified) continue;
       await fs.rm(prev, { recursive: true, force: true });
       notes.push(`removed ${prev} (left by a kill after ${path.basename(target)} was replaced)`);
-    } else if ((await resolveCheckpointDir(target)) === prev) {
+    } else if (whole === prev) {
       await fs.rm(target, { recursive: true, force: true });
       await fs.rename(prev, target);
       notes.push(`moved ${prev} back to ${target} (a kill came between the two renames of its update)`);

@@ -265,6 +265,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     if (resume && existing) {
       // Everything is read and checked before anything is written: a refused resume leaves the run as it was.
       await checkResumeConfig(runDir, config);
+      for (const note of await settlePrevious(checkpointsDir)) notice(note);
       const { loaded, warnings } = await loadNewestGoodCheckpoint(checkpointsDir);
       for (const warning of warnings) notice(`warning: ${warning}`);
       if (loaded.state.itersPerEpoch !== itersPerEpoch) {
@@ -282,7 +283,6 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
       partial = loaded.state.partialEpoch;
       lr = loaded.state.lr;
       lastCheckpoint = { dir: loaded.dir, state: loaded.state };
-      for (const note of await settlePrevious(checkpointsDir, loaded.dir)) notice(note);
       for (const note of await reconcileNamedCheckpoints(checkpointsDir, loaded, config.checkpointEvery)) notice(note);
       const finished = epoch >= totalEpochs || (config.maxSteps != null && globalStep >= config.maxSteps);
       if (finished) {

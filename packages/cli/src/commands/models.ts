@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { listModels, summarizeModel, formatLayerTable, type BuildModelOptions } from '@wrn/architectures';
 import type { CommandContext } from '../context.js';
 import { asUsageError, UsageError } from '../errors.js';
+import { checkModelDepth } from '../model-size.js';
 import { examples, integerFlag, numberFlag } from '../flags.js';
 import { formatCount, formatSI, formatTable, writeLine } from '../io.js';
 
@@ -47,6 +48,7 @@ export function registerModels(program: Command, context: CommandContext): void 
         if (!match) throw new UsageError(`--input ${JSON.stringify(options.input)}: expected HEIGHTxWIDTH such as 64x64`);
         buildOptions.inputShape = [Number(match[1]), Number(match[2]), 3];
       }
+      checkModelDepth(name, `model ${JSON.stringify(name)}`);
       const summary = await asUsageError(`model ${JSON.stringify(name)}`, () => summarizeModel(name, buildOptions));
       if (options.json) {
         const { layers, config, ...totals } = summary;

@@ -30,6 +30,7 @@ import { formatCount, writeLine } from '../io.js';
 import { chooseOutputMode, createProgressReporter } from '../progress.js';
 import { writeReport } from '../report/report.js';
 import { isOutOfMemory, outOfMemoryAdvice } from '../memory-advice.js';
+import { checkModelDepth } from '../model-size.js';
 import { checkNotLocked, checkResumeSettings, finishedRunMessage } from '../resume-check.js';
 import { abortOnSignals, SIGNAL_EXIT_CODES } from '../signals.js';
 import { AUGMENTATIONS, DATASET_NAMES, NORMALIZATIONS, resolveTrainConfig, type RunOptions } from '../train-config.js';
@@ -231,6 +232,7 @@ async function trainLocked(
   } catch (error) {
     throw new RunFailedError(`--backend ${options.backend}: ${errorMessage(error)}`, { cause: error });
   }
+  checkModelDepth(options.model, `--model ${options.model}`);
   const data = await loadRunData(options);
   const model = await asUsageError(`--model ${options.model}`, () =>
     buildModel(options.model, {
