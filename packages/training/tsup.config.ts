@@ -1,3 +1,4 @@
 import { packageBuild } from '../../tsup.shared';
 
-export default packageBuild();
+// shims: the CommonJS build gets import.meta.url (webgpu-dawn resolves Dawn's package from its own location).
+export default packageBuild({ shims: true });

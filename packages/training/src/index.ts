@@ -7,6 +7,8 @@ export { selectBackend, checkConvGradients, BackendUnavailableError, BACKEND_CHO
 export { initWasmBackendWithThreads } from './backend/wasm-threads';
 export type { WasmThreadsResult } from './backend/wasm-threads';
 export type { BackendChoice, BackendAttempt, BackendSelection, SelectBackendOptions } from './backend/select-backend';
+export { listWebGpuAdapters, adapterLabel, isSoftwareAdapter, checkConvGradientsAsync, webgpuBufferCounts, WEBGPU_INSTALL_ADVICE, WEBGPU_GROUPED_CONV_METHODS } from './backend/webgpu';
+export type { WebGpuAdapterReport, WebGpuAdapterList } from './backend/webgpu';
 export { SgdOptimizer } from './sgd';
 export type { SgdOptions, SgdParam, SgdStateMeta, SerializedSgdState } from './sgd';
 export { learningRateAt, scheduleSchema, scheduleUnitSchema, warmupSchema } from './schedule';
