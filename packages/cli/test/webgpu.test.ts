@@ -104,10 +104,10 @@ describe.skipIf(unavailable !== undefined)('wrn train -> resume -> eval -> predi
   });
 
   it('benches and reports a webgpu run', async () => {
-    const bench = await runWrn(['bench', '--model', 'resnet20', '--backend', 'webgpu', '--steps', '1', '--warmup', '1', '--batch-size', '2', '--json']);
+    const bench = await runWrn(['bench', '--model', 'wrn-10-1', '--backend', 'webgpu', '--steps', '1', '--warmup', '1', '--batch-size', '2', '--json']);
     expect(bench.code, bench.stderr).toBe(0);
     const result = JSON.parse(bench.stdout);
-    expect(result).toMatchObject({ model: 'resnet20', backend: 'webgpu', batchSize: 2, steps: 1 });
+    expect(result).toMatchObject({ model: 'wrn-10-1', backend: 'webgpu', batchSize: 2, steps: 1 });
     expect(result.trainImagesPerSec).toBeGreaterThan(0);
     expect(result.inferImagesPerSec).toBeGreaterThan(0);
     const report = await runWrn(['report', runDir]);
