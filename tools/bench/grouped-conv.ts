@@ -1,13 +1,15 @@
 /**
- * Grouped convolution on the pure-JS cpu and the wasm backends: which formulation of @wrn/blocks'
+ * Grouped convolution on the pure-JS cpu, the wasm and the webgpu backends: which formulation of @wrn/blocks'
  * `groupedConv2d` is fastest, forward and forward+backward (training), on ResNeXt shapes.
  * With --reference the masked dense conv is timed too, for reference only (not an allowed implementation: it stores
  * and multiplies G times the weights).
  *
- *   npx nx run-many -t build -p blocks architectures training && npx tsx tools/bench/grouped-conv.ts [--backend cpu|wasm|both] [--reps 3] [--quick] [--reference]
+ *   npx nx run-many -t build -p blocks architectures training && npx tsx tools/bench/grouped-conv.ts [--backend cpu|wasm|webgpu|both] [--reps 3] [--quick] [--reference]
  *     [--case <label substring>] [--methods split,depthwise,im2col]
  *
- * Prints a markdown table (median milliseconds per call over --reps runs after one warm-up).
+ * Prints a markdown table (median milliseconds per call over --reps runs after one warm-up). webgpu goes through
+ * @wrn/training's selectBackend('webgpu') (Dawn in Node; any adapter, SwiftShader's too: VK_ICD_FILENAMES) and reads
+ * results back asynchronously, so each time includes the GPU's work.
  */
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
@@ -64,15 +66,23 @@ function run(formulation: Formulation, x: tf.Tensor4D, kernel: tf.Tensor4D, c: C
   return groupedConv2d(x, kernel, { strides: c.strides, padding: 'same', groups: c.groups, method: formulation });
 }
 
-function time(fn: () => void, reps: number): number {
-  fn();
+async function time(fn: () => Promise<void>, reps: number): Promise<number> {
+  await fn();
   const times: number[] = [];
   for (let r = 0; r < reps; r++) {
     const start = performance.now();
-    fn();
+    await fn();
     times.push(performance.now() - start);
   }
   return median(times);
+}
+
+/** Runs `make` in a tidy, then reads every result back asynchronously (webgpu cannot read synchronously in Node). */
+async function readAll(make: () => tf.Tensor | tf.Tensor[]): Promise<void> {
+  const out = tf.tidy(make);
+  const list = Array.isArray(out) ? out : [out];
+  await Promise.all(list.map((t) => t.data()));
+  tf.dispose(list);
 }
 
 async function main(): Promise<void> {
@@ -89,7 +99,10 @@ async function main(): Promise<void> {
   console.log('| backend | case | input | formulation | forward ms | forward+backward ms |');
   console.log('|---|---|---|---|---:|---:|');
   for (const backend of backends) {
-    if (!(await tf.setBackend(backend))) throw new Error(`backend '${backend}' did not initialise`);
+    if (backend === 'webgpu') {
+      const training = await import('@wrn/training');
+      console.error((await training.selectBackend('webgpu')).reason);
+    } else if (!(await tf.setBackend(backend))) throw new Error(`backend '${backend}' did not initialise`);
     await tf.ready();
     if (backend === 'wasm') {
       // wasm lacks conv gradient kernels; @wrn/training provides them (built dist needed). Without it, backward cells show the error.
@@ -101,11 +114,11 @@ async function main(): Promise<void> {
       const x = tf.randomNormal([c.batch, c.size, c.size, c.channels], 0, 1, 'float32', 1) as tf.Tensor4D;
       const kernel = tf.randomNormal([3, 3, c.channels / c.groups, c.channels], 0, 0.1, 'float32', 2) as tf.Tensor4D;
       for (const formulation of formulations) {
-        const forward = time(() => tf.tidy(() => run(formulation, x, kernel, c).dataSync()), reps);
+        const forward = await time(() => readAll(() => run(formulation, x, kernel, c)), reps);
         let backward = 'n/a';
         try {
           const gradFn = tf.grads((a: tf.Tensor, k: tf.Tensor) => tf.sum(run(formulation, a as tf.Tensor4D, k as tf.Tensor4D, c)));
-          backward = time(() => tf.tidy(() => gradFn([x, kernel]).forEach((g) => g.dataSync())), reps).toFixed(1);
+          backward = (await time(() => readAll(() => gradFn([x, kernel])), reps)).toFixed(1);
         } catch (error) {
           backward = `error: ${(error as Error).message.split('\n')[0]}`;
         }

@@ -4,11 +4,15 @@
  *
  *   npx nx run-many -t build -p blocks architectures training datasets   # the bench imports the built packages
  *   npx tsx tools/bench/index.ts [--json] [--models resnet20,wrn-16-4,resnext29-4x16d]
- *       [--backends tensorflow,wasm,wasm-xnnpack,wasm:1,cpu] [--batch 64] [--warmup 2] [--steps 5]
+ *       [--backends tensorflow,webgpu,wasm,wasm-xnnpack,wasm:1,cpu] [--batch 64] [--warmup 2] [--steps 5]
  *       [--cpu-batch 8] [--cpu-steps 1] [--cpu-models resnet20] [--no-torch] [--no-pipeline] [--timeout 900]
  *
  * `wasm:N` is the wasm backend on N threads (its threaded build, see initWasmBackendWithThreads). `wasm` runs its
  * convolutions on @wrn/native's compiled kernels when they load; `wasm-xnnpack[:N]` keeps them on XNNPACK.
+ * `webgpu` is tfjs-backend-webgpu on Dawn (any adapter: on a machine without a GPU that is SwiftShader, set
+ * VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json, and its figures are a CPU's); its steps end in an
+ * asynchronous read of the loss, so each step's time includes the GPU's work. ImageNet models (resnet50) run at
+ * their own input size (224x224).
  * Each (model, backend) runs in a child process of its own, so peak memory (max RSS) is that pair's and a
  * backend's one-time set-up (the wasm thread count) is clean. A step is @wrn/training's: the model in training
  * mode (BatchNorm batch statistics), softmax cross-entropy on one-hot labels, gradients of every trainable
@@ -96,10 +100,10 @@ function parseArgs(argv: string[]): Options {
     return n;
   };
   const list = (name: string, fallback: string) => value(name, fallback).split(',').map((s) => s.trim()).filter(Boolean);
-  const backends = list('backends', 'tensorflow,wasm,wasm-xnnpack,cpu');
+  const backends = list('backends', 'tensorflow,webgpu,wasm,wasm-xnnpack,cpu');
   for (const b of backends) {
-    if (!/^(tensorflow|cpu|wasm(-xnnpack)?(:[1-8])?)$/.test(b)) {
-      throw new Error(`bench: unknown backend ${JSON.stringify(b)} in --backends; expected tensorflow, wasm[:N], wasm-xnnpack[:N] (N = 1..8) or cpu`);
+    if (!/^(tensorflow|webgpu|cpu|wasm(-xnnpack)?(:[1-8])?)$/.test(b)) {
+      throw new Error(`bench: unknown backend ${JSON.stringify(b)} in --backends; expected tensorflow, webgpu, wasm[:N], wasm-xnnpack[:N] (N = 1..8) or cpu`);
     }
   }
   return {
@@ -156,7 +160,7 @@ async function runChild(job: ChildJob): Promise<TfResult> {
   const name = spec === 'wasm-xnnpack' ? 'wasm' : spec;
   let selection: Awaited<ReturnType<typeof selectBackend>>;
   try {
-    selection = await selectBackend(name as 'tensorflow' | 'wasm' | 'cpu', {
+    selection = await selectBackend(name as 'tensorflow' | 'webgpu' | 'wasm' | 'cpu', {
       ...(threads === undefined ? {} : { wasmThreads: Number(threads) }),
       ...(spec === 'wasm-xnnpack' ? { nativeConv: false } : {}),
     });
@@ -169,7 +173,8 @@ async function runChild(job: ChildJob): Promise<TfResult> {
   const model = buildModel(job.model, { seed: 1 });
   result.params = countParams(model);
   const numClasses = 10;
-  const xs = tf.randomNormal([job.batch, 32, 32, 3], 0, 1, 'float32', 1) as import('@tensorflow/tfjs-core').Tensor4D;
+  const [height, width, channels] = model.inputs[0]!.shape.slice(1) as [number, number, number];
+  const xs = tf.randomNormal([job.batch, height, width, channels], 0, 1, 'float32', 1) as import('@tensorflow/tfjs-core').Tensor4D;
   const labels = tf.randomUniform([job.batch], 0, numClasses, 'int32', 2);
   const variables = model.trainableWeights.map((w) => w.read() as import('@tensorflow/tfjs-core').Variable);
   const optimizer = new SgdOptimizer(
@@ -177,7 +182,8 @@ async function runChild(job: ChildJob): Promise<TfResult> {
     { momentum: 0.9, nesterov: true, dampening: 0, weightDecay: 5e-4 },
   );
   let peakBytes = 0;
-  const trainStep = () => {
+  // Each step ends in an asynchronous read (webgpu cannot read synchronously in Node; elsewhere it is the same).
+  const trainStep = async () => {
     // @wrn/training's variableGrads (what its training loop runs): tf.variableGrads that frees gradients early.
     const { value, grads } = variableGrads(() => {
       const logits = model.apply(xs, { training: true }) as import('@tensorflow/tfjs-core').Tensor;
@@ -185,35 +191,35 @@ async function runChild(job: ChildJob): Promise<TfResult> {
     }, variables);
     peakBytes = Math.max(peakBytes, tf.memory().numBytes);
     optimizer.step(variables.map((v) => grads[v.name] ?? null), 0.1);
-    value.dataSync();
+    await value.data();
     tf.dispose([value, grads]);
   };
-  const timeSteps = (fn: () => void, count: number) => {
+  const timeSteps = async (fn: () => Promise<void>, count: number) => {
     const ms: number[] = [];
     for (let i = 0; i < count; i++) {
       const start = performance.now();
-      fn();
+      await fn();
       ms.push(performance.now() - start);
     }
     return ms;
   };
-  timeSteps(trainStep, job.warmup);
+  await timeSteps(trainStep, job.warmup);
   const tensorsAfterWarmup = tf.memory().numTensors;
-  const trainMs = timeSteps(trainStep, job.steps);
+  const trainMs = await timeSteps(trainStep, job.steps);
   result.tensorGrowth = tf.memory().numTensors - tensorsAfterWarmup;
   result.trainStepMs = trainMs.map((m) => Math.round(m));
   result.trainImagesPerSec = (job.batch * 1000) / median(trainMs);
-  const inferStep = () => {
+  const inferStep = async () => {
     const out = model.predict(xs) as import('@tensorflow/tfjs-core').Tensor;
     peakBytes = Math.max(peakBytes, tf.memory().numBytes);
-    out.dataSync();
+    await out.data();
     out.dispose();
   };
-  timeSteps(inferStep, job.warmup);
-  result.inferImagesPerSec = (job.batch * 1000) / median(timeSteps(inferStep, job.steps));
+  await timeSteps(inferStep, job.warmup);
+  result.inferImagesPerSec = (job.batch * 1000) / median(await timeSteps(inferStep, job.steps));
   // One more step under tf.profile, for the peak of live tensor bytes inside a training step.
-  const profiled = await tf.profile(() => {
-    trainStep();
+  const profiled = await tf.profile(async () => {
+    await trainStep();
     return [];
   });
   result.peakTensorMB = Math.max(peakBytes, profiled.peakBytes) / 2 ** 20;

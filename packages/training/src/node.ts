@@ -5,6 +5,8 @@
 export { selectBackend, checkConvGradients, BackendUnavailableError, BACKEND_CHOICES, DEFAULT_WASM_THREADS, WASM_THREADS_ENV, wasmThreadsFromEnv, NATIVE_CONV_ENV, nativeConvFromEnv, NATIVE_PACKAGES, TENSORFLOW_INSTALL_ADVICE } from './backend/select-backend';
 export type { BackendChoice, BackendAttempt, BackendSelection, SelectBackendOptions } from './backend/select-backend';
 export { initWasmBackendWithThreads } from './backend/wasm-threads';
+export { listWebGpuAdapters, adapterLabel, isSoftwareAdapter, checkConvGradientsAsync, webgpuBufferCounts, WEBGPU_INSTALL_ADVICE, WEBGPU_GROUPED_CONV_METHODS } from './backend/webgpu';
+export type { WebGpuAdapterReport, WebGpuAdapterList } from './backend/webgpu';
 export type { WasmThreadsResult } from './backend/wasm-threads';
 export { train, TrainingDivergedError } from './train';
 export type { TrainArgs, TrainResult, TrainEvent, EpochMetrics, StepMetrics, RandomStateSource } from './train';

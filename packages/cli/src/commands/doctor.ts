@@ -1,7 +1,8 @@
 import { cpus, totalmem } from 'node:os';
 import type { Command } from 'commander';
-import { type BackendSelection } from '@wrn/training';
-import { BackendUnavailableError, selectBackend } from '@wrn/training/node';
+import * as tf from '@tensorflow/tfjs-core';
+import type { BackendSelection } from '@wrn/training';
+import { adapterLabel, BackendUnavailableError, listWebGpuAdapters, selectBackend, type WebGpuAdapterList } from '@wrn/training/node';
 import { cliVersion, type CommandContext } from '../context.js';
 import { errorMessage } from '../errors.js';
 import { examples } from '../flags.js';
@@ -17,7 +18,7 @@ import {
   type NativePackageProbe,
 } from '../native-check.js';
 
-const BACKEND_CHOICES = ['tensorflow', 'wasm', 'cpu'] as const;
+const BACKEND_CHOICES = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 
 export interface BackendProbe {
   choice: string;
@@ -28,6 +29,8 @@ export interface BackendProbe {
   error?: string;
   /** For wasm: whether its convolutions run on @wrn/native's compiled kernels, or why not. */
   nativeConv?: BackendSelection['nativeConv'];
+  /** For auto: the backends it tried before the one it picked, and why each was skipped. */
+  skipped?: string[];
 }
 
 export interface DoctorReport {
@@ -41,14 +44,24 @@ export interface DoctorReport {
   nativePackages: NativePackageProbe[];
   cudaLibraries: LibraryProbe[];
   gpu: GpuProbe;
+  /** WebGPU adapters (Dawn's in Node), each with vendor, architecture, driver, software or hardware and limits. */
+  webgpu: WebGpuAdapterList;
   mirrors: { name: string; value: string | undefined; what: string }[];
   advice: string[];
 }
 
-async function probeBackend(choice: 'auto' | 'tensorflow' | 'wasm' | 'cpu'): Promise<BackendProbe> {
+async function probeBackend(choice: 'auto' | (typeof BACKEND_CHOICES)[number]): Promise<BackendProbe> {
   try {
     const selected = await selectBackend(choice);
-    return { choice, loads: true, name: selected.name, detail: selected.reason, ...(selected.nativeConv ? { nativeConv: selected.nativeConv } : {}) };
+    const skipped = selected.tried.filter((t) => !t.ok).map((t) => `${t.name}: ${t.error ?? ''}`);
+    return {
+      choice,
+      loads: true,
+      name: selected.name,
+      detail: selected.reason,
+      ...(selected.nativeConv ? { nativeConv: selected.nativeConv } : {}),
+      ...(choice === 'auto' ? { skipped } : {}),
+    };
   } catch (error) {
     // The error's install advice is folded into doctor's own advice; here each attempt and why it failed.
     if (error instanceof BackendUnavailableError) {
@@ -60,8 +73,17 @@ async function probeBackend(choice: 'auto' | 'tensorflow' | 'wasm' | 'cpu'): Pro
 
 /** Every check of `wrn doctor`, as data: what loads here, and for tfjs-node-gpu what is missing and where we looked. */
 export async function runDoctor(env: NodeJS.ProcessEnv): Promise<DoctorReport> {
+  // Dawn is asked in a child process first: its driver messages are shown below instead of printed, and the
+  // webgpu backend is set up in this process only where there is an adapter to set it up on.
+  const webgpu = await listWebGpuAdapters();
   const backends: BackendProbe[] = [];
-  for (const choice of BACKEND_CHOICES) backends.push(await probeBackend(choice));
+  for (const choice of BACKEND_CHOICES) {
+    if (choice === 'webgpu' && webgpu.adapters.length === 0) {
+      backends.push({ choice, loads: false, error: `webgpu: ${webgpu.error ?? 'no adapter'}` });
+      continue;
+    }
+    backends.push(await probeBackend(choice));
+  }
   // Last, so the process ends on the backend `--backend auto` would train with.
   const auto = await probeBackend('auto');
   const nativePackages = [probeNativePackage('@tensorflow/tfjs-node-gpu'), probeNativePackage('@tensorflow/tfjs-node')];
@@ -112,6 +134,19 @@ export async function runDoctor(env: NodeJS.ProcessEnv): Promise<DoctorReport> {
         'install script): `npm rebuild @wrn/native`.',
     );
   }
+  if (webgpu.adapters.length === 0) {
+    advice.push(
+      `No WebGPU adapter (${webgpu.error ?? 'none found'}). For GPU training without CUDA: a GPU driver with Vulkan ` +
+        "(Linux: NVIDIA's driver, or mesa-vulkan-drivers for AMD/Intel), Metal (macOS) or D3D12 (Windows), and " +
+        `\`npm i @tensorflow/tfjs-backend-webgpu@${tf.version_core} webgpu@0.6.2\` where @wrn/cli's optional dependencies were not installed. ` +
+        'To test it on the CPU: VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json (Debian\'s chromium ships SwiftShader).',
+    );
+  } else if (webgpu.adapters.every((a) => a.software)) {
+    advice.push(
+      `WebGPU has only software adapters here (${webgpu.adapters.map(adapterLabel).join('; ')}): they run on the CPU, slower than ` +
+        'wasm, so auto does not use them; --backend webgpu does. A GPU with its Vulkan, Metal or D3D12 driver makes webgpu the fast path.',
+    );
+  }
   if (!auto.loads) advice.push(`No backend loads at all: ${auto.error ?? ''}. Reinstall @wrn/cli's dependencies.`);
 
   return {
@@ -125,12 +160,15 @@ export async function runDoctor(env: NodeJS.ProcessEnv): Promise<DoctorReport> {
     nativePackages,
     cudaLibraries,
     gpu,
+    webgpu,
     mirrors,
     advice,
   };
 }
 
 const mark = (ok: boolean) => (ok ? '[ok]' : '[--]');
+
+const formatBytes = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(bytes % 2 ** 30 ? 1 : 0)} GiB` : `${Math.round(bytes / 2 ** 20)} MiB`);
 
 export function formatDoctorReport(report: DoctorReport): string {
   const lines: string[] = [];
@@ -140,6 +178,17 @@ export function formatDoctorReport(report: DoctorReport): string {
     lines.push(`  ${mark(b.loads)} ${b.choice.padEnd(10)} ${b.loads ? `loads as ${b.name}: ${b.detail ?? ''}` : `does not load: ${b.error ?? ''}`}`);
   }
   lines.push(`  auto picks: ${report.auto.loads ? `${report.auto.name} (${report.auto.detail ?? ''})` : `nothing: ${report.auto.error ?? ''}`}`);
+  for (const skipped of report.auto.skipped ?? []) lines.push(`    skipped ${skipped}`);
+  lines.push('', `WebGPU adapters (${report.webgpu.source})`);
+  if (report.webgpu.adapters.length === 0) lines.push(`  [--] none: ${report.webgpu.error ?? ''}`);
+  for (const a of report.webgpu.adapters) {
+    lines.push(
+      `  ${mark(!a.software)} ${a.software ? 'software' : 'hardware'}  vendor ${a.vendor || '?'}, architecture ${a.architecture || '?'}, ` +
+        `driver ${a.description || '?'}${a.device ? ` (device ${a.device})` : ''}; maxBufferSize ${formatBytes(a.maxBufferSize)}, ` +
+        `maxStorageBufferBindingSize ${formatBytes(a.maxStorageBufferBindingSize)}; answers ${a.request}`,
+    );
+  }
+  for (const message of report.webgpu.driverMessages ?? []) lines.push(`  driver: ${message}`);
   lines.push('', 'Native TensorFlow (tfjs-node-gpu / tfjs-node)');
   for (const p of report.nativePackages) {
     const state = !p.installed
@@ -169,7 +218,7 @@ export function formatDoctorReport(report: DoctorReport): string {
 export function registerDoctor(program: Command, context: CommandContext): void {
   program
     .command('doctor')
-    .description('check which backends load here and why not; CUDA/cuDNN libraries and GPU for tfjs-node-gpu')
+    .description('check which backends load here and why not; WebGPU adapters; CUDA/cuDNN libraries and GPU for tfjs-node-gpu')
     .option('--json', 'print the checks as one JSON object')
     .addHelpText('after', examples(['wrn doctor', 'wrn doctor --json | jq .auto']))
     .addHelpText('after', `\nLibraries looked for: ${CUDA_LIBRARIES.map((l) => l.file).join(', ')}.\n`)

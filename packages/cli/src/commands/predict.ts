@@ -96,15 +96,18 @@ export function registerPredict(program: Command, context: CommandContext): void
         const probabilities = outputKindOf(model) === 'probabilities';
         const predictions: Prediction[] = [];
         for (const image of images) {
-          const [values, indices] = tf.tidy(() => {
+          const top = tf.tidy(() => {
             let x = tf.tensor4d(Float32Array.from(image.rgb), [1, image.height, image.width, 3]);
             // The network saw height x width images in training; others are resampled to that size.
             if (image.height !== height || image.width !== width) x = tf.image.resizeBilinear(x, [height, width], true);
             const output = model.predict(normalizeBatch(x, normalization)) as tf.Tensor2D;
             const p = probabilities ? output : tf.softmax(output);
             const { values, indices } = tf.topk(p, k);
-            return [values.dataSync(), indices.dataSync()];
+            return [values, indices] as const;
           });
+          // Read asynchronously: the webgpu backend cannot read a GPU tensor synchronously in Node.
+          const [values, indices] = await Promise.all([top[0].data(), top[1].data()]);
+          tf.dispose([...top]);
           predictions.push({
             file: image.file,
             width: image.width,

@@ -36,17 +36,20 @@ describe('selectBackend', () => {
     expect(picked.name).toBe('wasm');
     expect(tf.getBackend()).toBe('wasm');
     expect(wasmTrainingKernelsRegistered()).toBe(true);
+    // No hardware WebGPU adapter here (none, or SwiftShader on CI): auto skips webgpu and says why.
     expect(picked.tried.map((t) => [t.name, t.ok])).toEqual([
       ['@tensorflow/tfjs-node-gpu', false],
       ['@tensorflow/tfjs-node', false],
+      ['webgpu', false],
       ['wasm', true],
     ]);
+    expect(picked.tried[2]!.error).toMatch(/^(only a software adapter, SwiftShader driver .* auto skips it \(--backend webgpu uses it\)|Dawn found no adapter)/);
     // By default the wasm backend gets one thread when the native convolutions (which use every core) load,
     // else a thread per core (up to 8).
     const threads = picked.nativeConv?.used ? 1 : Math.min(8, os.availableParallelism());
     expect(picked.nativeConv?.used).toBe(true);
     expect(picked.wasmThreads).toBe(threads);
-    expect(picked.reason).toContain(`auto picked, native TensorFlow not installed: wasm (XNNPACK, SIMD, ${threads} thread`);
+    expect(picked.reason).toContain(`auto picked, native TensorFlow not installed and no hardware WebGPU adapter: wasm (XNNPACK, SIMD, ${threads} thread`);
   });
 
   it("'wasm' and 'cpu' make that backend active", async () => {
@@ -61,7 +64,7 @@ describe('selectBackend', () => {
       specifier === '@tensorflow/tfjs-backend-wasm' ? Promise.reject(new Error('wasm binary missing')) : realImport(specifier);
     const picked = await selectBackend('auto', { importModule: withoutWasm });
     expect(picked.name).toBe('cpu');
-    expect(picked.tried[2]).toEqual({
+    expect(picked.tried[3]).toEqual({
       name: 'wasm',
       ok: false,
       error: 'cannot load @tensorflow/tfjs-backend-wasm: wasm binary missing',
@@ -86,7 +89,7 @@ describe('selectBackend', () => {
 
   it('names an unknown choice', async () => {
     await expect(selectBackend('gpu' as never)).rejects.toThrow(
-      'selectBackend: unknown backend "gpu"; expected one of auto, tensorflow, wasm, cpu',
+      'selectBackend: unknown backend "gpu"; expected one of auto, tensorflow, webgpu, wasm, cpu',
     );
   });
 

@@ -55,10 +55,6 @@ process.stdout.write(JSON.stringify(out));
 process.exit(0);
 `;
 
-/** Where this module is, so the child resolves the same `webgpu` package (CommonJS build: __filename). */
-function moduleLocation(): string {
-  return typeof __filename === 'string' ? __filename : import.meta.url;
-}
 
 let probed: Promise<WebGpuAdapterList> | null = null;
 
@@ -75,14 +71,15 @@ export function probeDawnAdapters(): Promise<WebGpuAdapterList> {
 async function probeOnce(): Promise<WebGpuAdapterList> {
   let entry: string;
   try {
-    entry = pathToFileURL(createRequire(moduleLocation()).resolve('webgpu')).href;
+    // From this module's location, so the child loads the same `webgpu` package an import here would.
+    entry = pathToFileURL(createRequire(import.meta.url).resolve('webgpu')).href;
   } catch (error) {
     const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
     return { source: DAWN_SOURCE, adapters: [], error: `cannot load Dawn's Node binding (the 'webgpu' package): ${message}` };
   }
   return new Promise((resolve) => {
     execFile(process.execPath, ['--input-type=module', '-e', PROBE_SCRIPT, entry], { timeout: 60_000, env: process.env }, (error, stdout, stderr) => {
-      const driverMessages = stderr.split('\n').map((line) => line.trimEnd()).filter((line) => line.trim() !== '');
+      const driverMessages = [...new Set(stderr.split('\n').map((line) => line.trimEnd()).filter((line) => line.trim() !== ''))];
       const messages = driverMessages.length > 0 ? { driverMessages } : {};
       if (error != null) {
         const why = error.killed ? 'timed out after 60 s' : (driverMessages.at(-1) ?? error.message.split('\n')[0]);

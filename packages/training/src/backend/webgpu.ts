@@ -189,11 +189,15 @@ export async function checkConvGradientsAsync(): Promise<string | undefined> {
 }
 
 /**
- * Grouped convolution on webgpu, by tools/bench/grouped-conv.ts --backend webgpu. SwiftShader (the only adapter
- * measured so far) runs on the CPU, so its timings are a CPU's; the choice is the one that should hold on GPUs,
- * and the SwiftShader figures agree with it for training: `split` (G conv2d dispatches, each over a contiguous
- * slice) beats `im2col` (a k*k-times larger gathered input, written and read back through memory) and `depthwise`
- * (a Cin/G-times larger intermediate, and a depthwise filter gradient tfjs-backend-webgpu runs as a slow loop).
+ * Grouped convolution on webgpu, measured with `tools/bench/grouped-conv.ts --backend webgpu --quick --reps 2`, on
+ * SwiftShader (the only adapter here: Vulkan on the CPU, so these are a CPU's timings, on a loaded 2-core machine),
+ * ms forward / forward+backward:
+ *   2x16x16x64, G=8:            split 1,499 / 1,952   im2col 2,404 / 7,822   depthwise 8,804 / 19,081
+ *   2x16x16x128, G=32, stride 2: split 3,912 / 5,294   im2col 2,487 / 5,864   depthwise 8,098 / 6,100
+ * `split` (one conv2d per group on tfjs-backend-webgpu's tuned conv kernels and their gradients) trains fastest in
+ * both; im2col's forward wins with 32 narrow groups, but it materialises k*k = 9 copies of the input, which at
+ * ImageNet sizes on a GPU (ResNeXt-50: 56x56x128 per image) costs far more memory traffic than split's extra
+ * dispatches (a few microseconds each on a GPU); depthwise is slowest everywhere. So split, in both modes.
  */
 export const WEBGPU_GROUPED_CONV_METHODS = { training: 'split', inference: 'split' } as const;
 
