@@ -38,7 +38,7 @@ describe('Torch padding where TF pads asymmetrically', () => {
     x = graph.maxPool(x, 3, 2, 'pool');
     x = graph.conv(x, { filters: 8, kernelSize: 3, strides: 2 }, 'down');
     x = graph.conv(x, { filters: 8, kernelSize: 3, strides: 2, groups: 4 }, 'grouped');
-    x = graph.conv(x, { filters: 8, kernelSize: 3 }, 'plain');
+    graph.conv(x, { filters: 8, kernelSize: 3 }, 'plain');
     const rows = planLayerTable(graph);
     expect(rows.map((r) => [r.name, r.type, r.outputShape])).toEqual([
       ['input', 'InputLayer', [null, 32, 32, 3]],
