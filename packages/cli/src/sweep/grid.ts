@@ -89,7 +89,8 @@ function setPath(target: Record<string, unknown>, path: string, value: unknown):
 /** A short, file-name-safe rendering of an axis value for a run id: `wrn-16-4`, `0.1`, `constant-0.3`. */
 function slugOf(value: unknown): string {
   const text = isPlainObject(value) ? Object.values(value).map((v) => (isPlainObject(v) || Array.isArray(v) ? JSON.stringify(v) : String(v))).join('-') : Array.isArray(value) ? value.join('-') : String(value);
-  return text.replace(/[^A-Za-z0-9.-]+/g, '-').replace(/^-+|-+$/g, '') || 'x';
+  // '+' stays: 1e+30 must not read as 1e-30.
+  return text.replace(/[^A-Za-z0-9.+-]+/g, '-').replace(/^-+|-+$/g, '') || 'x';
 }
 
 /**

@@ -47,7 +47,7 @@ export async function runWorker(address: QueueAddress, context: CommandContext, 
   const me = workerId();
   const version = cliVersion();
   // Fail fast when Redis cannot be reached at all; once running, the worker rides out Redis restarts.
-  const queue = await openQueue(address);
+  const queue = await openQueue(address, { reconnect: true });
   const manifests = new Map<string, SweepManifest>();
   let current: { job: Job; controller: AbortController; lostLock: boolean } | undefined;
   let stopping: NodeJS.Signals | undefined;
