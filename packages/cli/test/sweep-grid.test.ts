@@ -55,7 +55,8 @@ describe('grid expansion', () => {
     expect(() => expandGrid({ axis: { seed: [1] } }, 'g.yaml', 'g')).toThrow('g.yaml: axis: unknown key; a grid has name, preset, description, base, axes, include');
     expect(() => expandGrid({ base: { runDir: 'x' } }, 'g.yaml', 'g')).toThrow(/^g\.yaml: base\.runDir: set by the sweep/);
     // Values go through `wrn train`'s own schema, and the error points at the axis entry that holds the value.
-    expect(() => expandGrid({ base: { epochs: 1 }, axes: { model: ['wrn-10-1', 'wrn-11-1'] } }, 'g.yaml', 'g')).toThrow(/^g\.yaml: axes\.model\[1\]: Invalid model name 'wrn-11-1'/);
+    expect(() => expandGrid({ base: { epochs: 1 }, axes: { model: ['wrn-10-1', 'wrn-11-1'] } }, 'g.yaml', 'g')).toThrow(/^g\.yaml: axes\.model\[1\]: model: Invalid model name 'wrn-11-1'/);
+    expect(() => expandGrid({ base: { epochs: 1, model: 'wrn-10-1', schedule: { kind: 'cosine', lr: 0.1 } } }, 'g.yaml', 'g')).toThrow(/^g\.yaml: base: schedule\.length: /);
     expect(() => expandGrid({ base: { epochs: 1, model: 'wrn-10-1' }, axes: { batchSize: [32, -1] } }, 'g.yaml', 'g')).toThrow(/^g\.yaml: axes\.batchSize\[1\]: .*\(got -1\)/);
     expect(() => expandGrid({ base: { epochs: 1, model: 'wrn-10-1' }, axes: { seed: [1, 1] } }, 'g.yaml', 'g')).toThrow('g.yaml: axes.seed[1] gives the same run as axes.seed[0]; every run of a grid must differ');
   });

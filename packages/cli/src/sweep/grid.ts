@@ -155,7 +155,7 @@ export function expandGrid(raw: unknown, source: string, fallbackName: string): 
   });
 
   const baseLayers: ConfigLayer[] = Object.entries(base).map(([key, value]) => ({
-    source: { kind: 'flag', flag: `${source}: ${preset && !(key in grid.base) ? `preset ${preset.name}: base` : 'base'}.${key}` },
+    source: { kind: 'file', path: `${source}: ${preset && !(key in grid.base) ? `preset ${preset.name}: base` : 'base'}` },
     values: { [key]: value },
   }));
   const combos: { axes: Record<string, unknown>; where: string[] }[] = [{ axes: {}, where: [] }];
@@ -181,7 +181,7 @@ export function expandGrid(raw: unknown, source: string, fallbackName: string): 
     const axisLayers: ConfigLayer[] = Object.entries(combo.axes).map(([key, value], i) => {
       const layer: Record<string, unknown> = {};
       setPath(layer, key, value);
-      return { source: { kind: 'flag', flag: `${source}: ${combo.where[i] ?? where}` }, values: layer };
+      return { source: { kind: 'file', path: `${source}: ${combo.where[i] ?? where}` }, values: layer };
     });
     validateRun(source, where, [...baseLayers, ...axisLayers]);
     runs.push({ id, axes: combo.axes, values });
@@ -204,7 +204,7 @@ export function runLayer(sweep: string, run: SweepRun, runDir: string): ConfigLa
 
 /**
  * The same resolution `wrn train --config` does (unknown keys, bad values, unknown models all fail here), one layer
- * per grid key: a 'flag' source prints verbatim, so an error names the file and the grid key ("grid.yaml: axes.model[1]").
+ * per grid entry, so an error names the file, the entry and the key ("grid.yaml: axes.model[1]: model: ...").
  */
 function validateRun(file: string, where: string, layers: ConfigLayer[]): void {
   try {
