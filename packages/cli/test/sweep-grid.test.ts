@@ -96,6 +96,15 @@ describe('grid expansion', () => {
 });
 
 describe('wrn sweep: bad input', () => {
+  it('has help with examples for each of its commands', async () => {
+    for (const command of ['sweep', 'sweep status', 'sweep report', 'sweep presets', 'worker']) {
+      const result = await runWrn([...command.split(' '), '--help']);
+      expect(result.code, command).toBe(0);
+      expect(result.stdout, command).toContain(`Usage: wrn ${command}`);
+      expect(result.stdout, command).toContain('Examples:\n  $ ');
+    }
+  });
+
   it('exits 2 naming the grid file and key', async () => {
     const dir = scratchDir('grid-cli');
     const bad = join(dir, 'bad.yaml');
