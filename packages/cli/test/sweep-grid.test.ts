@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { countParams } from '@wrn/architectures';
+import { runCli } from '../src/program.js';
 import { expandGrid, loadGridFile, loadGridPreset } from '../src/sweep/grid.js';
 import { manifestOf, type RunSummary } from '../src/sweep/layout.js';
 import { GRID_PRESETS } from '../src/sweep/presets.js';
@@ -98,10 +99,13 @@ describe('grid expansion', () => {
 describe('wrn sweep: bad input', () => {
   it('has help with examples for each of its commands', async () => {
     for (const command of ['sweep', 'sweep status', 'sweep report', 'sweep presets', 'worker']) {
-      const result = await runWrn([...command.split(' '), '--help']);
-      expect(result.code, command).toBe(0);
-      expect(result.stdout, command).toContain(`Usage: wrn ${command}`);
-      expect(result.stdout, command).toContain('Examples:\n  $ ');
+      // In-process through the same runCli as the bin: help needs no child process.
+      let stdout = '';
+      const sink = { write: (text: string) => ((stdout += text), true) } as unknown as NodeJS.WritableStream;
+      const code = await runCli([...command.split(' '), '--help'], { stdout: sink, stderr: sink, env: {} });
+      expect(code, command).toBe(0);
+      expect(stdout, command).toContain(`Usage: wrn ${command}`);
+      expect(stdout, command).toContain('Examples:\n  $ ');
     }
   });
 
