@@ -14,7 +14,7 @@ import { EXIT_OK, EXIT_USAGE, exitCodeOf, UsageError } from './errors.js';
 import { examples } from './flags.js';
 import { processIO, writeLine, type CliIO } from './io.js';
 
-const COMMANDS: ((program: Command, context: CommandContext) => void)[] = [registerTrain, registerEval, registerPredict, registerModels, registerDatasets, registerBench, registerReport, registerDoctor, registerSweep, registerWorker];
+const COMMANDS: ((program: Command, context: CommandContext) => void)[] = [registerTrain, registerEval, registerPredict, registerModels, registerDatasets, registerBench, registerReport, registerDoctor];
 
 /** Builds the `wrn` program; every command writes through `io`, so tests and the bin share one code path. */
 export function createProgram(io: CliIO = processIO()): Command {
@@ -44,6 +44,8 @@ Exit codes: 0 success, 1 the run failed, 2 bad usage or input.
 `,
     );
   for (const register of COMMANDS) register(program, context);
+  // Sweeps (src/sweep/): a grid of runs here or through a BullMQ queue, and the workers that train them.
+  for (const register of [registerSweep, registerWorker]) register(program, context);
   // A bad WRN_WASM_THREADS or WRN_NATIVE_CONV is bad input (exit 2), named before any command starts work, not a failed run later.
   program.hook('preAction', () => {
     try {
