@@ -16,9 +16,12 @@ interface Started {
   done: Promise<WrnResult>;
 }
 
+const started: ChildProcess[] = [];
+
 /** Starts the built `wrn` and keeps it running (workers, the embedded sweep): the test kills or waits for it. */
 function startWrn(args: readonly string[]): Started {
   const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  started.push(child);
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -97,6 +100,8 @@ describe.skipIf(!REDIS && !process.env.CI)('sweeps on a real Redis (BullMQ)', ()
     redis = await startRedis(REDIS, dir);
   });
   afterAll(async () => {
+    // A failed assertion must not leave workers behind.
+    for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await redis?.stop();
   });
 
