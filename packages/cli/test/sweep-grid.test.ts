@@ -1,9 +1,14 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { countParams } from '@wrn/architectures';
+import { runCli } from '../src/program.js';
 import { expandGrid, loadGridFile, loadGridPreset } from '../src/sweep/grid.js';
+import { manifestOf, type RunSummary } from '../src/sweep/layout.js';
 import { GRID_PRESETS } from '../src/sweep/presets.js';
+import { renderReportHtml, renderReportMarkdown, type SweepRunRecord } from '../src/sweep/report.js';
 import { parseQueueUrl } from '../src/sweep/queue.js';
 import { freePort } from './redis-server.js';
 import { runWrn, scratchDir } from './run-wrn.js';
@@ -51,7 +56,8 @@ describe('grid expansion', () => {
     expect(() => expandGrid({ axis: { seed: [1] } }, 'g.yaml', 'g')).toThrow('g.yaml: axis: unknown key; a grid has name, preset, description, base, axes, include');
     expect(() => expandGrid({ base: { runDir: 'x' } }, 'g.yaml', 'g')).toThrow(/^g\.yaml: base\.runDir: set by the sweep/);
     // Values go through `wrn train`'s own schema, and the error points at the axis entry that holds the value.
-    expect(() => expandGrid({ base: { epochs: 1 }, axes: { model: ['wrn-10-1', 'wrn-11-1'] } }, 'g.yaml', 'g')).toThrow(/^g\.yaml: axes\.model\[1\]: Invalid model name 'wrn-11-1'/);
+    expect(() => expandGrid({ base: { epochs: 1 }, axes: { model: ['wrn-10-1', 'wrn-11-1'] } }, 'g.yaml', 'g')).toThrow(/^g\.yaml: axes\.model\[1\]: model: Invalid model name 'wrn-11-1'/);
+    expect(() => expandGrid({ base: { epochs: 1, model: 'wrn-10-1', schedule: { kind: 'cosine', lr: 0.1 } } }, 'g.yaml', 'g')).toThrow(/^g\.yaml: base: schedule\.length: /);
     expect(() => expandGrid({ base: { epochs: 1, model: 'wrn-10-1' }, axes: { batchSize: [32, -1] } }, 'g.yaml', 'g')).toThrow(/^g\.yaml: axes\.batchSize\[1\]: .*\(got -1\)/);
     expect(() => expandGrid({ base: { epochs: 1, model: 'wrn-10-1' }, axes: { seed: [1, 1] } }, 'g.yaml', 'g')).toThrow('g.yaml: axes.seed[1] gives the same run as axes.seed[0]; every run of a grid must differ');
   });
@@ -91,6 +97,18 @@ describe('grid expansion', () => {
 });
 
 describe('wrn sweep: bad input', () => {
+  it('has help with examples for each of its commands', async () => {
+    for (const command of ['sweep', 'sweep status', 'sweep report', 'sweep presets', 'worker']) {
+      // In-process through the same runCli as the bin: help needs no child process.
+      let stdout = '';
+      const sink = { write: (text: string) => ((stdout += text), true) } as unknown as NodeJS.WritableStream;
+      const code = await runCli([...command.split(' '), '--help'], { stdout: sink, stderr: sink, env: {} });
+      expect(code, command).toBe(0);
+      expect(stdout, command).toContain(`Usage: wrn ${command}`);
+      expect(stdout, command).toContain('Examples:\n  $ ');
+    }
+  });
+
   it('exits 2 naming the grid file and key', async () => {
     const dir = scratchDir('grid-cli');
     const bad = join(dir, 'bad.yaml');
@@ -119,6 +137,63 @@ describe('wrn sweep: bad input', () => {
       expect(result.code, args.join(' ')).toBe(1);
       expect(result.stderr).toContain(`wrn: failed: --queue ${url}: cannot reach Redis at 127.0.0.1:`);
       expect(Date.now() - started).toBeLessThan(20_000);
+    }
+  });
+});
+
+describe('the sweep report', () => {
+  const manifest = manifestOf(expandGrid(TINY, 'tiny.yaml', 'tiny'), '0.0.0');
+  const summary = (error: number | null, seconds: number): RunSummary => ({
+    status: error === null ? 'failed' : 'completed',
+    epochsDone: error === null ? 0 : 1,
+    totalEpochs: 1,
+    testTop1Error: error,
+    epochErrors: error === null ? [] : [error],
+    secondsPerEpoch: error === null ? null : seconds,
+    params: 77_850,
+    failure: null,
+  });
+  const records: SweepRunRecord[] = manifest.runs.map((run, i) => ({
+    id: run.id,
+    axes: run.axes,
+    state: i === 3 ? 'failed' : 'completed',
+    summary: summary([0.8125, 0.84375, 0.75, null][i]!, [2, 4, 6, 0][i]!),
+  }));
+
+  it('is the paper-style table: mean ± sample std over seeds, params, seconds per epoch', () => {
+    expect(renderReportMarkdown(manifest, records).split('\n').slice(-4)).toEqual([
+      '| --- | ---: | ---: | ---: | ---: |',
+      '| wrn-10-1 | 82.81 ± 2.21 | 2/2 | 77.85 k | 3.0 |',
+      '| wrn-16-1 | 75.00 | 1/2 (1 failed) | 77.85 k | 6.0 |',
+      '',
+    ]);
+  });
+
+  it('draws its charts in Chromium', async () => {
+    const dir = scratchDir('sweep-report');
+    const file = join(dir, 'report.html');
+    writeFileSync(file, renderReportHtml(manifest, records));
+    const browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (error) => errors.push(error.message));
+      await page.goto(pathToFileURL(file).href);
+      await page.waitForSelector('body[data-charts-rendered="2"]', { timeout: 20_000 });
+      expect(errors).toEqual([]);
+      expect(await page.locator('#sweep-table tbody tr').allInnerTexts()).toEqual(['wrn-10-1\t82.81 ± 2.21\t2/2\t77.85 k\t3.0', 'wrn-16-1\t75.00\t1/2 (1 failed)\t77.85 k\t6.0']);
+      // The bar chart holds the means, its points every completed run's error.
+      const data = await page.evaluate(() => {
+        const chart = (window as unknown as { Chart: { getChart(id: string): { data: { datasets: { data: unknown[] }[] } } } }).Chart.getChart('chart-final-error');
+        return chart.data.datasets.map((d) => d.data);
+      });
+      expect(data[0]).toEqual([82.8125, 75]);
+      expect((data[1] as { y: number }[]).map((p) => p.y)).toEqual([81.25, 84.375, 75]);
+    } finally {
+      await browser.close();
     }
   });
 });

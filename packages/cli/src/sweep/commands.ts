@@ -134,6 +134,10 @@ Run ids are the axis values and a hash of the run's config: the same grid gives 
     .option('--run-root <dir>', 'the run root, when there is no queue', DEFAULT_RUN_ROOT)
     .option('--sweep <name>', 'only this sweep (default: all)')
     .option('--json', 'one JSON object: { sweeps: [{ sweep, counts, runs }] }')
+    .addHelpText(
+      'after',
+      examples(['wrn sweep status --queue redis://10.0.0.5:6379', 'wrn sweep status --queue redis://10.0.0.5:6379 --sweep tiny --json', 'wrn sweep status --run-root runs   # a sweep run here']),
+    )
     .action(async (own: { sweep?: string; json?: boolean }) => {
       const flags = { ...own, queue: shared(status, 'queue'), runRoot: shared(status, 'runRoot')! };
       const collect = async (queue?: Queue) => {
@@ -163,6 +167,7 @@ Run ids are the axis values and a hash of the run's config: the same grid gives 
     .option('--run-root <dir>', 'read the runs from their run directories', DEFAULT_RUN_ROOT)
     .option('--sweep <name>', 'the sweep (default: the only one there)')
     .option('--out <dir>', 'where report.md and report.html go (default: <run-root>/<sweep>)')
+    .addHelpText('after', examples(['wrn sweep report --run-root /mnt/shared/runs --sweep tiny', 'wrn sweep report --queue redis://10.0.0.5:6379 --out reports/tiny']))
     .action(async (own: { sweep?: string; out?: string }) => {
       const flags = { ...own, queue: shared(report, 'queue'), runRoot: shared(report, 'runRoot')! };
       const make = async (queue?: Queue) => {
@@ -181,6 +186,7 @@ Run ids are the axis values and a hash of the run's config: the same grid gives 
   sweep
     .command('presets')
     .description('the papers\' tables available as grids (`preset:` in a grid file, or --preset)')
+    .addHelpText('after', examples(['wrn sweep presets', 'wrn sweep --preset wrn-dropout --dry-run']))
     .action(() => {
       for (const preset of GRID_PRESETS) {
         const runs = Object.values(preset.axes).reduce((n, values) => n * values.length, 1);

@@ -89,7 +89,8 @@ function setPath(target: Record<string, unknown>, path: string, value: unknown):
 /** A short, file-name-safe rendering of an axis value for a run id: `wrn-16-4`, `0.1`, `constant-0.3`. */
 function slugOf(value: unknown): string {
   const text = isPlainObject(value) ? Object.values(value).map((v) => (isPlainObject(v) || Array.isArray(v) ? JSON.stringify(v) : String(v))).join('-') : Array.isArray(value) ? value.join('-') : String(value);
-  return text.replace(/[^A-Za-z0-9.-]+/g, '-').replace(/^-+|-+$/g, '') || 'x';
+  // '+' stays: 1e+30 must not read as 1e-30.
+  return text.replace(/[^A-Za-z0-9.+-]+/g, '-').replace(/^-+|-+$/g, '') || 'x';
 }
 
 /**
@@ -154,7 +155,7 @@ export function expandGrid(raw: unknown, source: string, fallbackName: string): 
   });
 
   const baseLayers: ConfigLayer[] = Object.entries(base).map(([key, value]) => ({
-    source: { kind: 'flag', flag: `${source}: ${preset && !(key in grid.base) ? `preset ${preset.name}: base` : 'base'}.${key}` },
+    source: { kind: 'file', path: `${source}: ${preset && !(key in grid.base) ? `preset ${preset.name}: base` : 'base'}` },
     values: { [key]: value },
   }));
   const combos: { axes: Record<string, unknown>; where: string[] }[] = [{ axes: {}, where: [] }];
@@ -180,7 +181,7 @@ export function expandGrid(raw: unknown, source: string, fallbackName: string): 
     const axisLayers: ConfigLayer[] = Object.entries(combo.axes).map(([key, value], i) => {
       const layer: Record<string, unknown> = {};
       setPath(layer, key, value);
-      return { source: { kind: 'flag', flag: `${source}: ${combo.where[i] ?? where}` }, values: layer };
+      return { source: { kind: 'file', path: `${source}: ${combo.where[i] ?? where}` }, values: layer };
     });
     validateRun(source, where, [...baseLayers, ...axisLayers]);
     runs.push({ id, axes: combo.axes, values });
@@ -203,7 +204,7 @@ export function runLayer(sweep: string, run: SweepRun, runDir: string): ConfigLa
 
 /**
  * The same resolution `wrn train --config` does (unknown keys, bad values, unknown models all fail here), one layer
- * per grid key: a 'flag' source prints verbatim, so an error names the file and the grid key ("grid.yaml: axes.model[1]").
+ * per grid entry, so an error names the file, the entry and the key ("grid.yaml: axes.model[1]: model: ...").
  */
 function validateRun(file: string, where: string, layers: ConfigLayer[]): void {
   try {

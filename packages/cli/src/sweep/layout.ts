@@ -35,7 +35,7 @@ export type SweepManifest = z.infer<typeof sweepManifestSchema>;
 
 export const runFailureSchema = z
   .object({
-    /** invalid: the run's config or data is wrong (exit 2 of `wrn train`); diverged: NaN loss; error: anything else, out of retries. */
+    /** invalid: a config `wrn train` refuses (its exit 2); diverged: NaN loss; error: anything else, out of retries. */
     reason: z.enum(['invalid', 'diverged', 'error']),
     message: z.string(),
     worker: z.string(),

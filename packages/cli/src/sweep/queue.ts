@@ -59,8 +59,17 @@ export function connectionOptions(address: QueueAddress, mode: { failFast: boole
   };
 }
 
-/** Opens the queue and checks that Redis answers; an unreachable queue fails here, naming the URL (exit 1). */
-export async function openQueue(address: QueueAddress): Promise<Queue> {
+/**
+ * Opens the queue and checks that Redis answers; an unreachable queue fails here, naming the URL (exit 1). With
+ * `reconnect` (a worker's), the queue returned rides out a Redis restart; the check is made on a fail-fast one.
+ */
+export async function openQueue(address: QueueAddress, options: { reconnect?: boolean } = {}): Promise<Queue> {
+  if (options.reconnect) {
+    await (await openQueue(address)).close();
+    const queue = new Queue(QUEUE_NAME, { connection: connectionOptions(address, { failFast: false }) });
+    queue.on('error', () => undefined);
+    return queue;
+  }
   const queue = new Queue(QUEUE_NAME, { connection: connectionOptions(address, { failFast: true }) });
   // Errors also surface as rejections of the calls below; without a listener they would crash the process.
   queue.on('error', () => undefined);

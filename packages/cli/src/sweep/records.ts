@@ -42,7 +42,8 @@ export async function recordsFromQueue(queue: Queue, manifest: SweepManifest): P
       axes: run.axes,
       state: q?.state ?? 'missing',
       summary,
-      worker: progress?.worker,
+      // The last worker of a run put back in the queue is no longer its worker.
+      worker: q?.state === 'active' || q?.state === 'completed' ? progress?.worker : undefined,
       epoch: q?.state === 'active' ? progress?.epoch : undefined,
       etaSeconds,
       attemptsMade: q?.attemptsMade,

@@ -156,9 +156,11 @@ export function sweepCharts(manifest: SweepManifest, rows: readonly ReportRow[])
         data: {
           labels,
           datasets: [
-            { type: 'bar', label: 'mean top-1 error (%)', data: rows.map((r) => (r.meanError === null ? null : 100 * r.meanError)), backgroundColor: '#9ecae1' },
+            // chart.js draws lower `order` on top: each run's point over its configuration's bar.
+            { type: 'bar', order: 1, label: 'mean top-1 error (%)', data: rows.map((r) => (r.meanError === null ? null : 100 * r.meanError)), backgroundColor: '#9ecae1' },
             {
               type: 'scatter',
+              order: 0,
               label: 'runs',
               data: rows.flatMap((r, i) =>
                 r.runs.filter((run) => run.summary.testTop1Error !== null).map((run) => ({ x: labels[i], y: 100 * run.summary.testTop1Error! })),
@@ -218,6 +220,7 @@ h1 { font-size: 1.5rem; } h2 { font-size: 1.2rem; margin-top: 2rem; }
 table { border-collapse: collapse; font-size: 0.9rem; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; }
 table.numbers td { text-align: right; font-variant-numeric: tabular-nums; }
+#sweep-runs td:first-child, #sweep-runs td:nth-child(2), #sweep-runs td:last-child { text-align: left; }
 </style>
 </head>
 <body>

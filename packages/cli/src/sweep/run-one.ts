@@ -5,7 +5,8 @@ import { Writable } from 'node:stream';
 import { resolveCheckpointDir, TrainingDivergedError, type TrainEvent } from '@wrn/training/node';
 import { runTrain } from '../commands/train.js';
 import type { CommandContext } from '../context.js';
-import { errorMessage, UsageError } from '../errors.js';
+import { errorMessage } from '../errors.js';
+import { resolveTrainConfig } from '../train-config.js';
 import type { CliIO } from '../io.js';
 import type { SweepRun } from './grid.js';
 import { runLayer } from './grid.js';
@@ -18,7 +19,7 @@ export type RunOutcome =
   | { kind: 'completed'; summary: RunSummary; trained: boolean }
   /** Stopped by the signal after a step, with checkpoints/last written: the run can be resumed anywhere. */
   | { kind: 'interrupted'; message: string }
-  /** Failed for a reason of its own (bad config or data, divergence): retrying would fail the same way. */
+  /** Failed for a reason of its own (a config `wrn train` refuses, divergence): retrying would fail the same way. */
   | { kind: 'failed'; failure: RunFailure }
   /** Anything else (I/O, memory): worth another try, perhaps on another machine. */
   | { kind: 'error'; error: Error };
@@ -71,16 +72,24 @@ export async function trainSweepRun(input: {
     kind: 'failed',
     failure: { reason, message: errorMessage(error), worker: workerId(), at: new Date().toISOString() },
   });
+  const layer = runLayer(sweep, run, runDir);
+  try {
+    // The config alone decides whether the run is invalid: that is never worth another try.
+    resolveTrainConfig({ flagLayers: [layer] });
+  } catch (error) {
+    return failure('invalid', error);
+  }
   try {
     await runTrain(
-      { flagLayers: [runLayer(sweep, run, runDir)], resume: resume ? runDir : undefined, quiet: true },
+      { flagLayers: [layer], resume: resume ? runDir : undefined, quiet: true },
       context,
       { signal, onProgress: input.onProgress },
     );
   } catch (error) {
     if (signal.aborted) return { kind: 'interrupted', message: errorMessage(error).split('\n')[0]! };
-    if (error instanceof UsageError) return failure('invalid', error);
     if ((error as Error).cause instanceof TrainingDivergedError) return failure('diverged', error);
+    // Anything else, input errors included (a data directory missing on this machine, a run directory held by
+    // another process), may go better on another try or another machine: retried, a bounded number of times.
     return { kind: 'error', error: error instanceof Error ? error : new Error(String(error)) };
   }
   if (!isCompletedRunDir(runDir)) return { kind: 'error', error: new Error(`the run ended without a summary.json in ${runDir}`) };

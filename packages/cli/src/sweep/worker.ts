@@ -47,7 +47,7 @@ export async function runWorker(address: QueueAddress, context: CommandContext, 
   const me = workerId();
   const version = cliVersion();
   // Fail fast when Redis cannot be reached at all; once running, the worker rides out Redis restarts.
-  const queue = await openQueue(address);
+  const queue = await openQueue(address, { reconnect: true });
   const manifests = new Map<string, SweepManifest>();
   let current: { job: Job; controller: AbortController; lostLock: boolean } | undefined;
   let stopping: NodeJS.Signals | undefined;
@@ -89,17 +89,23 @@ export async function runWorker(address: QueueAddress, context: CommandContext, 
       );
 
       let lastReport = 0;
+      let last: RunProgress | undefined;
       const report = (event: TrainEvent) => {
         if (event.type !== 'step' && event.type !== 'epoch') return;
         const now = Date.now();
         if (event.type === 'step' && now - lastReport < 2_000) return;
         lastReport = now;
-        const progress: RunProgress =
-          event.type === 'step'
-            ? { worker: me, epoch: event.epoch, totalEpochs: event.totalEpochs, iteration: event.iteration, itersPerEpoch: event.itersPerEpoch, imagesPerSec: event.imagesPerSec, batchSize: event.batchSize, updatedAt: new Date().toISOString() }
-            : { worker: me, epoch: event.metrics.epoch + 1, totalEpochs: event.totalEpochs, iteration: 0, itersPerEpoch: 1, imagesPerSec: event.metrics.imagesPerSec, batchSize: 1, updatedAt: new Date().toISOString() };
+        const updatedAt = new Date().toISOString();
+        if (event.type === 'step') {
+          last = { worker: me, epoch: event.epoch, totalEpochs: event.totalEpochs, iteration: event.iteration, itersPerEpoch: event.itersPerEpoch, imagesPerSec: event.imagesPerSec, batchSize: event.batchSize, updatedAt };
+        } else if (last) {
+          // An epoch ended: the next one starts at iteration 0, at the epoch's mean rate.
+          last = { ...last, epoch: event.metrics.epoch + 1, iteration: 0, imagesPerSec: event.metrics.imagesPerSec, updatedAt };
+        } else {
+          return;
+        }
         // Progress is for `status` only; Redis being away for a moment must not stop the training.
-        job.updateProgress(progress).catch(() => undefined);
+        job.updateProgress(last).catch(() => undefined);
       };
       try {
         const outcome = await trainSweepRun({
