@@ -129,6 +129,13 @@ export type FractionRule = (typeof FRACTION_RULES)[number];
 
 /** The 0-based milestone of fraction `f` of a run of `total` units under `rule` (see {@link FRACTION_RULES}). */
 export function fractionMilestone(f: number, total: number, rule: FractionRule = 'elapsed'): number {
+  // A drop never takes effect before the run's first unit has been trained at the recipe's rate: in a very short
+  // run (`--epochs 1` of the WRN recipe) every fraction would otherwise round to milestone 0 and the whole run
+  // would train at lr x gamma^3. Runs long enough for the official rules (all of the papers') are unaffected.
+  return Math.max(1, fractionMilestoneByRule(f, total, rule));
+}
+
+function fractionMilestoneByRule(f: number, total: number, rule: FractionRule): number {
   // f*T in floating point can land a hair above an integer (0.3*200 is exact, 0.7*10 is 7.000000000000001)
   const reached = Math.max(0, Math.ceil(f * total - 1e-9));
   switch (rule) {

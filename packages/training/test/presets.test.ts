@@ -72,8 +72,10 @@ describe('training presets match the papers', () => {
     const c = resolveTrainingConfig({ preset: 'wrn-cifar', epochs: 3, batchSize: 64, optimizer: { weightDecay: 0 } });
     expect(c).toMatchObject({ preset: 'wrn-cifar', epochs: 3, batchSize: 64, seed: 0 });
     expect(c.optimizer).toEqual({ type: 'sgd', momentum: 0.9, nesterov: true, dampening: 0, weightDecay: 0, decayBatchNorm: true });
-    // 0.3/0.6/0.8 of 3 epochs, from the 1-based epochs 1, 2 and 3
-    expect(c.schedule).toMatchObject({ milestones: [0, 1, 2] });
+    // 0.3/0.6/0.8 of 3 epochs by the WRN script's rule would drop from the 1-based epochs 1, 2 and 3; a drop never
+    // takes effect before the first epoch has trained at the recipe's rate, so the first moves to epoch 2
+    expect(c.schedule).toMatchObject({ milestones: [1, 1, 2] });
+    expect(resolveTrainingConfig({ preset: 'wrn-cifar', epochs: 1 }).schedule).toMatchObject({ milestones: [1, 1, 1] });
     const r = resolveTrainingConfig({ preset: 'resnet-cifar', epochs: 2 });
     expect(r.epochs).toBe(2);
     expect(r.maxSteps).toBeUndefined();
