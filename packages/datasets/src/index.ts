@@ -25,6 +25,8 @@ export type { LoadSvhnOptions, SvhnSplit } from './svhn.js';
 export { SVHN_CLASS_NAMES, SVHN_FILES, loadSvhn, svhnFromMat } from './svhn.js';
 export type { LoadImageFolderOptions } from './image-folder.js';
 export { IMAGE_FOLDER_EXTENSIONS, loadImageFolder } from './image-folder.js';
+export type { DecodedJpeg } from './jpeg.js';
+export { decodeJpeg } from './jpeg.js';
 export type { DatasetFile, DatasetName, DatasetSpec } from './registry.js';
 export { DATASETS, getDataset, splitPresent } from './registry.js';
 export type { DownloadOptions, DownloadProgress, DownloadResult } from './download.js';

@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import type { Command } from 'commander';
-import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import * as tf from '@tensorflow/tfjs-core';
-import { normalizeBatch, PAPER_NORMALIZATION, getDataset, type Normalization } from '@wrn/datasets';
+import { decodeJpeg, normalizeBatch, PAPER_NORMALIZATION, getDataset, type Normalization } from '@wrn/datasets';
 import { BACKEND_CHOICES, outputKindOf, selectBackend } from '@wrn/training';
 import { loadCheckpointModel, recordedClassNames, recordedNormalization, runContext } from '../checkpoint-model.js';
 import type { CommandContext } from '../context.js';
@@ -34,7 +33,10 @@ export function decodeImageFile(path: string): DecodedImage {
   let decoded: { width: number; height: number; data: Uint8Array };
   try {
     if (isPng) decoded = PNG.sync.read(bytes);
-    else if (isJpeg) decoded = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true });
+    else if (isJpeg) {
+      const image = decodeJpeg(bytes); // libjpeg-turbo: the pixels PIL/torchvision see
+      decoded = { width: image.width, height: image.height, data: image.rgba };
+    }
     else throw new UsageError(`${path}: not a PNG or JPEG file (extension ${JSON.stringify(extname(path))}, first bytes ${bytes.subarray(0, 4).toString('hex')})`);
   } catch (error) {
     if (error instanceof UsageError) throw error;
