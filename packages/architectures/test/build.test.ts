@@ -44,7 +44,8 @@ describe('WRN for CIFAR built as a tf.LayersModel', () => {
       expect(names.slice(-4)).toEqual(['head_bn', 'head_relu', 'head_pool', 'logits']);
       const rows = layerTable(model);
       expect(rows.find((r) => r.name === 'stage2_block1_conv1')).toMatchObject({
-        type: 'Conv2D', outputShape: [null, 16, 16, 128], params: 3 * 3 * 64 * 128,
+        // strided 3x3: Torch's padding 1/1, a layer of @wrn/blocks (tfjs-layers' Conv2D only pads 'same')
+        type: 'WrnPaddedConv2D', outputShape: [null, 16, 16, 128], params: 3 * 3 * 64 * 128,
       });
       expect(rows.find((r) => r.name === 'stage1_block1_dropout1')?.type).toBe('WrnSeededDropout');
       expect(rows.reduce((total, r) => total + r.params, 0)).toBe(2_748_890);
@@ -74,14 +75,34 @@ describe('WRN for CIFAR built as a tf.LayersModel', () => {
       expect(first(a)).toEqual(first(b));
       expect(first(a)).not.toEqual(first(c));
       const std = Math.sqrt(first(a).reduce((s, v) => s + v * v, 0) / first(a).length);
-      // He-normal fan-out for a 3x3 conv with 32 outputs: sqrt(2 / (9 * 32)) = 0.083
-      expect(std).toBeGreaterThan(0.075);
-      expect(std).toBeLessThan(0.092);
+      // WRN: He-normal over the fan-in as the WRN PyTorch code, for a 3x3 conv with 16 inputs: sqrt(2 / (9 * 16)) = 0.118
+      expect(std).toBeGreaterThan(0.108);
+      expect(std).toBeLessThan(0.128);
     } finally {
       a.dispose();
       b.dispose();
       c.dispose();
     }
+  });
+
+  it('ResNet, pre-act ResNet and ResNeXt initialise over the fan-out, as fb.resnet.torch / resnet-pre-act.lua / ResNeXt', () => {
+    for (const name of ['resnet20', 'preact-resnet20']) {
+      const model = buildModel(name, { seed: 5 });
+      try {
+        expect(resolveModelConfig(name).convInit).toBe('fan-out');
+        const kernel = Array.from(model.getLayer('stage2_block1_conv1').getWeights()[0]?.dataSync() ?? []);
+        const std = Math.sqrt(kernel.reduce((s, v) => s + v * v, 0) / kernel.length);
+        // 3x3 conv from 16 to 32 channels: sqrt(2 / (9 * 32)) = 0.083
+        expect(std).toBeGreaterThan(0.075);
+        expect(std).toBeLessThan(0.092);
+      } finally {
+        model.dispose();
+      }
+    }
+    expect(resolveModelConfig('resnext29-8x64d').convInit).toBe('fan-out');
+    expect(resolveModelConfig('wrn-50-2').convInit).toBe('fan-out');
+    expect(resolveModelConfig('wrn-28-10').convInit).toBe('fan-in');
+    expect(resolveModelConfig('wrn-28-10', { convInit: 'fan-out' }).convInit).toBe('fan-out');
   });
 
   it('records the resolved config in the model metadata', () => {

@@ -57,13 +57,14 @@ describe('wrn train: config resolution and bad input', () => {
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     const config = JSON.parse(result.stdout);
-    // resnet20 -> the resnet-cifar recipe: iteration milestones 32k/48k, no Nesterov; its 64k max steps give way to epochs.
+    // resnet20 -> the resnet-cifar recipe: milestones at 0.5/0.75 of the run, no Nesterov; its 64k max steps give way
+    // to epochs, and the milestones follow them (to epoch boundaries: 0-based epochs 1 and 2 of 2).
     expect(config).toMatchObject({
       preset: 'resnet-cifar',
       model: 'resnet20',
       epochs: 2,
       batchSize: 64,
-      schedule: { kind: 'multi-step', unit: 'iteration', lr: 0.05, milestones: [32000, 48000], gamma: 0.1 },
+      schedule: { kind: 'multi-step', unit: 'epoch', lr: 0.05, milestones: [1, 2], gamma: 0.1 },
       optimizer: { momentum: 0.9, nesterov: false, weightDecay: 0.0002 },
       dropout: { kind: 'none' },
       context: { model: 'resnet20', dataset: 'cifar10', backend: 'auto', augmentation: 'zero', normalization: 'dataset' },

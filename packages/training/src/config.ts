@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { dropoutPolicySchema } from './dropout';
-import { scheduleSchema } from './schedule';
+import { resolveSchedule, scheduleSchema } from './schedule';
 
 /** SGD settings, Torch semantics (see SgdOptimizer). Defaults are the WRN recipe's. */
 export const sgdConfigSchema = z
@@ -104,7 +104,7 @@ function show(value: unknown): string {
  */
 export function parseTrainingConfig(input: unknown, source = 'training config'): TrainingConfig {
   const result = trainingConfigSchema.safeParse(input);
-  if (result.success) return result.data;
+  if (result.success) return withResolvedSchedule(result.data, source);
   const issues: TrainingConfigError['issues'] = [];
   for (const issue of result.error.issues) {
     const base = issue.path;
@@ -142,4 +142,15 @@ export function parseTrainingConfig(input: unknown, source = 'training config'):
     return `  ${i.key}: ${i.problem}${got}${i.allowed ? `; allowed: ${i.allowed}` : ''}`;
   });
   throw new TrainingConfigError(`${source} is invalid:\n${lines.join('\n')}`, issues);
+}
+
+/** The config with its schedule's milestone fractions resolved against its length: what a run records and runs. */
+function withResolvedSchedule(config: TrainingConfig, source: string): TrainingConfig {
+  try {
+    return { ...config, schedule: resolveSchedule(config.schedule, { epochs: config.epochs, maxSteps: config.maxSteps }) };
+  } catch (err) {
+    const problem = (err as Error).message;
+    const value = config.schedule.kind === 'multi-step' ? config.schedule.milestoneFractions : undefined;
+    throw new TrainingConfigError(`${source}: ${problem}`, [{ key: 'schedule.milestoneFractions', value, problem }]);
+  }
 }

@@ -9,8 +9,11 @@ export type { WasmThreadsResult } from './backend/wasm-threads';
 export type { BackendChoice, BackendAttempt, BackendSelection, SelectBackendOptions } from './backend/select-backend';
 export { SgdOptimizer } from './sgd';
 export type { SgdOptions, SgdParam, SgdStateMeta, SerializedSgdState } from './sgd';
-export { learningRateAt, scheduleSchema, scheduleUnitSchema, warmupSchema } from './schedule';
-export type { LrSchedule, LrScheduleInput, SchedulePosition, ScheduleUnit, Warmup } from './schedule';
+export {
+  learningRateAt, scheduleSchema, scheduleUnitSchema, warmupSchema, resolveSchedule, fractionMilestone, scheduleMilestones, resetsMomentumAt, formatSchedule,
+  FRACTION_RULES,
+} from './schedule';
+export type { LrSchedule, LrScheduleInput, SchedulePosition, ScheduleUnit, Warmup, FractionRule, RunLength } from './schedule';
 export { dropoutPolicySchema, dropoutModelOptions, linearDecayDropPathRate } from './dropout';
 export type { DropoutPolicy, DropoutPolicyInput, DropoutModelOptions } from './dropout';
 export { trainingConfigSchema, sgdConfigSchema, parseTrainingConfig, TrainingConfigError } from './config';

@@ -17,18 +17,25 @@ export interface TrainingPreset {
   };
 }
 
-export const PRESET_NAMES = ['wrn-cifar', 'wrn-svhn', 'resnet-cifar', 'resnext-cifar'] as const;
+export const PRESET_NAMES = ['wrn-cifar', 'wrn-svhn', 'resnet-cifar', 'preact-cifar', 'resnext-cifar'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
+// Milestones are fractions of the run, so that --epochs scales them; each preset's fractionRule reproduces its
+// official script's epoch arithmetic exactly at the paper's length (tested epoch by epoch against PyTorch).
 const PRESETS: Record<PresetName, TrainingPreset> = {
   'wrn-cifar': {
     name: 'wrn-cifar',
-    description: 'WRN on CIFAR (Zagoruyko & Komodakis 2016): 200 epochs, lr 0.1 x0.2 at 60/120/160, dropout 0.3',
+    description: 'WRN on CIFAR (Zagoruyko & Komodakis 2016): 200 epochs, lr 0.1 x0.2 from 1-based epochs 60/120/160 (0.3/0.6/0.8 of the run), momentum reset at each drop, dropout 0.3',
     config: {
       epochs: 200,
       batchSize: 128,
       optimizer: { momentum: 0.9, nesterov: true, dampening: 0, weightDecay: 5e-4, decayBatchNorm: true },
-      schedule: { kind: 'multi-step', unit: 'epoch', lr: 0.1, milestones: [60, 120, 160], gamma: 0.2 },
+      // scripts/train_cifar.sh: epoch_step {60,120,160} of 200, learningRateDecayRatio 0.2; train.lua's updateLR
+      // applies a drop at the start of 1-based epoch 60 (0-based 59) and starts a fresh optimState.
+      schedule: {
+        kind: 'multi-step', unit: 'epoch', lr: 0.1, milestoneFractions: [0.3, 0.6, 0.8], fractionRule: 'lua-epoch-step', gamma: 0.2,
+        resetMomentum: true,
+      },
       dropout: { kind: 'constant', rate: 0.3 },
     },
     data: {
@@ -39,39 +46,63 @@ const PRESETS: Record<PresetName, TrainingPreset> = {
   },
   'wrn-svhn': {
     name: 'wrn-svhn',
-    description: 'WRN on SVHN train+extra: 160 epochs, lr 0.01 x0.1 at 80/120, dropout 0.4, no augmentation, /255',
+    description: 'WRN on SVHN train+extra: 160 epochs, lr 0.01 x0.1 from 1-based epochs 80/120 (0.5/0.75 of the run), momentum reset at each drop, dropout 0.4, no augmentation, /255',
     config: {
       epochs: 160,
       // Batch, momentum and weight decay are the WRN code's defaults, shared with its CIFAR recipe.
       batchSize: 128,
       optimizer: { momentum: 0.9, nesterov: true, dampening: 0, weightDecay: 5e-4, decayBatchNorm: true },
-      schedule: { kind: 'multi-step', unit: 'epoch', lr: 0.01, milestones: [80, 120], gamma: 0.1 },
+      // scripts/train_svhn.sh: epoch_step {80,120} of 160, learningRateDecayRatio 0.1 (0-based 79 and 119).
+      schedule: {
+        kind: 'multi-step', unit: 'epoch', lr: 0.01, milestoneFractions: [0.5, 0.75], fractionRule: 'lua-epoch-step', gamma: 0.1,
+        resetMomentum: true,
+      },
       dropout: { kind: 'constant', rate: 0.4 },
     },
     data: { augmentation: { flip: false, crop: null }, preprocessing: { kind: 'divide-255' } },
   },
   'resnet-cifar': {
     name: 'resnet-cifar',
-    description: 'ResNet on CIFAR (He et al. 2015): lr 0.1 /10 at 32k and 48k iterations, stop at 64k, wd 1e-4',
+    description: 'ResNet on CIFAR (He et al. 2015): lr 0.1 /10 at 32k and 48k iterations (0.5/0.75 of the run), stop at 64k, wd 1e-4',
     config: {
       maxSteps: 64000,
       batchSize: 128,
       // Momentum 0.9 without Nesterov, as the ResNet paper states.
       optimizer: { momentum: 0.9, nesterov: false, dampening: 0, weightDecay: 1e-4, decayBatchNorm: true },
-      schedule: { kind: 'multi-step', unit: 'iteration', lr: 0.1, milestones: [32000, 48000], gamma: 0.1 },
+      schedule: { kind: 'multi-step', unit: 'iteration', lr: 0.1, milestoneFractions: [0.5, 0.75], gamma: 0.1 },
+      dropout: { kind: 'none' },
+    },
+    data: { augmentation: { flip: true, crop: { padding: 4, mode: 'zero' } }, preprocessing: { kind: 'mean-std' } },
+  },
+  'preact-cifar': {
+    name: 'preact-cifar',
+    description: 'pre-activation ResNet on CIFAR (He et al. 2016): lr 0.01 for the first 400 iterations, then 0.1, /10 at 32k and 48k iterations, stop at 64k, wd 1e-4',
+    config: {
+      maxSteps: 64000,
+      batchSize: 128,
+      // The ResNet CIFAR recipe on fb.resnet.torch (which resnet-1k-layers builds on): Nesterov momentum 0.9.
+      optimizer: { momentum: 0.9, nesterov: true, dampening: 0, weightDecay: 1e-4, decayBatchNorm: true },
+      // "we use 0.01 to warm up the training until the training error is below 80% (about 400 iterations), and
+      // then go back to 0.1" (Identity Mappings, sec. 4.1; for ResNet-110 and -1001): a constant warm-up.
+      schedule: {
+        kind: 'multi-step', unit: 'iteration', lr: 0.1, milestoneFractions: [0.5, 0.75], gamma: 0.1,
+        warmup: { shape: 'constant', length: 400, unit: 'iteration', startFactor: 0.1 },
+      },
       dropout: { kind: 'none' },
     },
     data: { augmentation: { flip: true, crop: { padding: 4, mode: 'zero' } }, preprocessing: { kind: 'mean-std' } },
   },
   'resnext-cifar': {
     name: 'resnext-cifar',
-    description: 'ResNeXt on CIFAR (Xie et al. 2017): 300 epochs, lr 0.1 x0.1 at 150/225, wd 5e-4',
+    description: 'ResNeXt on CIFAR (Xie et al. 2017): 300 epochs, lr 0.1 x0.1 once epoch/300 > 0.49 and > 0.74 (0-based 147, 222), wd 5e-4',
     config: {
       epochs: 300,
       batchSize: 128,
       // Momentum 0.9 with Nesterov: fb.resnet.torch's SGD, on which the ResNeXt code is built.
       optimizer: { momentum: 0.9, nesterov: true, dampening: 0, weightDecay: 5e-4, decayBatchNorm: true },
-      schedule: { kind: 'multi-step', unit: 'epoch', lr: 0.1, milestones: [150, 225], gamma: 0.1 },
+      // train.lua: decay = (epoch/nEpochs) > 0.74 and 2 or (epoch/nEpochs) > 0.49 and 1 or 0 (1-based epochs);
+      // its optimState carries on across drops.
+      schedule: { kind: 'multi-step', unit: 'epoch', lr: 0.1, milestoneFractions: [0.49, 0.74], fractionRule: 'lua-exceeds', gamma: 0.1 },
       dropout: { kind: 'none' },
     },
     // The ResNet paper's CIFAR augmentation, which ResNeXt follows.
@@ -102,3 +133,4 @@ export function resolveTrainingConfig(input: Partial<TrainingConfigInput> & Reco
   if (input.epochs != null && input.maxSteps == null && preset.config.maxSteps != null) delete merged.maxSteps;
   return parseTrainingConfig(merged, source);
 }
+

@@ -129,6 +129,16 @@ export class SgdOptimizer {
     this.steps++;
   }
 
+  /**
+   * Drops every momentum buffer: the next step starts them afresh (buf = d), exactly as a new torch.optim.SGD or
+   * a fresh Lua optimState would. The WRN recipes do this where the learning rate drops.
+   */
+  resetMomentum(): void {
+    if (this.disposed) throw new Error('SGD: resetMomentum() on a disposed optimiser');
+    for (const b of this.buffers) b?.dispose();
+    this.buffers.fill(null);
+  }
+
   /** The state as JSON metadata plus the buffers' bytes (float32, little-endian, parameter order). */
   async saveState(): Promise<SerializedSgdState> {
     const buffers: SgdStateMeta['buffers'] = [];

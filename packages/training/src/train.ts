@@ -11,7 +11,7 @@ import { evaluate, type EvaluationResult } from './evaluate';
 import { variableGrads } from './gradients';
 import { exists, writeFileAtomic, writeJsonAtomic } from './fs-atomic';
 import { meanCrossEntropy, oneHotFloat, outputKindOf } from './loss';
-import { learningRateAt } from './schedule';
+import { learningRateAt, resetsMomentumAt } from './schedule';
 import { SgdOptimizer, type SgdParam } from './sgd';
 
 /**
@@ -131,7 +131,8 @@ interface LayerLike {
 function batchNormWeightIds(model: LayersModel): Set<number> {
   const ids = new Set<number>();
   const visit = (layer: LayerLike) => {
-    if (layer.getClassName() === 'BatchNormalization') for (const w of layer.trainableWeights) ids.add(w.id);
+    // tfjs-layers' BatchNormalization, or @wrn/blocks' TorchBatchNormalization (what @wrn's models use).
+    if (['BatchNormalization', 'WrnBatchNormalization'].includes(layer.getClassName())) for (const w of layer.trainableWeights) ids.add(w.id);
     for (const inner of layer.layers ?? []) visit(inner);
   };
   visit(model as unknown as LayerLike);
@@ -328,6 +329,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
           continue;
         }
         lr = learningRateAt(config.schedule, { epoch, iteration, itersPerEpoch });
+        if (resetsMomentumAt(config.schedule, { epoch, iteration, itersPerEpoch })) optimizer.resetMomentum();
         const batchSize = xs.shape[0];
         let stepStats: Float32Array;
         try {

@@ -6,6 +6,7 @@ import { getLayerRandomState, seedLayerRandom, setLayerRandomState, type LayerRa
 import {
   BACKEND_CHOICES,
   dropoutModelOptions,
+  formatSchedule,
   PRESET_NAMES,
   selectBackend,
   train,
@@ -201,6 +202,7 @@ async function runTrain(
   const { context: runContext, ...trainingKeys } = training;
   const { resolved: _resolved, ...cliKeys } = runContext as Record<string, unknown>;
   progress.info(`config: ${JSON.stringify({ ...trainingKeys, ...cliKeys })}`);
+  progress.info(`lr schedule: ${formatSchedule(training.schedule)}`);
   progress.info(`backend: ${backend.reason}`);
   progress.info(`run dir: ${runDir}`);
   progress.record({ type: 'start', runDir, model: options.model, params, backend: backend.name, trainImages: data.train.count, testImages: data.evaluation.count, config: training });

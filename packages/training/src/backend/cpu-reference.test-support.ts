@@ -53,6 +53,7 @@ export interface ConvCase {
   co: number;
   k: number;
   s: number;
-  pad: 'same' | 'valid';
+  /** TF's 'same'/'valid', or p zeros on every side (Torch's padding, what @wrn's strided convs use). */
+  pad: 'same' | 'valid' | number;
   dilation?: number;
 }

@@ -20,6 +20,9 @@ const CASES: ConvCase[] = [
   { n: 2, h: 8, w: 8, ci: 3, co: 4, k: 1, s: 2, pad: 'same' },
   { n: 2, h: 7, w: 6, ci: 3, co: 4, k: 1, s: 1, pad: 'valid' },
   { n: 2, h: 9, w: 9, ci: 40, co: 36, k: 3, s: 1, pad: 'same' },
+  // Torch's symmetric padding (@wrn's strided 3x3 convs and the 7x7/2 stem).
+  { n: 2, h: 8, w: 8, ci: 24, co: 16, k: 3, s: 2, pad: 1 },
+  { n: 2, h: 16, w: 16, ci: 3, co: 8, k: 7, s: 2, pad: 3 },
   { n: 4, h: 8, w: 8, ci: 64, co: 128, k: 1, s: 2, pad: 'same' },
   // Dilation is not native: the kernel hands it to XNNPACK.
   { n: 2, h: 9, w: 9, ci: 3, co: 4, k: 3, s: 1, pad: 'same', dilation: 2 },

@@ -30,6 +30,10 @@ const CASES: ConvCase[] = [
   { n: 2, h: 6, w: 5, ci: 64, co: 96, k: 1, s: 2, pad: 'valid' },
   { n: 3, h: 5, w: 5, ci: 96, co: 8, k: 1, s: 2, pad: 'same' },
   { n: 2, h: 6, w: 7, ci: 4, co: 70, k: 1, s: 3, pad: 'valid' },
+  // Torch's symmetric padding (@wrn's strided 3x3 convs and the 7x7/2 stem), on even and odd sizes.
+  { n: 2, h: 8, w: 8, ci: 3, co: 4, k: 3, s: 2, pad: 1 },
+  { n: 3, h: 7, w: 9, ci: 2, co: 5, k: 3, s: 2, pad: 1 },
+  { n: 2, h: 12, w: 12, ci: 3, co: 4, k: 7, s: 2, pad: 3 },
 ];
 
 /** Gradients of sum(conv2d(x, f) * g) with respect to x and f, through the ops the layers use. */
