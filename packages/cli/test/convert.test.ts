@@ -68,6 +68,18 @@ interface Oracle {
   accuracy32: number;
 }
 
+describe('wrn convert --help', () => {
+  it('is listed, with its flags and examples', async () => {
+    const help = await runWrn(['--help']);
+    expect(help.stdout).toMatch(/\n  convert \[options\] <file>/);
+    const result = await runWrn(['convert', '--help']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('Usage: wrn convert [options] <file>');
+    for (const flag of ['--model <name>', '--out <dir>', '--num-classes <n>', '--source <name>', '--input <HxW>', '--key <path>']) expect(result.stdout).toContain(flag);
+    expect(result.stdout).toContain('Examples:\n  $ wrn convert resnet50.pth --model resnet50 --out models/resnet50');
+  });
+});
+
 describe.skipIf(torchMissing !== undefined)('wrn convert: torchvision weights -> a TF.js model that predict, eval and loadLayersModel use', () => {
   const dir = scratchDir('convert');
   const model64 = join(dir, 'resnet18-64');
