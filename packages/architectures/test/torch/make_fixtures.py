@@ -352,6 +352,11 @@ def tensors_fixture(out):
     torch.save([torch.zeros(2)], f'{out}/list.pth')
     torch.save(torch.zeros(2), f'{out}/tensor.pth')
     torch.save(tensors, f'{out}/tensors-legacy.pth', _use_new_zipfile_serialization=False)
+    # the same archive re-zipped with deflate (torch stores entries; a zip tool may not)
+    import zipfile
+    with zipfile.ZipFile(f'{out}/tensors.pth') as src, zipfile.ZipFile(f'{out}/tensors-deflated.pth', 'w', zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
 
 
 def main():
