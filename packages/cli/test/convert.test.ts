@@ -71,7 +71,7 @@ interface Oracle {
 describe('wrn convert --help', () => {
   it('is listed, with its flags and examples', async () => {
     const help = await runWrn(['--help']);
-    expect(help.stdout).toMatch(/\n  convert \[options\] <file>/);
+    expect(help.stdout).toMatch(/\n {2}convert \[options\] <file>/);
     const result = await runWrn(['convert', '--help']);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('Usage: wrn convert [options] <file>');
