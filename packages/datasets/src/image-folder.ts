@@ -1,10 +1,10 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 
-import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 
 import { DatasetFormatError, DatasetNotFoundError } from './errors.js';
+import { decodeJpeg } from './jpeg.js';
 import type { ImageDataset } from './types.js';
 
 export interface LoadImageFolderOptions {
@@ -21,10 +21,8 @@ const DECODERS: Record<string, (bytes: Buffer) => { width: number; height: numbe
     const png = PNG.sync.read(bytes);
     return { width: png.width, height: png.height, rgba: png.data };
   },
-  '.jpg': (bytes) => {
-    const image = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true });
-    return { width: image.width, height: image.height, rgba: image.data };
-  },
+  // libjpeg-turbo, as PIL/torchvision decode: the pixels (and so the dataset statistics) are theirs
+  '.jpg': (bytes) => decodeJpeg(bytes),
 };
 DECODERS['.jpeg'] = DECODERS['.jpg']!;
 

@@ -5,6 +5,9 @@ export { loadCifar10, loadCifar100 } from './cifar-files.js';
 export { loadSvhn } from './svhn-files.js';
 export type { LoadImageFolderOptions } from './image-folder.js';
 export { IMAGE_FOLDER_EXTENSIONS, loadImageFolder } from './image-folder.js';
+// libjpeg-turbo compiled to wasm, read from disk (node:fs); in a page, decode with the browser's own decoder.
+export type { DecodedJpeg } from './jpeg.js';
+export { decodeJpeg } from './jpeg.js';
 export type { DatasetFile, DatasetName, DatasetSpec } from './registry.js';
 export { DATASETS, getDataset, splitPresent } from './registry.js';
 export type { DownloadOptions, DownloadProgress, DownloadResult } from './download.js';

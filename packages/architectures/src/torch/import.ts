@@ -103,6 +103,20 @@ export function detectTorchSource(keys: Iterable<string>, file?: string): TorchS
 
 type Role = 'kernel' | 'bias' | 'gamma' | 'beta' | 'moving_mean' | 'moving_variance';
 
+/**
+ * akamaster's option A shortcut pads a stage's new channels on both sides (planes//4 before and after the
+ * input's, resnet.py's LambdaLayer); @wrn's ZeroPadShortcut appends them (as fb.resnet.torch). The two networks
+ * are the same function up to a relabelling of each stage's channels: @wrn's channel j of a C-channel feature
+ * map is akamaster's channel akamasterChannel(C, j), recursively down to the first stage's `base` channels.
+ */
+export function akamasterChannel(channels: number, j: number, base: number): number {
+  if (channels <= base) return j;
+  const half = channels / 2;
+  const quarter = channels / 4;
+  if (j < half) return quarter + akamasterChannel(half, j, base);
+  return j < half + quarter ? j - half : j;
+}
+
 const BN_KEYS: Readonly<Record<string, string>> = {
   gamma: 'weight', beta: 'bias', moving_mean: 'running_mean', moving_variance: 'running_var',
 };
@@ -145,23 +159,30 @@ function planWeights(model: LayersModel, names: LayerNames, source: TorchSource,
   return { layers };
 }
 
+/** Maps one of our channel indices to the source's, in a feature map of `channels` channels. */
+type Relabel = (channels: number, j: number) => number;
+const SAME: Relabel = (_channels, j) => j;
+
 /** OIHW -> HWIO (torch conv weight to a TF.js kernel; grouped convs too: [O, I/G, H, W] -> [H, W, I/G, O]). */
-function oihwToHwio(values: Float32Array, shape: readonly number[]): Float32Array {
+function oihwToHwio(values: Float32Array, shape: readonly number[], relabel: Relabel): Float32Array {
   const [o, i, h, w] = shape as [number, number, number, number];
   const out = new Float32Array(values.length);
   for (let oo = 0; oo < o; oo++) {
+    const from = relabel(o, oo);
     for (let ii = 0; ii < i; ii++) {
+      const fromIn = relabel(i, ii);
       for (let hh = 0; hh < h; hh++) {
-        for (let ww = 0; ww < w; ww++) out[((hh * w + ww) * i + ii) * o + oo] = values[((oo * i + ii) * h + hh) * w + ww] as number;
+        for (let ww = 0; ww < w; ww++) out[((hh * w + ww) * i + ii) * o + oo] = values[((from * i + fromIn) * h + hh) * w + ww] as number;
       }
     }
   }
   return out;
 }
 
-function transpose2d(values: Float32Array, rows: number, columns: number): Float32Array {
+/** Linear [out, in] -> [in, out]; the input features are channels (relabelled), the outputs classes. */
+function transpose2d(values: Float32Array, rows: number, columns: number, relabel: Relabel): Float32Array {
   const out = new Float32Array(values.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < columns; c++) out[c * rows + r] = values[r * columns + c] as number;
+  for (let r = 0; r < rows; r++) for (let c = 0; c < columns; c++) out[c * rows + r] = values[r * columns + relabel(columns, c)] as number;
   return out;
 }
 
@@ -201,6 +222,11 @@ export async function importTorchWeights(
       throw new TorchShapeMismatchError(weight.key, weight.layer, weight.torchShape, found.shape, file);
     }
   }
+  // akamaster's option A relabels channels (see akamasterChannel); with projection shortcuts nothing moves.
+  const stem = model.layers.find((layer) => layer.name === 'stem_conv')?.weights[0]?.shape;
+  const relabel: Relabel = source === 'akamaster' && model.layers.some((layer) => layer.name.endsWith('_shortcut_pad'))
+    ? (channels, j) => akamasterChannel(channels, j, (stem?.[3] as number | undefined) ?? channels)
+    : SAME;
   const dtypes: Record<string, number> = {};
   const converted = layers.map(({ layer, weights }) => ({
     layer,
@@ -208,9 +234,10 @@ export async function importTorchWeights(
       const found = dict.tensors.get(weight.key) as StateDictTensor;
       const values = found.toFloat32(weight.key);
       dtypes[found.dtype] = (dtypes[found.dtype] ?? 0) + 1;
-      const ours = weight.transpose === 'conv' ? oihwToHwio(values, weight.torchShape)
-        : weight.transpose === 'dense' ? transpose2d(values, weight.torchShape[0] as number, weight.torchShape[1] as number)
-          : values;
+      const ours = weight.transpose === 'conv' ? oihwToHwio(values, weight.torchShape, relabel)
+        : weight.transpose === 'dense' ? transpose2d(values, weight.torchShape[0] as number, weight.torchShape[1] as number, relabel)
+          : weight.layer === 'logits' || relabel === SAME ? values
+            : Float32Array.from(values, (_, j) => values[relabel(values.length, j)] as number);
       return { ours, shape: weight.shape };
     }),
   }));

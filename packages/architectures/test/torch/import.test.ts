@@ -1,6 +1,6 @@
 import '@tensorflow/tfjs-backend-wasm';
 import { join } from 'node:path';
-import { memory, setBackend, tensor, tidy, transpose, type Tensor } from '@tensorflow/tfjs-core';
+import { gather, memory, setBackend, tensor, tidy, transpose, type Tensor } from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -33,6 +33,16 @@ function torchKeyOf(source: TorchSource, layer: string, role: string): string {
 }
 
 /**
+ * akamaster's option A pads new channels on both sides, @wrn's after: our channel j of a C-channel map is
+ * akamaster's channel ours(C, j) (stage widths 16, 32, 64: the first 16 of 32 are theirs 8..23, then 0..7, 24..31).
+ */
+function akamasterOrder(channels: number): number[] {
+  if (channels <= 16) return Array.from({ length: channels }, (_, j) => j);
+  const inner = akamasterOrder(channels / 2).map((c) => c + channels / 4);
+  return [...inner, ...Array.from({ length: channels / 4 }, (_, j) => j), ...Array.from({ length: channels / 4 }, (_, j) => j + (3 * channels) / 4)];
+}
+
+/**
  * Each weight of `model` equals torch's tensor after PyTorch's layout is moved to TF.js's with tf.transpose
  * (OIHW -> HWIO for conv weights, [out, in] -> [in, out] for linear ones), bit for bit; and every torch tensor
  * but num_batches_tracked was used.
@@ -49,7 +59,12 @@ function expectWeightsFromTorch(model: LayersModel, name: string, source: TorchS
       used.add(key);
       const ours = weight.read().dataSync() as Float32Array;
       const want = tidy(() => {
-        const t = tensor(torch!.values!, torch!.shape);
+        let t = tensor(torch!.values!, torch!.shape);
+        if (source === 'akamaster') {
+          // relabel the channel axes (conv O and I, linear in, BN vectors), never the classes
+          const axes = t.rank === 4 ? [0, 1] : t.rank === 2 ? [1] : layer.name === 'logits' ? [] : [0];
+          for (const axis of axes) t = gather(t, akamasterOrder(t.shape[axis]!), axis);
+        }
         const perm = t.rank === 4 ? [2, 3, 1, 0] : t.rank === 2 ? [1, 0] : [0];
         return transpose(t, perm).dataSync() as Float32Array;
       });
@@ -77,7 +92,7 @@ describe.skipIf(torchMissing !== undefined)('importing PyTorch weights into @wrn
     { label: 'torchvision resnet18', model: 'resnet18', size: 64, files: ['resnet18-f16.pth', 'resnet18-bf16.safetensors', 'resnet18.pth'], source: 'torchvision', logits: 'resnet18' },
     { label: 'torchvision resnext50_32x4d (grouped convs)', model: 'resnext50-32x4d', size: 64, files: ['resnext50.pth'], source: 'torchvision', logits: 'resnext50' },
     { label: "the official WRN code's WRN-16-2", model: 'wrn-16-2', size: 32, files: ['wrn-f16.pth', 'wrn-bf16.safetensors', 'wrn.safetensors', 'wrn.pth'], source: 'wrn-official', logits: 'wrn' },
-    { label: "akamaster's resnet20 (option A)", model: 'resnet20', size: 32, files: ['akamaster.safetensors', 'akamaster.pth'], source: 'akamaster' },
+    { label: "akamaster's resnet20 (option A)", model: 'resnet20', size: 32, files: ['akamaster.safetensors', 'akamaster.pth'], source: 'akamaster', logits: 'akamaster' },
   ];
 
   for (const { label, model: name, size, files, source, logits } of CASES) {
@@ -106,6 +121,7 @@ describe.skipIf(torchMissing !== undefined)('importing PyTorch weights into @wrn
           const ours = predict(model, logits);
           const vsTorch = maxRelativeError(ours, readFloats(join(dir, `${logits}.logits.bin`)));
           const vsTfSame = maxRelativeError(ours, readFloats(join(dir, `${logits}.logits-tfsame.bin`)));
+          console.log(`${label} at ${size}x${size}: max relative error of the logits vs PyTorch ${vsTorch.toExponential(2)}`);
           // The weights and every layer but the padding of strided convs/max-pool must be exactly PyTorch's:
           // the logits equal the reference either with PyTorch's own padding or with TF 'same' padding emulated.
           expect(Math.min(vsTorch, vsTfSame), `relative error vs torch ${vsTorch.toExponential(2)}, vs torch with TF 'same' padding ${vsTfSame.toExponential(2)}`).toBeLessThan(1e-5);

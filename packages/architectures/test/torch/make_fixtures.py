@@ -272,6 +272,14 @@ class AkamasterBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
+        self.pad = planes // 4 if stride != 1 or in_planes != planes else None
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        # option A: subsample, and planes//4 zero channels on each side
+        shortcut = x if self.pad is None else F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad), 'constant', 0)
+        return F.relu(out + shortcut)
 
 
 class AkamasterResNet(nn.Module):
@@ -288,16 +296,32 @@ class AkamasterResNet(nn.Module):
             setattr(self, f'layer{i + 1}', nn.Sequential(*layer))
         self.linear = nn.Linear(64, num_classes)
 
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        out = F.avg_pool2d(out, out.size()[3])
+        return self.linear(out.view(out.size(0), -1))
 
-def akamaster_fixture(out):
+
+def akamaster_fixture(out, batch_file):
     model = AkamasterResNet(3)
     with torch.no_grad():
         randomize_batch_norm(model.state_dict())
+    model.eval()
     state = collections.OrderedDict(model.state_dict())
     # trainer.py saves the DataParallel-wrapped model: every name starts with 'module.'
     save_variants(out, 'akamaster', state,
                   wrap=lambda s: {'epoch': 7, 'state_dict': collections.OrderedDict(('module.' + k, v) for k, v in s.items()), 'best_prec1': 91.25})
+    # trainer.py normalises with ImageNet's statistics
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255
+    x = (cifar_images(batch_file) - mean) / std
+    write_floats(x.permute(0, 2, 3, 1), f'{out}/akamaster.input.bin')
+    with torch.no_grad():
+        write_floats(model(x), f'{out}/akamaster.logits.bin')
+        write_floats(with_tf_same_padding(model)(x), f'{out}/akamaster.logits-tfsame.bin')  # rewires model: last
     # the same with an int64 tensor where a float weight belongs
+    state = collections.OrderedDict((k, v.clone()) for k, v in state.items())
     state['linear.bias'] = torch.arange(10, dtype=torch.int64)
     torch.save(state, f'{out}/akamaster-int64.pth')
 
@@ -328,6 +352,11 @@ def tensors_fixture(out):
     torch.save([torch.zeros(2)], f'{out}/list.pth')
     torch.save(torch.zeros(2), f'{out}/tensor.pth')
     torch.save(tensors, f'{out}/tensors-legacy.pth', _use_new_zipfile_serialization=False)
+    # the same archive re-zipped with deflate (torch stores entries; a zip tool may not)
+    import zipfile
+    with zipfile.ZipFile(f'{out}/tensors.pth') as src, zipfile.ZipFile(f'{out}/tensors-deflated.pth', 'w', zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
 
 
 def main():
@@ -342,7 +371,7 @@ def main():
         elif fixture == 'wrn':
             wrn_fixture(out, batch_file)
         elif fixture == 'akamaster':
-            akamaster_fixture(out)
+            akamaster_fixture(out, batch_file)
         else:
             raise SystemExit(f'unknown fixture {fixture!r}')
 

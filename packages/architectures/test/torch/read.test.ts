@@ -31,6 +31,11 @@ describe.skipIf(torchMissing !== undefined)('reading state_dicts that PyTorch wr
     expectTorchValues(dict, 'tensors');
   });
 
+  it('reads the same tensors from the archive re-zipped with deflate', async () => {
+    const dict = await readTorchStateDict(readBytes(join(dir, 'tensors-deflated.pth')));
+    expectTorchValues(dict, 'tensors');
+  });
+
   it('reads the same tensors from a .safetensors file', async () => {
     const dict = await readTorchStateDict(readBytes(join(dir, 'tensors.safetensors')));
     expect(dict.format).toBe('safetensors');

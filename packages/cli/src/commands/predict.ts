@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import type { Command } from 'commander';
-import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import * as tf from '@tensorflow/tfjs-core';
 import { normalizeBatch, PAPER_NORMALIZATION, type Normalization } from '@wrn/datasets';
-import { getDataset } from '@wrn/datasets/node';
+import { decodeJpeg, getDataset } from '@wrn/datasets/node';
 import { outputKindOf } from '@wrn/training';
 import { BACKEND_CHOICES, selectBackend } from '@wrn/training/node';
 import { loadCheckpointModel, recordedClassNames, recordedNormalization, runContext } from '../checkpoint-model.js';
@@ -36,7 +35,10 @@ export function decodeImageFile(path: string): DecodedImage {
   let decoded: { width: number; height: number; data: Uint8Array };
   try {
     if (isPng) decoded = PNG.sync.read(bytes);
-    else if (isJpeg) decoded = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true });
+    else if (isJpeg) {
+      const image = decodeJpeg(bytes); // libjpeg-turbo: the pixels PIL/torchvision see
+      decoded = { width: image.width, height: image.height, data: image.rgba };
+    }
     else throw new UsageError(`${path}: not a PNG or JPEG file (extension ${JSON.stringify(extname(path))}, first bytes ${bytes.subarray(0, 4).toString('hex')})`);
   } catch (error) {
     if (error instanceof UsageError) throw error;
