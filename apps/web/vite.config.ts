@@ -6,6 +6,8 @@ const isolation = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-E
 
 export default defineConfig({
   base: './',
+  // The CLI's embedded CIFAR-10 sample, served and copied into dist/ unchanged (dist/cifar10-sample/*.bin).
+  publicDir: '../../packages/cli/data',
   server: { headers: isolation, fs: { allow: ['../..'] } },
   preview: { headers: isolation },
   // Whitespace and syntax only: tfjs-backend-wasm starts its pthread workers from its factory function's source

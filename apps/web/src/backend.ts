@@ -64,7 +64,7 @@ async function tryBackend(name: BrowserBackend): Promise<string | null> {
     if (!(await initialise(name))) return 'failed to initialise';
     await tf.ready();
     // A backend can initialise and still fail its first kernel (a lost WebGL context, a WebGPU device limit).
-    tf.tidy(() => tf.conv2d(tf.ones([1, 4, 4, 2]), tf.ones([3, 3, 2, 2]), 1, 'same').dataSync());
+    tf.tidy(() => tf.conv2d(tf.ones([1, 4, 4, 2]) as tf.Tensor4D, tf.ones([3, 3, 2, 2]) as tf.Tensor4D, 1, 'same').dataSync());
     return null;
   } catch (error) {
     return error instanceof Error ? error.message : String(error);

@@ -1,8 +1,10 @@
 // The embedded CIFAR-10 sample (packages/cli/data/cifar10-sample, official binary format), fetched as bytes and
 // parsed in the page by @wrn/datasets' browser-safe parser.
 import { CIFAR10_CLASS_NAMES, cifar10FromBytes, type ImageDataset } from '@wrn/datasets';
-import trainUrl from '../../../packages/cli/data/cifar10-sample/data_batch_1.bin?url';
-import testUrl from '../../../packages/cli/data/cifar10-sample/test_batch.bin?url';
+
+// vite.config.ts makes packages/cli/data the public folder: the files are served (and built) as they are.
+const trainUrl = `${import.meta.env.BASE_URL}cifar10-sample/data_batch_1.bin`;
+const testUrl = `${import.meta.env.BASE_URL}cifar10-sample/test_batch.bin`;
 
 export const CLASS_NAMES = CIFAR10_CLASS_NAMES;
 
