@@ -2,11 +2,17 @@
 // loads, trains on wasm and on webgl (SwiftShader, no GPU) with the loss falling, classifies a real CIFAR-10 test
 // image picked as a PNG file, and a run saved in IndexedDB comes back after a reload with equal outputs. A
 // screenshot of each state goes to apps/web/test-output/.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { PNG } from 'pngjs';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { buildModel } from '@wrn/architectures';
+import { fileSystemIO } from '@wrn/blocks/node';
+import { normalizeBatch, PAPER_NORMALIZATION } from '@wrn/datasets';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error plain ESM without types: the server the app is served with (`npm run web`)
 import { startServer } from '../serve.mjs';
@@ -50,6 +56,24 @@ declare global {
 
 let browser: Browser;
 let server: { url: string; close(): Promise<void> };
+// A model saved the way `wrn train` saves checkpoints (fileSystemIO: model.json + weights.bin), served under /models/.
+const modelsDir = mkdtempSync(join(tmpdir(), 'wrn-web-models-'));
+const CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
+
+/** Test image 0 of the sample as a PNG file, and its pixels. */
+function cifarTestPng(): { file: string; pixels: Uint8Array; label: number } {
+  const record = readFileSync(SAMPLE_TEST).subarray(0, 3073);
+  const png = new PNG({ width: 32, height: 32 });
+  const pixels = new Uint8Array(3072);
+  for (let p = 0; p < 1024; p++) {
+    const rgb = [record[1 + p]!, record[1 + 1024 + p]!, record[1 + 2048 + p]!];
+    png.data.set([...rgb, 255], 4 * p);
+    pixels.set(rgb, 3 * p);
+  }
+  const file = join(OUTPUT, 'cifar10-test-0.png');
+  writeFileSync(file, PNG.sync.write(png));
+  return { file, pixels, label: record[0]! };
+}
 
 async function openApp(context: BrowserContext, query: string): Promise<Page> {
   const page = await context.newPage();
@@ -87,7 +111,7 @@ async function trainAndCheck(page: Page, steps: number, lossImages: number) {
 describe.skipIf(missing != null)('the web app in Chromium', () => {
   beforeAll(async () => {
     mkdirSync(OUTPUT, { recursive: true });
-    server = await startServer({ root: DIST, port: 0 });
+    server = await startServer({ root: DIST, port: 0, models: modelsDir });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -107,6 +131,7 @@ describe.skipIf(missing != null)('the web app in Chromium', () => {
   afterAll(async () => {
     await browser?.close();
     await server?.close();
+    rmSync(modelsDir, { recursive: true, force: true });
   });
 
   it('loads, parses the sample and picks a backend, cross-origin isolated', async () => {
@@ -147,23 +172,16 @@ describe.skipIf(missing != null)('the web app in Chromium', () => {
 
     it('classifies a real CIFAR-10 test image picked as a PNG, as it classifies the parsed .bin', async () => {
       // Test image 0 of the sample, written as a PNG: the page decodes it, draws it at 32x32 and classifies it.
-      const record = readFileSync(SAMPLE_TEST).subarray(0, 3073);
-      const png = new PNG({ width: 32, height: 32 });
-      for (let p = 0; p < 1024; p++) {
-        png.data.set([record[1 + p]!, record[1 + 1024 + p]!, record[1 + 2048 + p]!, 255], 4 * p);
-      }
-      const file = join(OUTPUT, 'cifar10-test-0.png');
-      writeFileSync(file, PNG.sync.write(png));
+      const { file, label } = cifarTestPng();
       await page.setInputFiles('#image-file', file);
       await page.waitForFunction(() => window.wrnApp.status().top5.length === 5);
       const { top5 } = await page.evaluate(() => window.wrnApp.status());
       const probs = await page.evaluate(() => window.wrnApp.predictTest([0]));
-      const classes = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
-      const expected = probs.map((p, i) => ({ label: classes[i]!, p })).sort((a, b) => b.p - a.p).slice(0, 5);
+      const expected = probs.map((p, i) => ({ label: CLASSES[i]!, p })).sort((a, b) => b.p - a.p).slice(0, 5);
       expect(top5.map((t) => t.label)).toEqual(expected.map((t) => t.label));
       top5.forEach((t, i) => expect(Math.abs(t.p - expected[i]!.p)).toBeLessThan(1e-5));
       expect(await page.locator('#top5 li').count()).toBe(5);
-      console.log(`CIFAR-10 test image 0 (${classes[record[0]!]}): ${top5.map((t) => `${t.label} ${(100 * t.p).toFixed(1)}%`).join(', ')}`);
+      console.log(`CIFAR-10 test image 0 (${CLASSES[label]}): ${top5.map((t) => `${t.label} ${(100 * t.p).toFixed(1)}%`).join(', ')}`);
       await shot(page, '3-classified');
     });
 
@@ -181,6 +199,36 @@ describe.skipIf(missing != null)('the web app in Chromium', () => {
       const resumed = await page.evaluate(() => window.wrnApp.train(2));
       expect(resumed.position!.globalStep).toBe(before.position!.globalStep + 2);
       expect(resumed.error).toBeNull();
+    });
+
+    it('classifies with a model saved by fileSystemIO, loaded from a model.json URL and from picked files', async () => {
+      // The oracle: the same model on TF.js's cpu backend in Node, on the same pixels.
+      await tf.setBackend('cpu');
+      const model = buildModel('wrn-10-1', { numClasses: 10, seed: 5 });
+      await model.save(fileSystemIO(modelsDir));
+      const { file, pixels } = cifarTestPng();
+      const expected = tf.tidy(() => {
+        const x = normalizeBatch(tf.tensor4d(Float32Array.from(pixels), [1, 32, 32, 3]), PAPER_NORMALIZATION.cifar10);
+        return Array.from(tf.softmax(model.predict(x) as tf.Tensor2D).dataSync());
+      });
+      model.dispose();
+      const top = expected.map((p, i) => ({ label: CLASSES[i]!, p })).sort((a, b) => b.p - a.p).slice(0, 5);
+
+      for (const source of ['url', 'files'] as const) {
+        await page.check(`input[name=source][value=${source}]`);
+        if (source === 'url') await page.fill('#model-url', `${server.url}models/model.json`);
+        else await page.setInputFiles('#model-files', [join(modelsDir, 'model.json'), join(modelsDir, 'weights.bin')]);
+        await page.click('#load-model');
+        await page.waitForFunction(() => document.getElementById('model-status')!.textContent!.startsWith('loaded'));
+        await page.evaluate(() => document.getElementById('top5')!.replaceChildren());
+        await page.setInputFiles('#image-file', []);
+        await page.setInputFiles('#image-file', file);
+        await page.waitForFunction(() => document.querySelectorAll('#top5 li').length === 5);
+        const { top5 } = await page.evaluate(() => window.wrnApp.status());
+        expect(top5.map((t) => t.label)).toEqual(top.map((t) => t.label));
+        top5.forEach((t, i) => expect(Math.abs(t.p - top[i]!.p)).toBeLessThan(1e-4));
+      }
+      await shot(page, '6-loaded-model');
     });
   });
 
