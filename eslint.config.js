@@ -31,6 +31,10 @@ export default tseslint.config(
               onlyDependOnLibsWithTags: ['scope:training', 'scope:architectures', 'scope:blocks', 'scope:datasets'],
             },
             { sourceTag: 'scope:tools', onlyDependOnLibsWithTags: ['*'] },
+            {
+              sourceTag: 'scope:web',
+              onlyDependOnLibsWithTags: ['scope:training', 'scope:architectures', 'scope:blocks', 'scope:datasets'],
+            },
           ],
         },
       ],

@@ -10,6 +10,8 @@ import { join, resolve } from 'node:path';
 
 const repo = resolve(import.meta.dirname, '..');
 const packages = ['native', 'blocks', 'architectures', 'datasets', 'training', 'cli'];
+// Packages with a Node-only `./node` entry beside their browser-safe main one.
+const NODE_SUBPATHS = ['blocks', 'datasets', 'training'];
 const work = mkdtempSync(join(tmpdir(), 'wrn-pack-'));
 const keep = process.argv.includes('--keep');
 let failures = 0;
@@ -38,7 +40,8 @@ try {
     tarballs.push(join(work, info.filename));
     check(`pack @wrn/${name}`, () => {
       const files = info.files.map((f) => f.path);
-      for (const required of ['package.json', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts']) {
+      const nodeEntry = NODE_SUBPATHS.includes(name) ? ['dist/node.js', 'dist/node.cjs', 'dist/node.d.ts', 'dist/node.d.cts', 'node/package.json'] : [];
+      for (const required of ['package.json', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', ...nodeEntry]) {
         if (!files.includes(required)) throw new Error(`tarball lacks ${required}; it has ${files.join(', ')}`);
       }
       if (files.some((f) => f.startsWith('src/') || f.endsWith('.test.ts'))) throw new Error('tarball ships sources or tests');
@@ -93,6 +96,13 @@ console.log('required');
 `,
     );
     return run('node', ['cjs.cjs'], app).trim();
+  });
+
+  check('ESM import and CJS require of every ./node entry', () => {
+    const names = NODE_SUBPATHS.map((p) => `@wrn/${p}/node`);
+    writeFileSync(join(app, 'node-entries.mjs'), `for (const name of ${JSON.stringify(names)}) { const mod = await import(name); if (Object.keys(mod).length === 0) throw new Error(name + ' exports nothing'); }\nconst { fileSystemIO } = await import('@wrn/blocks/node');\nif (typeof fileSystemIO !== 'function') throw new Error('@wrn/blocks/node lacks fileSystemIO');\nconsole.log('imported');\n`);
+    writeFileSync(join(app, 'node-entries.cjs'), `for (const name of ${JSON.stringify(names)}) { if (Object.keys(require(name)).length === 0) throw new Error(name + ' exports nothing'); }\nconsole.log('required');\n`);
+    return `${run('node', ['node-entries.mjs'], app).trim()}, ${run('node', ['node-entries.cjs'], app).trim()}: ${names.join(', ')}`;
   });
 
   check("README's API example runs as written", () => {
