@@ -223,6 +223,8 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
 
   await fs.mkdir(runDir, { recursive: true });
   const notice = (message: string) => onProgress?.({ type: 'notice', message });
+  // One writer per run directory: taken before anything in it is read or written, released on every way out.
+  const ownLock = args.lock === undefined ? await acquireRunLock(runDir, { command: `train() in ${runDir}` }) : null;
 
   const bnIds = config.optimizer.decayBatchNorm ? new Set<number>() : batchNormWeightIds(model);
   const params: SgdParam[] = model.trainableWeights.map((w) => ({
@@ -242,8 +244,6 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   let lr = learningRateAt(config.schedule, { epoch: 0, iteration: 0, itersPerEpoch });
   let final: EpochMetrics | null = null;
 
-  // One writer per run directory: taken before anything in it is read or written, released on every way out.
-  const ownLock = args.lock === undefined ? await acquireRunLock(runDir, { command: `train() in ${runDir}` }) : null;
   try {
     // Holding the lock, anything half-written in the directory is a dead writer's: remove it before reading.
     for (const dir of [runDir, checkpointsDir]) for (const name of await removeLeftovers(dir)) notice(`removed ${path.join(dir, name)} (left by an interrupted write)`);
