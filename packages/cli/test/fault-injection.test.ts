@@ -105,7 +105,8 @@ const nextCommand = (runDir: string) => (existsSync(join(runDir, 'config.json'))
 
 /** A small deterministic generator, so a failing trial can be replayed from the seed printed with it. */
 function lcg(seed: number): () => number {
-  let state = seed >>> 0;
+  // Scrambled first: consecutive seeds would otherwise start with nearly the same draws.
+  let state = Math.imul(seed ^ 0x9e3779b9, 2654435761) >>> 0;
   return () => {
     state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
     return state / 2 ** 32;
