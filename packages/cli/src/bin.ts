@@ -1,10 +1,13 @@
 #!/usr/bin/env node
+import { writeSync } from 'node:fs';
 import { processIO } from './io.js';
 import { installSignalHandlers } from './signals.js';
 
 // First of all, before the heavy imports (TF.js, the backends: about a second): a signal at any later moment ends
 // wrn with a message and the conventional exit code, never Node's silent default.
 installSignalHandlers(processIO());
+// Test-only (WRN_TEST_FAULT_POINTS, see @wrn/training's fault-points.ts): say that the handlers are in place.
+if (process.env.WRN_TEST_FAULT_POINTS?.includes('cli:start')) writeSync(2, 'wrn-fault-point cli:start\n');
 
 // The threaded wasm build's workers are unref'd (so they never keep a finished run alive), and a command can be
 // left awaiting work that only they report on: with nothing else referenced Node would then drain its event loop

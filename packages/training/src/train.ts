@@ -224,6 +224,8 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
 
   await fs.mkdir(runDir, { recursive: true });
   const notice = (message: string) => onProgress?.({ type: 'notice', message });
+  // One writer per run directory: taken before anything in it is read or written, released on every way out.
+  const ownLock = args.lock === undefined ? await acquireRunLock(runDir, { command: `train() in ${runDir}` }) : null;
 
   const bnIds = config.optimizer.decayBatchNorm ? new Set<number>() : batchNormWeightIds(model);
   const params: SgdParam[] = model.trainableWeights.map((w) => ({
@@ -248,8 +250,6 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   const readLag = tf.getBackend() === 'webgpu' ? 1 : 0;
   const queued: { stats: tf.Tensor1D; values: Promise<tf.TypedArray>; batchSize: number; lr: number; step: number; iteration: number }[] = [];
 
-  // One writer per run directory: taken before anything in it is read or written, released on every way out.
-  const ownLock = args.lock === undefined ? await acquireRunLock(runDir, { command: `train() in ${runDir}` }) : null;
   try {
     // Holding the lock, anything half-written in the directory is a dead writer's: remove it before reading.
     for (const dir of [runDir, checkpointsDir]) for (const name of await removeLeftovers(dir)) notice(`removed ${path.join(dir, name)} (left by an interrupted write)`);

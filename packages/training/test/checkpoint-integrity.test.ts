@@ -6,6 +6,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../src/checkpoint';
 import { CheckpointError } from '../src/checkpoint-manifest';
+import { acquireRunLock, RunLockedError } from '../src/run-lock';
 import type { TrainingConfigInput } from '../src/config';
 import { train, TrainingDivergedError, type TrainEvent } from '../src/train';
 import { arraySource, tinyModel, weightValues } from './helpers';
@@ -152,5 +153,22 @@ describe('divergence found by evaluation', () => {
     expect(error.message).toBe('training diverged: the test loss is NaN after epoch 1 (step 3); nothing of this epoch was saved; last good checkpoint: none (no checkpoint was written yet)');
     expect(await fs.readdir(path.join(dir, 'checkpoints')).catch(() => [])).toEqual([]);
     expect(await fs.readFile(path.join(dir, 'metrics.jsonl'), 'utf8')).toBe('');
+  });
+});
+
+describe('train() and the run-directory lock', () => {
+  it('takes the lock itself: a directory held by another writer is refused before anything is written, and released after', async () => {
+    const dir = freshDir();
+    const other = await acquireRunLock(dir, { command: 'another writer', heartbeatMs: 0 });
+    try {
+      const error = (await train({ model: tinyModel(5), ...sources(), config: config(1), runDir: dir }).catch((e: unknown) => e)) as Error;
+      expect(error).toBeInstanceOf(RunLockedError);
+      expect(error.message).toContain(`${dir} is in use by another writer: another writer (pid ${process.pid}`);
+      expect((await fs.readdir(dir)).sort()).toEqual(['.lock']);
+    } finally {
+      await other.release();
+    }
+    await train({ model: tinyModel(5), ...sources(), config: config(1), runDir: dir });
+    expect((await fs.readdir(dir)).includes('.lock')).toBe(false);
   });
 });
