@@ -117,7 +117,7 @@ describe.skipIf(unavailable !== undefined)('wrn train -> resume -> eval -> predi
     expect(report.auto.skipped).toContainEqual(expect.stringMatching(/^webgpu: only a software adapter, SwiftShader driver/));
     expect(report.advice.join('\n')).toContain('WebGPU has only software adapters here');
     const text = await runWrn(['doctor']);
-    expect(text.stdout).toMatch(/WebGPU adapters \(Dawn \(the 'webgpu' npm package\)\)\n  \[--\] software  vendor google, architecture swiftshader, driver SwiftShader driver [\d.]+ .*maxBufferSize \d/);
+    expect(text.stdout).toMatch(/WebGPU adapters \(Dawn \(the 'webgpu' npm package\)\)\n {2}\[--\] software {2}vendor google, architecture swiftshader, driver SwiftShader driver [\d.]+ .*maxBufferSize \d/);
   });
 
   it('benches and reports a webgpu run', async () => {
