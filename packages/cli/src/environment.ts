@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, totalmem } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import type { BackendSelection } from '@wrn/training';
+import { adapterLabel, type BackendSelection } from '@wrn/training';
 import { cliVersion } from './context.js';
 
 function packageVersion(name: string): string | undefined {
@@ -36,6 +36,7 @@ export function describeEnvironment(backend: BackendSelection): Record<string, u
     backend: backend.name,
     backendReason: backend.reason,
     ...(backend.wasmThreads !== undefined ? { wasmThreads: backend.wasmThreads } : {}),
+    ...(backend.webgpuAdapter ? { webgpuAdapter: `${adapterLabel(backend.webgpuAdapter)}, maxBufferSize ${backend.webgpuAdapter.maxBufferSize}` } : {}),
     ...(backend.nativePackage ? { nativePackage: `${backend.nativePackage} ${packageVersion(backend.nativePackage) ?? ''}`.trim() } : {}),
     '@tensorflow/tfjs-core': tf.version_core,
     '@wrn/cli': cliVersion(),

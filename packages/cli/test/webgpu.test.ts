@@ -68,7 +68,7 @@ describe.skipIf(unavailable !== undefined)('wrn train -> resume -> eval -> predi
     for (const file of ['metrics.jsonl', 'summary.json', 'report.html', 'checkpoints/last/model.json', 'checkpoints/best/state.json']) {
       expect(existsSync(join(runDir, file)), file).toBe(true);
     }
-    expect(JSON.parse(readFileSync(join(runDir, 'environment.json'), 'utf8'))).toMatchObject({ backend: 'webgpu' });
+    expect(JSON.parse(readFileSync(join(runDir, 'environment.json'), 'utf8'))).toMatchObject({ backend: 'webgpu', webgpuAdapter: expect.stringMatching(/^SwiftShader driver .*, software\), maxBufferSize \d+/) });
     const epoch = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((m) => m.type === 'epoch');
     expect(Number.isFinite(epoch.trainLoss) && Number.isFinite(epoch.testLoss)).toBe(true);
   });
@@ -101,6 +101,23 @@ describe.skipIf(unavailable !== undefined)('wrn train -> resume -> eval -> predi
     const [gp, wp] = [byLabel(gpuPredict.stdout), byLabel(wasmPredict.stdout)];
     expect(gp.size).toBe(10);
     for (const [label, p] of wp) expect(Math.abs(gp.get(label)! - p), `class ${label}`).toBeLessThan(1e-4);
+  });
+
+  it('doctor lists the adapter with its limits, and says auto skips a software one', async () => {
+    const result = await runWrn(['doctor', '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.webgpu.source).toBe("Dawn (the 'webgpu' npm package)");
+    const adapter = report.webgpu.adapters[0];
+    expect(adapter).toMatchObject({ vendor: 'google', architecture: 'swiftshader', software: true });
+    expect(adapter.maxBufferSize).toBeGreaterThanOrEqual(2 ** 28);
+    expect(adapter.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(2 ** 27);
+    expect(report.backends.find((b: { choice: string }) => b.choice === 'webgpu')).toMatchObject({ loads: true, name: 'webgpu' });
+    expect(report.auto.name).not.toBe('webgpu');
+    expect(report.auto.skipped).toContainEqual(expect.stringMatching(/^webgpu: only a software adapter, SwiftShader driver/));
+    expect(report.advice.join('\n')).toContain('WebGPU has only software adapters here');
+    const text = await runWrn(['doctor']);
+    expect(text.stdout).toMatch(/WebGPU adapters \(Dawn \(the 'webgpu' npm package\)\)\n {2}\[--\] software {2}vendor google, architecture swiftshader, driver SwiftShader driver [\d.]+ .*maxBufferSize \d/);
   });
 
   it('benches and reports a webgpu run', async () => {

@@ -430,7 +430,9 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
         }
         globalStep++;
         iteration++;
-        queued.push({ stats, values: stats.data(), batchSize, lr, step: globalStep, iteration });
+        const values = stats.data();
+        values.catch(() => undefined); // settled (and its error raised) by settleOldest; not unhandled if a later step throws first
+        queued.push({ stats, values, batchSize, lr, step: globalStep, iteration });
         while (queued.length > readLag) await settleOldest();
         if (config.maxSteps != null && globalStep >= config.maxSteps) break;
         if (signal?.aborted) {

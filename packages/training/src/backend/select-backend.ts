@@ -323,19 +323,27 @@ function pickedWasm(
  * 'webgpu' for `auto`: only on a hardware adapter. In Node, Dawn is asked in a child process first
  * (listWebGpuAdapters), so a machine without a GPU neither loads Dawn nor prints its driver warnings.
  */
-async function tryWebGpuForAuto(load: (s: string) => Promise<unknown>): Promise<BackendAttempt & { adapter?: WebGpuAdapterReport }> {
+async function tryWebGpuForAuto(
+  load: (s: string) => Promise<unknown>,
+): Promise<BackendAttempt & { adapter?: WebGpuAdapterReport; skipped?: string }> {
   const inNode = typeof globalThis.process?.versions?.node === 'string';
   const hasGpuObject = (globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu != null;
   if (inNode && !hasGpuObject) {
     const list = await listWebGpuAdapters();
     const first = list.adapters.find((a) => a.request === 'high-performance') ?? list.adapters[0];
-    if (first == null) return { name: 'webgpu', ok: false, error: list.error ?? 'no adapter' };
+    if (first == null) return { name: 'webgpu', ok: false, error: list.error ?? 'no adapter', skipped: 'no WebGPU adapter' };
     if (first.software) {
-      return { name: 'webgpu', ok: false, error: `only a software adapter, ${adapterLabel(first)}: it runs on the CPU, slower than wasm, so auto skips it (--backend webgpu uses it)` };
+      return {
+        name: 'webgpu',
+        ok: false,
+        error: `only a software adapter, ${adapterLabel(first)}: it runs on the CPU, slower than wasm, so auto skips it (--backend webgpu uses it)`,
+        skipped: 'only a software WebGPU adapter',
+      };
     }
   }
-  const { name, ok, error, adapter } = await tryWebGpu(load, false);
-  return { name, ok, ...(error === undefined ? {} : { error }), ...(adapter ? { adapter } : {}) };
+  const { name, ok, error, adapter, softwareOnly } = await tryWebGpu(load, false);
+  const skipped = softwareOnly ? 'only a software WebGPU adapter' : adapter == null ? 'no WebGPU adapter' : 'webgpu failed (`wrn doctor` says why)';
+  return { name, ok, ...(error === undefined ? {} : { error }), ...(adapter ? { adapter } : {}), ...(ok ? {} : { skipped }) };
 }
 
 /**
@@ -377,8 +385,11 @@ export async function selectBackend(choice: BackendChoice, options: SelectBacken
     if (choice === 'tensorflow') throw new BackendUnavailableError(choice, tried, TENSORFLOW_INSTALL_ADVICE);
   }
 
+  // For auto's reason when it goes on to wasm or cpu: why webgpu was not used, in a few words.
+  let webgpuSkipped = '';
   if (choice === 'webgpu' || choice === 'auto') {
     const attempt = choice === 'webgpu' ? await tryWebGpu(load, true) : await tryWebGpuForAuto(load);
+    if ('skipped' in attempt && attempt.skipped) webgpuSkipped = `, ${attempt.skipped}`;
     tried.push({ name: attempt.name, ok: attempt.ok, ...(attempt.error === undefined ? {} : { error: attempt.error }) });
     if (attempt.ok && attempt.adapter) {
       const software = attempt.adapter.software
@@ -398,7 +409,7 @@ export async function selectBackend(choice: BackendChoice, options: SelectBacken
     const attempt = await tryWasm(load, options.wasmThreads ?? wasmThreadsFromEnv() ?? DEFAULT_WASM_THREADS, options.nativeConv ?? nativeConvFromEnv());
     const { threads: _threads, threadsError: _threadsError, nativeConv: _nativeConv, ...record } = attempt;
     tried.push(record);
-    if (attempt.ok) return pickedWasm(attempt, tried, choice === 'auto' ? 'auto picked, native TensorFlow not installed and no hardware WebGPU adapter' : 'using');
+    if (attempt.ok) return pickedWasm(attempt, tried, choice === 'auto' ? `auto picked, native TensorFlow not installed${webgpuSkipped}` : 'using');
     if (choice === 'wasm') throw new BackendUnavailableError(choice, tried, 'Use --backend cpu, or reinstall @tensorflow/tfjs-backend-wasm.');
   }
 

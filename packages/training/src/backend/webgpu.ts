@@ -252,19 +252,24 @@ export async function tryWebGpu(load: (s: string) => Promise<unknown>, allowSoft
       error: `only a software adapter, ${adapterLabel(adapter)}: it runs on the CPU, slower than wasm, so auto skips it (--backend webgpu uses it)`,
     };
   }
-  try {
-    await load('@tensorflow/tfjs-backend-webgpu');
-  } catch (error) {
-    return { name: 'webgpu', ok: false, source, adapter, error: `cannot load @tensorflow/tfjs-backend-webgpu: ${describeError(error)}` };
+  // A browser app that bundled tfjs-backend-webgpu has registered it already; a bare dynamic import may not resolve there.
+  if (tf.findBackendFactory(WEBGPU_BACKEND_NAME) == null) {
+    try {
+      await load('@tensorflow/tfjs-backend-webgpu');
+    } catch (error) {
+      return { name: 'webgpu', ok: false, source, adapter, error: `cannot load @tensorflow/tfjs-backend-webgpu: ${describeError(error)}` };
+    }
   }
   if (tf.findBackendFactory(WEBGPU_BACKEND_NAME) == null) {
     return { name: 'webgpu', ok: false, source, adapter, error: 'tfjs-backend-webgpu registered no backend (it was imported before navigator.gpu existed)' };
   }
-  try {
-    // tfjs-core's gradients are registered by tfjs-layers (Node's CommonJS tfjs-core build registers none).
-    await load('@tensorflow/tfjs-layers');
-  } catch (error) {
-    return { name: 'webgpu', ok: false, source, adapter, error: `cannot load @tensorflow/tfjs-layers (it registers the gradients): ${describeError(error)}` };
+  if (tf.getGradient(tf.Conv2D) == null) {
+    try {
+      // tfjs-core's gradients are registered by tfjs-layers (Node's CommonJS tfjs-core build registers none).
+      await load('@tensorflow/tfjs-layers');
+    } catch (error) {
+      return { name: 'webgpu', ok: false, source, adapter, error: `cannot load @tensorflow/tfjs-layers (it registers the gradients): ${describeError(error)}` };
+    }
   }
   try {
     if (!(await tf.setBackend(WEBGPU_BACKEND_NAME))) return { name: 'webgpu', ok: false, source, adapter, error: 'the webgpu backend failed to initialise (see the log above)' };
