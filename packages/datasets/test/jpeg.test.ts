@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as tar from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { decodeJpeg, loadImageFolder } from '../src/index.js';
+import { decodeJpeg, loadImageFolder } from '../src/node.js';
 import { SHARED_DATA, tempDir } from './helpers.js';
 
 /** Debian's python3 with PIL (python3-pil), which decodes with libjpeg-turbo: the oracle. */
