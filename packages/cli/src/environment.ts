@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, totalmem } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { adapterLabel, type BackendSelection } from '@wrn/training';
+import type { BackendSelection } from '@wrn/training';
+import { adapterLabel } from '@wrn/training/node';
 import { cliVersion } from './context.js';
 
 function packageVersion(name: string): string | undefined {

@@ -14,7 +14,7 @@ export function chartJsUmdSource(): string {
   return readFileSync(join(dirname(main), 'chart.umd.min.js'), 'utf8');
 }
 
-const escapeHtml = (s: string) =>
+export const escapeHtml = (s: string) =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** JSON inside <script> must not contain "</script" or "<!--"; escaping every "<" rules both out. */
@@ -22,6 +22,22 @@ const scriptJson = (value: unknown) => JSON.stringify(value).replace(/</g, '\\u0
 
 /** Text inside <script> is raw: a literal "</script" in the library would end the element early. */
 const scriptText = (source: string) => source.replace(/<\/script/gi, '<\\/script');
+
+/**
+ * The scripts that draw a page's charts offline: chart.js inlined, the chart specs as JSON (never as code), and the
+ * few lines that render each into the canvas of its id and mark the body with how many were drawn (tests wait on it).
+ */
+export function chartScripts(chartJs: string, charts: readonly { id: string }[]): string {
+  return `<script>${scriptText(chartJs)}</script>
+<script type="application/json" id="wrn-report-data">${scriptJson({ charts })}</script>
+<script>
+(function () {
+  var data = JSON.parse(document.getElementById('wrn-report-data').textContent);
+  data.charts.forEach(function (spec) { new Chart(document.getElementById(spec.id), spec.config); });
+  document.body.setAttribute('data-charts-rendered', String(data.charts.length));
+})();
+</script>`;
+}
 
 export const formatPercent = (fraction: number) => `${(100 * fraction).toFixed(2)}%`;
 export const formatLoss = (loss: number) => loss.toFixed(4);
@@ -125,15 +141,7 @@ ${data.confusion ? confusionTable(data.confusion) : '<p>No summary.json with a c
 <pre id="config">${escapeHtml(JSON.stringify(data.config, null, 2))}</pre>
 <h2>Environment</h2>
 ${environment ? keyValueTable('environment', environment) : '<p>Not recorded.</p>'}
-<script>${scriptText(chartJs)}</script>
-<script type="application/json" id="wrn-report-data">${scriptJson({ charts })}</script>
-<script>
-(function () {
-  var data = JSON.parse(document.getElementById('wrn-report-data').textContent);
-  data.charts.forEach(function (spec) { new Chart(document.getElementById(spec.id), spec.config); });
-  document.body.setAttribute('data-charts-rendered', String(data.charts.length));
-})();
-</script>
+${chartScripts(chartJs, charts)}
 </body>
 </html>
 `;

@@ -1,4 +1,4 @@
-import { chartJsUmdSource } from '../report/html.js';
+import { chartJsUmdSource, chartScripts, escapeHtml } from '../report/html.js';
 import { formatSI } from '../io.js';
 import type { RunSummary, SweepManifest } from './layout.js';
 
@@ -130,9 +130,6 @@ export function renderReportMarkdown(manifest: SweepManifest, records: readonly 
   return lines.join('\n');
 }
 
-const escapeHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const scriptJson = (value: unknown) => JSON.stringify(value).replace(/</g, '\\u003c');
-const scriptText = (source: string) => source.replace(/<\/script/gi, '<\\/script');
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
 
@@ -236,15 +233,7 @@ ${charts.map((c) => `<div class="chart"><canvas id="${c.id}"></canvas></div>`).j
 <h2>Runs</h2>
 <table id="sweep-runs" class="numbers"><thead><tr><th>run</th><th>state</th><th>epochs</th><th>top-1 error (%)</th><th>time / epoch (s)</th><th>failure</th></tr></thead>
 <tbody>${runRows.map((r) => `<tr>${r}</tr>`).join('\n')}</tbody></table>
-<script>${scriptText(chartJs)}</script>
-<script type="application/json" id="wrn-report-data">${scriptJson({ charts })}</script>
-<script>
-(function () {
-  var data = JSON.parse(document.getElementById('wrn-report-data').textContent);
-  data.charts.forEach(function (spec) { new Chart(document.getElementById(spec.id), spec.config); });
-  document.body.setAttribute('data-charts-rendered', String(data.charts.length));
-})();
-</script>
+${chartScripts(chartJs, charts)}
 </body>
 </html>
 `;
