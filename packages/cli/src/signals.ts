@@ -40,6 +40,20 @@ export function installSignalHandlers(io: CliIO): void {
 }
 
 /**
+ * Hands SIGINT, SIGTERM and SIGHUP to `handler` (innermost first) until the returned function is called: for a
+ * command that stops cleanly in its own way (`wrn worker` hands its run back). A process listener of its own would
+ * run beside the first-instant handler, which exits at once when no handler is registered.
+ */
+export function handleSignals(io: CliIO, handler: (signal: HandledSignal) => void): () => void {
+  installSignalHandlers(io);
+  handlers.push(handler);
+  return () => {
+    const at = handlers.lastIndexOf(handler);
+    if (at >= 0) handlers.splice(at, 1);
+  };
+}
+
+/**
  * Turns the first signal into an abort of the given run (the training loop finishes its step, saves a checkpoint
  * and returns), so Ctrl-C never leaves a half-written checkpoint. A second signal exits at once, for a user who
  * really wants out.

@@ -150,7 +150,7 @@ describe.skipIf(!REDIS && !process.env.CI)('sweeps on a real Redis (BullMQ)', ()
     );
     workers[interrupted.worker]!.child.kill('SIGINT');
     const handedBack = await workers[interrupted.worker]!.done;
-    expect(handedBack.code, handedBack.stderr).toBe(0);
+    expect(handedBack.code, handedBack.stderr).toBe(130);
     expect(handedBack.stderr).toMatch(new RegExp(`handed run ${interrupted.run} back to the queue|run ${interrupted.run} (completed|failed)`));
 
     // Redis dies (SIGKILL) and comes back on its append-only file while the last worker trains.

@@ -542,7 +542,9 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
 /** Whether every weight of `model` is finite (one reduction per weight, read back once). */
 async function weightsFinite(model: LayersModel): Promise<boolean> {
   if (model.weights.length === 0) return true;
-  const total = tf.tidy(() => tf.addN(model.weights.map((w) => tf.sum(tf.cast(w.read(), 'float32')))));
+  // Pairwise adds rather than one tf.addN: webgpu's AddN binds every input as a storage buffer, and a model has more
+  // weights than a shader stage may bind (SwiftShader and many GPUs allow 8), which fails validation and reads 0.
+  const total = tf.tidy(() => model.weights.map((w) => tf.sum(tf.cast(w.read(), 'float32'))).reduce((sum, next) => tf.add(sum, next)));
   try {
     return Number.isFinite((await total.data())[0]);
   } finally {

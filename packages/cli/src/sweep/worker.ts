@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveCheckpointDir, type TrainEvent } from '@wrn/training/node';
 import { cliVersion, type CommandContext } from '../context.js';
-import { errorMessage, UsageError } from '../errors.js';
+import { errorMessage, RunFailedError, UsageError } from '../errors.js';
+import { handleSignals, SIGNAL_EXIT_CODES, type HandledSignal } from '../signals.js';
 import { writeLine } from '../io.js';
 import { ensureSweepManifest, runDirOf, writeRunFailure, type RunSummary, type SweepManifest } from './layout.js';
 import { connectionOptions, openQueue, QUEUE_NAME, readQueueManifest, runJobSchema, type QueueAddress, type RunProgress } from './queue.js';
@@ -50,7 +51,7 @@ export async function runWorker(address: QueueAddress, context: CommandContext, 
   const queue = await openQueue(address, { reconnect: true });
   const manifests = new Map<string, SweepManifest>();
   let current: { job: Job; controller: AbortController; lostLock: boolean } | undefined;
-  let stopping: NodeJS.Signals | undefined;
+  let stopping: HandledSignal | undefined;
   let refusal: UsageError | undefined;
 
   const worker = new Worker(
@@ -172,18 +173,17 @@ export async function runWorker(address: QueueAddress, context: CommandContext, 
     lastError = '';
   });
 
-  const onSignal = (signal: NodeJS.Signals) => {
+  const onSignal = (signal: HandledSignal) => {
     if (stopping) {
       writeLine(io.stderr, `\n${signal} again: exiting now; the run goes back to the queue when its lock expires`);
-      process.exit(signal === 'SIGINT' ? 130 : 143);
+      process.exit(SIGNAL_EXIT_CODES[signal]);
     }
     stopping = signal;
     writeLine(io.stderr, `\n${signal}: ${current ? 'finishing the step, saving a checkpoint and handing the run back' : 'stopping'} (send again to exit now)`);
     current?.controller.abort(new Error(`interrupted by ${signal}`));
     void worker.close();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const releaseSignals = handleSignals(io, onSignal);
 
   let idleCheck: NodeJS.Timeout | undefined;
   if (options.untilEmpty) {
@@ -203,11 +203,14 @@ export async function runWorker(address: QueueAddress, context: CommandContext, 
     await worker.run();
   } finally {
     if (idleCheck) clearInterval(idleCheck);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    releaseSignals();
     await worker.close().catch(() => undefined);
     await queue.close().catch(() => undefined);
   }
   if (refusal) throw refusal;
-  writeLine(io.stderr, `${me}: ${stopping ? `stopped by ${stopping}` : 'the queue is empty'}; exiting`);
+  if (stopping) {
+    // Stopped on request, its run handed back: the conventional exit code of the signal, as `wrn train` gives.
+    throw new RunFailedError(`${me}: stopped by ${stopping}; its run went back to the queue`, { exitCode: SIGNAL_EXIT_CODES[stopping] });
+  }
+  writeLine(io.stderr, `${me}: the queue is empty; exiting`);
 }
