@@ -380,7 +380,7 @@ describe('disk full', () => {
       spawnSync('umount', ['-l', mountPoint]);
     }
   });
-  if (!root && !process.env.CI) it.skip('disk full: skipped, mounting a tmpfs needs root', () => undefined);
+  if (!root && !process.env.CI) console.log('skipping the disk-full test: mounting a tmpfs needs root (CI runs as root, where it must run)');
 });
 
 describe('signals from the first instant', () => {
