@@ -171,7 +171,8 @@ describe.skipIf(!REDIS && !process.env.CI)('sweeps on a real Redis (BullMQ)', ()
     const status = await runWrn(['sweep', 'status', '--queue', redis.url, '--json']);
     expect(status.code, status.stderr).toBe(0);
     const sweep = (JSON.parse(status.stdout) as { sweeps: { sweep: string; counts: Record<string, number>; runs: Record<string, unknown>[] }[] }).sweeps[0]!;
-    expect(sweep.counts).toEqual({ completed: 3, failed: 1 });
+    const workerLogs = results.map((r, i) => `--- worker ${i}\n${r.stderr}`).join('\n');
+    expect(sweep.counts, workerLogs).toEqual({ completed: 3, failed: 1 });
     const manifest = JSON.parse(readFileSync(join(shared, 'tiny', 'sweep.json'), 'utf8')) as { runs: { id: string }[] };
     expect(sweep.runs.map((r) => r.id)).toEqual(manifest.runs.map((r) => r.id));
     for (const run of sweep.runs) {

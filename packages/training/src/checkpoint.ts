@@ -40,7 +40,7 @@ export const checkpointStateSchema = z
     format: z.enum([CHECKPOINT_FORMAT, LEGACY_CHECKPOINT_FORMAT]),
     /** Epochs fully trained (and evaluated). */
     epoch: z.number().int().nonnegative(),
-    /** Steps already taken in epoch `epoch` (0-based) when interrupted mid-epoch; 0 at an epoch boundary. */
+    /** Steps already taken in epoch `epoch` (0-based) when interrupted (all of them when stopped after its last step); 0 at an epoch end. */
     iteration: z.number().int().nonnegative(),
     /** Optimiser steps taken in the whole run. */
     globalStep: z.number().int().nonnegative(),
@@ -61,7 +61,12 @@ export const checkpointStateSchema = z
   })
   .strict()
   .superRefine((s, ctx) => {
-    if (s.iteration >= s.itersPerEpoch) ctx.addIssue({ code: 'custom', path: ['iteration'], message: `must be below itersPerEpoch (${s.itersPerEpoch})` });
+    // An interrupt after the last step of an epoch saves iteration == itersPerEpoch: the epoch's steps are all taken
+    // and its evaluation is what a resume does first. An epoch-end checkpoint is always at iteration 0.
+    if (s.reason === 'interrupted' ? s.iteration > s.itersPerEpoch : s.iteration !== 0) {
+      const expected = s.reason === 'interrupted' ? `at most itersPerEpoch (${s.itersPerEpoch}) in an interrupted checkpoint` : '0 in an epoch-end checkpoint';
+      ctx.addIssue({ code: 'custom', path: ['iteration'], message: `must be ${expected}` });
+    }
     // Steps of the finished epochs plus those of the epoch in progress; a run stopped by maxSteps has fewer.
     if (s.globalStep > s.epoch * s.itersPerEpoch + s.iteration) {
       ctx.addIssue({ code: 'custom', path: ['globalStep'], message: `${s.epoch} epochs of ${s.itersPerEpoch} steps plus ${s.iteration} cannot make ${s.globalStep} steps` });

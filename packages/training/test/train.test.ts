@@ -159,6 +159,33 @@ describe('train', () => {
     expect((await readLines(path.join(interruptedDir, 'metrics.jsonl'))).map(strip)).toEqual(reference);
   });
 
+  it('is exact on resume when interrupted after the last step of an epoch, before its evaluation', async () => {
+    const straight = tinyModel();
+    await train({ model: straight, trainSource: trainSource(), testSource: testSource(), config: config(2), runDir: path.join(root, 'straight-end') });
+    const runDir = path.join(root, 'interrupted-at-epoch-end');
+    const controller = new AbortController();
+    const r1 = await train({
+      model: tinyModel(),
+      trainSource: trainSource(),
+      testSource: testSource(),
+      config: config(2),
+      runDir,
+      signal: controller.signal,
+      onProgress: (e) => {
+        if (e.type === 'step' && e.step === 3) controller.abort();
+      },
+    });
+    expect(r1.message).toContain('interrupted at step 3 (epoch 1, iteration 3 of 3)');
+    const last = await loadCheckpoint(path.join(runDir, 'checkpoints', 'last'));
+    expect(last.state).toMatchObject({ epoch: 0, iteration: 3, globalStep: 3, reason: 'interrupted' });
+    const resumed = tinyModel(7);
+    const r2 = await train({ model: resumed, trainSource: trainSource(), testSource: testSource(), config: config(2), runDir, resume: true });
+    expect(r2).toMatchObject({ status: 'completed', epochsCompleted: 2, step: 6 });
+    expectSameWeights(weightValues(resumed), weightValues(straight));
+    const strip = (l: Record<string, unknown>) => ({ ...l, imagesPerSec: 0, seconds: 0, evalSeconds: 0 });
+    expect((await readLines(path.join(runDir, 'metrics.jsonl'))).map(strip)).toEqual((await readLines(path.join(root, 'straight-end', 'metrics.jsonl'))).map(strip));
+  });
+
   it('an already aborted signal returns at once, with nothing to resume', async () => {
     const controller = new AbortController();
     controller.abort();
