@@ -60,6 +60,11 @@ export async function runWorker(address: QueueAddress, context: CommandContext, 
       const parsed = runJobSchema.safeParse(job.data);
       if (!parsed.success) throw new UnrecoverableError(`job ${job.id} is not a wrn sweep run: ${parsed.error.issues[0]?.message}`);
       const data = parsed.data;
+      if (stopping) {
+        // A signal came while BullMQ was already fetching this job: a stopping worker starts no new run.
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
       if (data.version !== version) {
         // Another version may train differently: hand the run back for a worker of its own version, and stop.
         refusal = new UsageError(
