@@ -52,7 +52,7 @@ export function loadZca(file: string): ZcaWhitening {
  * The ZCA transform of `train`, from `cacheDir` when a transform for exactly these images and epsilon is there,
  * else fitted now and saved there. Fitting 3072-dimensional CIFAR takes about a minute; loading takes milliseconds.
  */
-export function loadOrFitZca(train: ImageDataset, cacheDir: string, options: FitZcaOptions = {}): { zca: ZcaWhitening; file: string; cached: boolean } {
+export async function loadOrFitZca(train: ImageDataset, cacheDir: string, options: FitZcaOptions = {}): Promise<{ zca: ZcaWhitening; file: string; cached: boolean }> {
   const epsilon = options.epsilon ?? 0.01;
   const sampled = Math.min(options.sampleSize ?? train.count, train.count);
   const sha256 = datasetSha256(train);
@@ -63,7 +63,7 @@ export function loadOrFitZca(train: ImageDataset, cacheDir: string, options: Fit
       return { zca, file, cached: true };
     }
   }
-  const zca = fitZca(train, { epsilon, sampleSize: sampled });
+  const zca = await fitZca(train, { epsilon, sampleSize: sampled });
   mkdirSync(cacheDir, { recursive: true });
   saveZca(zca, file);
   return { zca, file, cached: false };

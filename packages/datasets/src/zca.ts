@@ -41,8 +41,11 @@ export function datasetSha256(dataset: ImageDataset): string {
   return new Sha256().update(JSON.stringify([dataset.count, dataset.height, dataset.width, dataset.channels])).update(dataset.images).hex();
 }
 
-/** Fits ZCA on `dataset` (normally the training split) with the active tf.js backend doing the matmuls. */
-export function fitZca(dataset: ImageDataset, options: FitZcaOptions = {}): ZcaWhitening {
+/**
+ * Fits ZCA on `dataset` (normally the training split) with the active tf.js backend doing the matmuls. Results are
+ * read back with `data()`, not `dataSync()`, which the webgpu backend refuses in Node and stalls pages on.
+ */
+export async function fitZca(dataset: ImageDataset, options: FitZcaOptions = {}): Promise<ZcaWhitening> {
   const epsilon = options.epsilon ?? 0.01;
   if (!(epsilon > 0)) throw new Error(`fitZca: epsilon ${epsilon}, expected a positive number`);
   const size = imageSize(dataset);
@@ -81,7 +84,7 @@ export function fitZca(dataset: ImageDataset, options: FitZcaOptions = {}): ZcaW
       }
     }
     const partial = tf.tidy(() => tf.matMul(tf.tensor2d(columns, [size, n]), tf.tensor2d(rows, [n, size])));
-    const values = partial.dataSync();
+    const values = await partial.data();
     partial.dispose();
     for (let k = 0; k < values.length; k++) covariance[k]! += values[k]!;
   }
@@ -97,7 +100,9 @@ export function fitZca(dataset: ImageDataset, options: FitZcaOptions = {}): ZcaW
     vectorRows.set(v, j * size);
     for (let a = 0; a < size; a++) scaledVectors[a * size + j] = v[a]! * scale;
   }
-  const matrix = tf.tidy(() => tf.matMul(tf.tensor2d(scaledVectors, [size, size]), tf.tensor2d(vectorRows, [size, size])).dataSync()) as Float32Array;
+  const product = tf.tidy(() => tf.matMul(tf.tensor2d(scaledVectors, [size, size]), tf.tensor2d(vectorRows, [size, size])));
+  const matrix = (await product.data()) as Float32Array;
+  product.dispose();
   return {
     height: dataset.height,
     width: dataset.width,
