@@ -178,21 +178,22 @@ describe('MaxPoolGrad on wasm', () => {
     });
   });
 
-  it('leaves the tensors of other dtypes to wasm (int32 has no gradient path, so check the kernel call directly)', () => {
+  it("called directly: a tie goes to the first maximum, a NaN wins, an all -Infinity window's gradient goes to its first pixel (PyTorch's rules)", () => {
     const ours = tf.getKernel(tf.MaxPoolGrad, 'wasm')!;
     const before = tf.memory().numTensors;
-    const result = tf.tidy(() => {
-      const input = tf.tensor4d([1, 3, 2, 3], [1, 2, 2, 1]);
-      const dy = tf.tensor4d([5], [1, 1, 1, 1]);
-      const info = ours.kernelFunc({
-        inputs: { dy, input, output: dy },
-        attrs: { filterSize: 2, strides: 2, pad: 'valid' } as never,
-        backend: tf.backend(),
-      }) as tf.TensorInfo;
-      return tf.engine().makeTensorFromTensorInfo(info).dataSync();
-    });
-    // Two 3s tie: the first in row-major order (index 1) takes the gradient.
-    expect(Array.from(result)).toEqual([0, 5, 0, 0]);
+    const gradientOf = (values: number[]) =>
+      tf.tidy(() => {
+        // Two 2x2 windows side by side: [values 0, 1, 4, 5] and [values 2, 3, 6, 7] of a 2x4 map.
+        const input = tf.tensor4d(values, [1, 2, 4, 1]);
+        const dy = tf.tensor4d([5, 7], [1, 1, 2, 1]);
+        const info = ours.kernelFunc({ inputs: { dy, input, output: dy }, attrs: { filterSize: 2, strides: 2, pad: 'valid' } as never, backend: tf.backend() }) as tf.TensorInfo;
+        return Array.from(tf.engine().makeTensorFromTensorInfo(info).dataSync());
+      });
+    // The expected gradients are what PyTorch 1.13's F.max_pool2d backward gives for these inputs (NaN and
+    // -Infinity cannot travel in the JSON the PyTorch checks above use).
+    expect(gradientOf([1, 3, 2, 2, 3, 0, 2, 1])).toEqual([0, 5, 7, 0, 0, 0, 0, 0]);
+    expect(gradientOf([1, Number.NaN, 2, 9, 3, 0, Number.NaN, 1])).toEqual([0, 5, 0, 0, 0, 0, 7, 0]);
+    expect(gradientOf([-Infinity, -Infinity, -Infinity, 1, -Infinity, -Infinity, 4, 1])).toEqual([5, 0, 0, 0, 0, 0, 7, 0]);
     expect(tf.memory().numTensors).toBe(before);
   });
 });
