@@ -147,14 +147,15 @@ function readFloats(path: string): Float32Array {
 }
 
 describe.skipIf(missing != null)('PyTorch weights in Chromium', () => {
-  // Inside the app's folder, so that bare imports resolve through the workspace's node_modules like a user's app.
-  const root = mkdtempSync(join(APP_DIR, '.bundle-check-torch-'));
-  const modelsDir = join(root, 'models');
+  let root = '';
   let browser: Browser;
   let server: { url: string; close(): Promise<void> };
   let torchLogits: Float32Array;
 
   beforeAll(async () => {
+    // Inside the app's folder, so that bare imports resolve through the workspace's node_modules like a user's app.
+    root = mkdtempSync(join(APP_DIR, '.bundle-check-torch-'));
+    const modelsDir = join(root, 'models');
     execFileSync(PYTHON, ['-c', ORACLE, root, CIFAR_TEST, String(IMAGES), String(SIZE)], { env: { ...process.env, OMP_NUM_THREADS: '2' } });
     torchLogits = readFloats(join(root, 'logits.bin'));
     // The converted model directory, written in Node as `wrn convert` writes it.
@@ -178,7 +179,7 @@ describe.skipIf(missing != null)('PyTorch weights in Chromium', () => {
   afterAll(async () => {
     await browser?.close();
     await server?.close();
-    rmSync(root, { recursive: true, force: true });
+    if (root) rmSync(root, { recursive: true, force: true });
   });
 
   for (const backend of ['wasm'] as const) {
