@@ -16,7 +16,7 @@ const reps = Number(flag('reps', '7'));
 
 const tf = await import('@tensorflow/tfjs-core');
 await import('@tensorflow/tfjs-layers');
-const { selectBackend } = await import('@wrn/training');
+const { selectBackend } = await import('@wrn/training/node');
 const selection = await selectBackend(backendName as 'wasm');
 console.log(`backend: ${selection.reason}`);
 

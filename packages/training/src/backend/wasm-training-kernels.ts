@@ -36,6 +36,7 @@ import {
 import { setGroupedConvMethodPreference } from '@wrn/blocks';
 import type { NativeConvKernels } from '@wrn/native';
 import { nativeConvKernelMakers } from './wasm-native-conv';
+import { makeMaxPoolGradOnHeap } from './wasm-max-pool-grad';
 import type {
   CastAttrs,
   ConcatAttrs,
@@ -897,6 +898,7 @@ export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions =
   install(Slice, (original) => makeSliceOnHeap(original) as unknown as KernelFunc);
   install(SplitV, (original) => makeSplitOnHeap(original) as unknown as KernelFunc);
   install(Concat, (original) => makeConcatOnHeap(original) as unknown as KernelFunc);
+  install('MaxPoolGrad', makeMaxPoolGradOnHeap); // wasm 4.22's is wrong on ties and negative maxima
   return names;
 }
 
