@@ -88,27 +88,27 @@ export function wrnBlockSpec(args: { kernels: readonly number[]; outChannels: nu
  */
 export function residualBlock(graph: NetworkGraph, x: Tap, spec: ResidualBlockSpec, prefix: string): Tap {
   const { convs, order, dropRate = 0, dropPathRate = 0 } = spec;
+  const at = (layer: string) => `${prefix}_${layer}`;
   const last = convs.length - 1;
   const strides = convs.reduce((product, c) => product * (c.strides ?? 1), 1);
   const outChannels = (convs[last] as BranchConv).filters;
-  const bnRelu = (t: Tap, i: number) => graph.relu(graph.batchNorm(t, `${prefix}_bn${i + 1}`), `${prefix}_relu${i + 1}`);
-  const conv = (t: Tap, i: number) => graph.conv(i > 0 && dropRate > 0 ? graph.dropout(t, dropRate, `${prefix}_dropout${i}`) : t, convs[i] as BranchConv, `${prefix}_conv${i + 1}`);
-  const bnAfter = (t: Tap, i: number) => graph.batchNorm(t, `${prefix}_bn${i + 1}`, { zeroGamma: i === last && spec.zeroInitLastGamma === true });
+  const zeroGamma = (i: number) => order === 'original' && i === last && spec.zeroInitLastGamma === true;
+  const bn = (t: Tap, i: number) => graph.batchNorm(t, at(`bn${i + 1}`), { zeroGamma: zeroGamma(i) });
+  const relu = (t: Tap, i: number) => graph.relu(t, at(`relu${i + 1}`));
+  const conv = (t: Tap, i: number) =>
+    graph.conv(i > 0 && dropRate > 0 ? graph.dropout(t, dropRate, at(`dropout${i}`)) : t, convs[i] as BranchConv, at(`conv${i + 1}`));
 
-  // preact: BN-ReLU before each conv; the projection reads the pre-activated input (the WRN and pre-act ResNet code).
-  // original: conv-BN, ReLU between the convs and after the addition.
-  const pre = order === 'preact' ? bnRelu(x, 0) : x;
-  let branch = pre;
-  convs.forEach((_, i) => {
-    if (order === 'preact') branch = conv(i > 0 ? bnRelu(branch, i) : branch, i);
-    else branch = i < last ? graph.relu(bnAfter(conv(branch, i), i), `${prefix}_relu${i + 1}`) : bnAfter(conv(branch, i), i);
-  });
+  // preact: BN-ReLU-conv, the projection reading the pre-activated input (the WRN and pre-act ResNet code);
+  // original: conv-BN with a ReLU between the convs, and a ReLU after the addition.
+  const pre = order === 'preact' ? relu(bn(x, 0), 0) : x;
+  let branch = convs.reduce((t, _, i) => (order === 'preact' ? conv(i > 0 ? relu(bn(t, i), i) : t, i)
+    : i < last ? relu(bn(conv(t, i), i), i) : bn(conv(t, i), i)), pre);
   const shortcut = strides === 1 && x.shape[2] === outChannels ? x : spec.shortcut === 'A'
-    ? graph.zeroPadShortcut(x, strides, outChannels, `${prefix}_shortcut_pad`)
+    ? graph.zeroPadShortcut(x, strides, outChannels, at('shortcut_pad'))
     : projection(graph, pre, { filters: outChannels, kernelSize: 1, strides }, prefix, order === 'original');
-  if (dropPathRate > 0) branch = graph.dropPath(branch, dropPathRate, `${prefix}_droppath`);
-  const sum = graph.add(branch, shortcut, `${prefix}_add`);
-  return order === 'original' ? graph.relu(sum, `${prefix}_out`) : sum;
+  if (dropPathRate > 0) branch = graph.dropPath(branch, dropPathRate, at('droppath'));
+  const sum = graph.add(branch, shortcut, at('add'));
+  return order === 'original' ? graph.relu(sum, at('out')) : sum;
 }
 
 /** The 1x1 projection shortcut (option B), with a BN after it in the original order. */
