@@ -33,11 +33,7 @@ export function resolveModelConfig(name: string, options: BuildModelOptions = {}
   if (!parsedOptions.success) throw new RangeError(`Invalid options for model '${name}': ${formatIssues(parsedOptions.error)}`);
   const opts = parsedOptions.data;
   const defaults = parseModelName(name);
-  const stages = defaults.stages.length;
-  const dropRate = opts.dropRate === undefined ? 0 : opts.dropRate;
-  if (Array.isArray(dropRate) && dropRate.length !== stages) {
-    throw new RangeError(`Invalid options for model '${defaults.name}': dropRate has ${dropRate.length} entries but the model has ${stages} stages; give one rate or one per stage`);
-  }
+  const dropRate = opts.dropRate ?? 0;
   const config: ModelConfig = {
     ...defaults,
     order: opts.blockOrder ?? defaults.order,
@@ -46,7 +42,7 @@ export function resolveModelConfig(name: string, options: BuildModelOptions = {}
     convInit: opts.convInit ?? defaults.convInit,
     numClasses: opts.numClasses ?? defaults.numClasses,
     inputShape: opts.inputShape ?? defaults.inputShape,
-    dropRate: Array.isArray(dropRate) ? [...dropRate] : Array.from({ length: stages }, () => dropRate),
+    dropRate: Array.isArray(dropRate) ? [...dropRate] : defaults.stages.map(() => dropRate),
     dropPathRate: opts.dropPathRate ?? 0,
     zeroInitLastGamma: opts.zeroInitLastGamma ?? false,
     ...(opts.seed === undefined ? {} : { seed: opts.seed }),
@@ -80,7 +76,8 @@ function blockSpec(config: ModelConfig, stage: StageConfig, strides: number): Re
 }
 
 /**
- * The layer plan of a config: the single builder every architecture goes through. Its layers are what
+ * The layer plan of a validated config ({@link validateModelConfig}; trusted as typed, as the blocks it builds
+ * trust it): the single builder every architecture goes through. Its layers are what
  * {@link buildModelFromConfig} instantiates and what {@link countParams} / {@link countMultiplyAdds} count.
  */
 export function planModel(config: ModelConfig): NetworkGraph {
@@ -114,11 +111,17 @@ export function planModel(config: ModelConfig): NetworkGraph {
   return graph;
 }
 
-/** Builds a validated config as a tf.LayersModel (functional API) that outputs logits; the config is kept in its user metadata. */
+/**
+ * Builds a config (for example one read back from a run's config.json, so it is validated here first) as a
+ * tf.LayersModel (functional API) that outputs logits; the config is kept in its user metadata.
+ */
 export function buildModelFromConfig(config: ModelConfig): LayersModel {
-  const valid = validateModelConfig(config);
-  const model = buildLayersModel(planModel(valid), valid.name);
-  model.setUserDefinedMetadata({ wrnModelConfig: valid });
+  return buildValidModel(validateModelConfig(config));
+}
+
+function buildValidModel(config: ModelConfig): LayersModel {
+  const model = buildLayersModel(planModel(config), config.name);
+  model.setUserDefinedMetadata({ wrnModelConfig: config });
   return model;
 }
 
@@ -127,7 +130,7 @@ export function buildModelFromConfig(config: ModelConfig): LayersModel {
  * The output is logits (no softmax). Names and options: see `NAME_PATTERNS` and {@link BuildModelOptions}.
  */
 export function buildModel(name: string, options: BuildModelOptions = {}): LayersModel {
-  return buildModelFromConfig(resolveModelConfig(name, options));
+  return buildValidModel(resolveModelConfig(name, options));
 }
 
 function sizeOf(shape: readonly (number | null)[]): number {

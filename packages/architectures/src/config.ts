@@ -92,12 +92,26 @@ export const ModelConfigSchema = z
         message: "zeroInitLastGamma needs order 'original': pre-activation branches end in a conv, not a BN",
       });
     }
+    // The builder trusts a config that passed this schema: every value the blocks and the graph use is checked here.
     config.stages.forEach((stage, i) => {
       if (config.block.kind === 'bottleneck' && stage.midChannels === undefined) {
         ctx.addIssue({ code: 'custom', path: ['stages', i, 'midChannels'], message: 'bottleneck stages need midChannels' });
       }
       if (config.block.kind !== 'bottleneck' && stage.groups !== 1) {
         ctx.addIssue({ code: 'custom', path: ['stages', i, 'groups'], message: `groups > 1 needs bottleneck blocks, got ${config.block.kind}` });
+      }
+      if (stage.midChannels !== undefined && stage.midChannels % stage.groups !== 0) {
+        ctx.addIssue({
+          code: 'custom', path: ['stages', i, 'midChannels'],
+          message: `midChannels ${stage.midChannels} must be a multiple of groups ${stage.groups} (the grouped 3x3 splits its channels into the groups)`,
+        });
+      }
+      const inChannels = i === 0 ? config.stemChannels : (config.stages[i - 1] as StageConfig).outChannels;
+      if (config.shortcut === 'A' && stage.outChannels < inChannels) {
+        ctx.addIssue({
+          code: 'custom', path: ['stages', i, 'outChannels'],
+          message: `option A (zero-padding) shortcuts cannot reduce ${inChannels} channels to ${stage.outChannels}; use shortcut 'B'`,
+        });
       }
     });
   });

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
   REGISTERED_NAMES,
-  countMultiplyAdds,
   countParams,
   formatLayerTable,
   listModels,
@@ -9,6 +8,8 @@ import {
   planModel,
   resolveModelConfig,
   summarizeModel,
+  validateModelConfig,
+  type LayerRow,
 } from '../src/index.js';
 
 describe('model names', () => {
@@ -86,6 +87,24 @@ describe('options', () => {
   });
 });
 
+describe('a config is validated once, by its schema', () => {
+  it('names the key for every value the blocks and the graph then trust', () => {
+    const resnext = resolveModelConfig('resnext29-8x64d');
+    expect(() => validateModelConfig({ ...resnext, stages: resnext.stages.map((stage) => ({ ...stage, midChannels: 12 })) }))
+      .toThrow("Invalid model config 'resnext29-8x64d': stages.0.midChannels: midChannels 12 must be a multiple of groups 8");
+    const resnet = resolveModelConfig('resnet20');
+    expect(() => validateModelConfig({ ...resnet, stemChannels: 32 }))
+      .toThrow("stages.0.outChannels: option A (zero-padding) shortcuts cannot reduce 32 channels to 16; use shortcut 'B'");
+    expect(() => validateModelConfig({ ...resnet, stages: resnet.stages.map((stage) => ({ ...stage, strides: 0 })) }))
+      .toThrow(/Invalid model config 'resnet20': stages\.0\.strides: /);
+    expect(() => validateModelConfig({ ...resnet, block: { kind: 'wrn', kernels: [3, 0] } })).toThrow(/block\.kernels\.1: /);
+    expect(() => validateModelConfig({ ...resnet, seed: 1.5 })).toThrow(/seed: /);
+    expect(() => resolveModelConfig('resnet20', { shortcut: 'C' as never })).toThrow(/Invalid options for model 'resnet20': shortcut: /);
+    // what passes is built as given: the schema's checks are the only ones on these values
+    expect(countParams(validateModelConfig({ ...resnet, shortcut: 'B', stemChannels: 32 }))).toBeGreaterThan(269_722);
+  });
+});
+
 describe('registry listing and summaries', () => {
   it('lists every registered name with family, dataset and parameters', () => {
     const models = listModels();
@@ -102,12 +121,22 @@ describe('registry listing and summaries', () => {
     expect(models.filter((m) => m.family === 'preact-resnet').map((m) => m.params)).toEqual([1_727_962 + 16 * 32 + 32 * 64, 1_703_258, 10_327_706]);
   });
 
-  it('summarizes a model without building it: totals equal the layer table', () => {
+  it('summarizes a model without building it: totals and layer rows equal the papers\' figures', () => {
+    const sum = (rows: readonly LayerRow[], key: 'params' | 'multiplyAdds') => rows.reduce((total, row) => total + row[key], 0);
+    // ../shared/papers.md: ResNeXt-29 8x64d 34,426,698 parameters; ResNeXt-50 32x4d 25,028,904 and 4.230 G
+    // multiply-adds at 224x224.
     const summary = summarizeModel('resnext29-8x64d');
     expect(summary.params).toBe(34_426_698);
-    expect(summary.layers.reduce((total, row) => total + row.params, 0)).toBe(summary.params);
-    expect(summary.layers.reduce((total, row) => total + row.multiplyAdds, 0)).toBe(summary.multiplyAdds);
-    expect(summary.multiplyAdds).toBe(countMultiplyAdds('resnext29-8x64d'));
+    expect(sum(summary.layers, 'params')).toBe(34_426_698);
+    const imagenet = summarizeModel('resnext50-32x4d');
+    expect([imagenet.params, sum(imagenet.layers, 'params')]).toEqual([25_028_904, 25_028_904]);
+    expect(imagenet.multiplyAdds / 1e9).toBeCloseTo(4.23, 3);
+    expect(sum(imagenet.layers, 'multiplyAdds') / 1e9).toBeCloseTo(4.23, 3);
+    // The paper's grouped 3x3 of the first stage (C = 8 groups of d = 64 channels, 32x32 maps), by hand.
+    expect(summary.layers.find((row) => row.name === 'stage1_block1_conv2')).toEqual({
+      name: 'stage1_block1_conv2', type: 'WrnGroupedConv2D', outputShape: [null, 32, 32, 512],
+      params: 3 * 3 * 64 * 512, multiplyAdds: 32 * 32 * 3 * 3 * 64 * 512,
+    });
     expect(summary.layers[0]).toEqual({ name: 'input', type: 'InputLayer', outputShape: [null, 32, 32, 3], params: 0, multiplyAdds: 0 });
     const text = formatLayerTable(summary.layers.slice(0, 3));
     expect(text.split('\n')[0]).toMatch(/^layer\s+type\s+output shape\s+params\s+mult-adds$/);

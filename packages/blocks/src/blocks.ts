@@ -1,4 +1,3 @@
-import { assertPositiveInteger, assertRate } from './layers/common.js';
 import type { NetworkGraph, Tap } from './graph.js';
 
 /** 'original': conv-BN-ReLU, ReLU after the addition (ResNet). 'preact': BN-ReLU-conv, nothing after it (He 2016, WRN). */
@@ -12,18 +11,24 @@ export const BLOCK_ORDERS: readonly BlockOrder[] = ['original', 'preact'];
 export type ShortcutType = 'A' | 'B';
 export const SHORTCUT_TYPES: readonly ShortcutType[] = ['A', 'B'];
 
-/** A residual block as data: the convs of its branch and how they are wired. */
+/** One conv of a residual branch. */
+export interface BranchConv {
+  kernelSize: number;
+  /** Output channels; the last conv's are the block's output width. */
+  filters: number;
+  /** Spatial stride (default 1); the block subsamples by the product of its convs' strides. */
+  strides?: number;
+  /** Groups (default 1); ResNeXt puts its cardinality on the bottleneck's 3x3. */
+  groups?: number;
+}
+
+/**
+ * A residual block as data: the convs of its branch and how they are wired. Trusted as given: @wrn/architectures
+ * validates a model's config once, by its schema, and builds its blocks from it.
+ */
 export interface ResidualBlockSpec {
-  /** Kernel size of each conv of the branch, in order: [3,3] basic, [1,3,1] bottleneck, WRN B(M) e.g. [3,1,3]. */
-  kernels: readonly number[];
-  /** Output channels of each conv; the last is the block's output width. */
-  widths: readonly number[];
-  /** Groups of each conv (default: 1 for all); ResNeXt puts its cardinality on the 3x3. */
-  groups?: readonly number[];
-  /** Spatial stride of the block (1 keeps the size). */
-  strides: number;
-  /** Index of the conv that carries the stride. */
-  strideIndex: number;
+  /** The branch's convs in order: [3x3, 3x3] basic, [1x1, 3x3, 1x1] bottleneck, WRN B(M) one per kernel size. */
+  convs: readonly BranchConv[];
   order: BlockOrder;
   /** Shortcut type used when the block changes shape. */
   shortcut: ShortcutType;
@@ -33,14 +38,14 @@ export interface ResidualBlockSpec {
   dropPathRate?: number;
   /**
    * Initialise the last BN gamma of the branch to 0, so the block starts as the identity. Only the original order
-   * has a BN at the end of its branch; pre-activation branches end in a conv, so this is an error there.
+   * has a BN at the end of its branch (a pre-activation branch ends in a conv: there the flag has nothing to zero).
    */
   zeroInitLastGamma?: boolean;
 }
 
 /** Two 3x3 convs (ResNet basic block, WRN B(3,3)). */
 export function basicBlockSpec(args: { outChannels: number; strides: number; order: BlockOrder; shortcut: ShortcutType }): ResidualBlockSpec {
-  return { kernels: [3, 3], widths: [args.outChannels, args.outChannels], strides: args.strides, strideIndex: 0, order: args.order, shortcut: args.shortcut };
+  return wrnBlockSpec({ ...args, kernels: [3, 3] });
 }
 
 /**
@@ -51,13 +56,13 @@ export function bottleneckBlockSpec(args: {
   midChannels: number; outChannels: number; groups?: number; strides: number; strideOn?: '3x3' | '1x1';
   order: BlockOrder; shortcut: ShortcutType;
 }): ResidualBlockSpec {
-  const groups = args.groups ?? 1;
+  const onReduce = args.strideOn === '1x1';
   return {
-    kernels: [1, 3, 1],
-    widths: [args.midChannels, args.midChannels, args.outChannels],
-    groups: [1, groups, 1],
-    strides: args.strides,
-    strideIndex: (args.strideOn ?? '3x3') === '3x3' ? 1 : 0,
+    convs: [
+      { kernelSize: 1, filters: args.midChannels, strides: onReduce ? args.strides : 1 },
+      { kernelSize: 3, filters: args.midChannels, strides: onReduce ? 1 : args.strides, groups: args.groups ?? 1 },
+      { kernelSize: 1, filters: args.outChannels },
+    ],
     order: args.order,
     shortcut: args.shortcut,
   };
@@ -69,38 +74,12 @@ export function bottleneckBlockSpec(args: {
  * B(1,3,1) block does not subsample with a 1x1.
  */
 export function wrnBlockSpec(args: { kernels: readonly number[]; outChannels: number; strides: number; order: BlockOrder; shortcut: ShortcutType }): ResidualBlockSpec {
-  const firstSpatial = args.kernels.findIndex((k) => k > 1);
+  const strideAt = Math.max(args.kernels.findIndex((k) => k > 1), 0);
   return {
-    kernels: [...args.kernels],
-    widths: args.kernels.map(() => args.outChannels),
-    strides: args.strides,
-    strideIndex: firstSpatial < 0 ? 0 : firstSpatial,
+    convs: args.kernels.map((kernelSize, i) => ({ kernelSize, filters: args.outChannels, strides: i === strideAt ? args.strides : 1 })),
     order: args.order,
     shortcut: args.shortcut,
   };
-}
-
-function validateSpec(spec: ResidualBlockSpec, where: string): void {
-  if (spec.kernels.length < 1) throw new RangeError(`${where}: a block needs at least one conv (kernels is empty)`);
-  if (spec.widths.length !== spec.kernels.length) {
-    throw new RangeError(`${where}: widths has ${spec.widths.length} entries, kernels ${spec.kernels.length}; they must match`);
-  }
-  if (spec.groups !== undefined && spec.groups.length !== spec.kernels.length) {
-    throw new RangeError(`${where}: groups has ${spec.groups.length} entries, kernels ${spec.kernels.length}; they must match`);
-  }
-  spec.kernels.forEach((k, i) => assertPositiveInteger(k, `${where} kernels[${i}]`));
-  spec.widths.forEach((w, i) => assertPositiveInteger(w, `${where} widths[${i}]`));
-  assertPositiveInteger(spec.strides, `${where} strides`);
-  if (!Number.isInteger(spec.strideIndex) || spec.strideIndex < 0 || spec.strideIndex >= spec.kernels.length) {
-    throw new RangeError(`${where}: strideIndex must be in [0, ${spec.kernels.length - 1}], got ${spec.strideIndex}`);
-  }
-  if (!BLOCK_ORDERS.includes(spec.order)) throw new RangeError(`${where}: order must be one of ${BLOCK_ORDERS.join(', ')}, got '${String(spec.order)}'`);
-  if (!SHORTCUT_TYPES.includes(spec.shortcut)) throw new RangeError(`${where}: shortcut must be one of ${SHORTCUT_TYPES.join(', ')}, got '${String(spec.shortcut)}'`);
-  assertRate(spec.dropRate ?? 0, `${where} dropRate`);
-  assertRate(spec.dropPathRate ?? 0, `${where} dropPathRate`);
-  if (spec.zeroInitLastGamma === true && spec.order === 'preact') {
-    throw new RangeError(`${where}: zeroInitLastGamma needs order 'original'; a pre-activation branch ends in a conv, not a BN`);
-  }
 }
 
 /**
@@ -108,49 +87,32 @@ function validateSpec(spec: ResidualBlockSpec, where: string): void {
  * `${prefix}_bn1`, ..., `${prefix}_shortcut_conv`, `${prefix}_add`, so saved weights stay loadable.
  */
 export function residualBlock(graph: NetworkGraph, x: Tap, spec: ResidualBlockSpec, prefix: string): Tap {
-  validateSpec(spec, `block ${prefix}`);
-  const inChannels = x.shape[2] as number;
-  const last = spec.kernels.length - 1;
-  const outChannels = spec.widths[last] as number;
-  const changesShape = spec.strides !== 1 || inChannels !== outChannels;
-  const dropRate = spec.dropRate ?? 0;
-  const conv = (from: Tap, i: number): Tap =>
-    graph.conv(from, {
-      filters: spec.widths[i] as number,
-      kernelSize: spec.kernels[i] as number,
-      strides: i === spec.strideIndex ? spec.strides : 1,
-      groups: spec.groups?.[i] ?? 1,
-    }, `${prefix}_conv${i + 1}`);
-  const dropoutBefore = (from: Tap, i: number): Tap =>
-    i > 0 && dropRate > 0 ? graph.dropout(from, dropRate, `${prefix}_dropout${i}`) : from;
+  const { convs, order, dropRate = 0, dropPathRate = 0 } = spec;
+  const at = (layer: string) => `${prefix}_${layer}`;
+  const last = convs.length - 1;
+  const strides = convs.reduce((product, c) => product * (c.strides ?? 1), 1);
+  const outChannels = (convs[last] as BranchConv).filters;
+  const zeroGamma = (i: number) => order === 'original' && i === last && spec.zeroInitLastGamma === true;
+  const bn = (t: Tap, i: number) => graph.batchNorm(t, at(`bn${i + 1}`), { zeroGamma: zeroGamma(i) });
+  const relu = (t: Tap, i: number) => graph.relu(t, at(`relu${i + 1}`));
+  const conv = (t: Tap, i: number) =>
+    graph.conv(i > 0 && dropRate > 0 ? graph.dropout(t, dropRate, at(`dropout${i}`)) : t, convs[i] as BranchConv, at(`conv${i + 1}`));
 
-  let branch: Tap;
-  let shortcut: Tap;
-  if (spec.order === 'preact') {
-    const pre = graph.relu(graph.batchNorm(x, `${prefix}_bn1`), `${prefix}_relu1`);
-    branch = conv(pre, 0);
-    for (let i = 1; i <= last; i++) {
-      const activated = graph.relu(graph.batchNorm(branch, `${prefix}_bn${i + 1}`), `${prefix}_relu${i + 1}`);
-      branch = conv(dropoutBefore(activated, i), i);
-    }
-    // The projection reads the pre-activated input, as in the WRN and pre-activation ResNet code.
-    shortcut = !changesShape ? x
-      : spec.shortcut === 'B' ? graph.conv(pre, { filters: outChannels, kernelSize: 1, strides: spec.strides }, `${prefix}_shortcut_conv`)
-        : graph.zeroPadShortcut(x, spec.strides, outChannels, `${prefix}_shortcut_pad`);
-  } else {
-    branch = x;
-    for (let i = 0; i <= last; i++) {
-      branch = graph.batchNorm(conv(dropoutBefore(branch, i), i), `${prefix}_bn${i + 1}`, {
-        zeroGamma: i === last && spec.zeroInitLastGamma === true,
-      });
-      if (i < last) branch = graph.relu(branch, `${prefix}_relu${i + 1}`);
-    }
-    shortcut = !changesShape ? x
-      : spec.shortcut === 'B'
-        ? graph.batchNorm(graph.conv(x, { filters: outChannels, kernelSize: 1, strides: spec.strides }, `${prefix}_shortcut_conv`), `${prefix}_shortcut_bn`)
-        : graph.zeroPadShortcut(x, spec.strides, outChannels, `${prefix}_shortcut_pad`);
-  }
-  if ((spec.dropPathRate ?? 0) > 0) branch = graph.dropPath(branch, spec.dropPathRate as number, `${prefix}_droppath`);
-  const sum = graph.add(branch, shortcut, `${prefix}_add`);
-  return spec.order === 'original' ? graph.relu(sum, `${prefix}_out`) : sum;
+  // preact: BN-ReLU-conv, the projection reading the pre-activated input (the WRN and pre-act ResNet code);
+  // original: conv-BN with a ReLU between the convs, and a ReLU after the addition.
+  const pre = order === 'preact' ? relu(bn(x, 0), 0) : x;
+  let branch = convs.reduce((t, _, i) => (order === 'preact' ? conv(i > 0 ? relu(bn(t, i), i) : t, i)
+    : i < last ? relu(bn(conv(t, i), i), i) : bn(conv(t, i), i)), pre);
+  const shortcut = strides === 1 && x.shape[2] === outChannels ? x : spec.shortcut === 'A'
+    ? graph.zeroPadShortcut(x, strides, outChannels, at('shortcut_pad'))
+    : projection(graph, pre, { filters: outChannels, kernelSize: 1, strides }, prefix, order === 'original');
+  if (dropPathRate > 0) branch = graph.dropPath(branch, dropPathRate, at('droppath'));
+  const sum = graph.add(branch, shortcut, at('add'));
+  return order === 'original' ? graph.relu(sum, at('out')) : sum;
+}
+
+/** The 1x1 projection shortcut (option B), with a BN after it in the original order. */
+function projection(graph: NetworkGraph, x: Tap, conv: BranchConv, prefix: string, withBatchNorm: boolean): Tap {
+  const projected = graph.conv(x, conv, `${prefix}_shortcut_conv`);
+  return withBatchNorm ? graph.batchNorm(projected, `${prefix}_shortcut_bn`) : projected;
 }

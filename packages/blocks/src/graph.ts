@@ -4,7 +4,7 @@ import { GroupedConv2D, PaddedConv2D } from './layers/grouped_conv.js';
 import { TorchBatchNormalization } from './layers/batch_norm.js';
 import { PaddedMaxPooling2D } from './layers/pooling.js';
 import { ZeroPadShortcut } from './layers/zero_pad_shortcut.js';
-import { assertPositiveInteger, assertRate, convOutputSize } from './layers/common.js';
+import { assertPositiveInteger, convOutputSize } from './layers/common.js';
 
 /** Shape of one example (no batch axis): [H, W, C] for feature maps, [units] after pooling. */
 export type ExampleShape = readonly number[];
@@ -82,11 +82,155 @@ function mixSeed(base: number, index: number): number {
   return (h ^ (h >>> 16)) & 0x7fffffff;
 }
 
+/** A node as a builder method hands it to the graph: everything but the output shape, which its kind's rule computes. */
+type NodeFields<N extends NetworkNode> = N extends InputNode ? N : Omit<N, 'outputShape'>;
+
+/** Everything the graph knows about one kind of node, in one place. */
+interface NodeKind<N extends NetworkNode> {
+  /** The shape rule: the output shape from the node's fields and its inputs; throws where the inputs do not fit. */
+  outputShape(node: NodeFields<N>, inputs: readonly Tap[]): ExampleShape;
+  /** Trainable parameters, from the channels of the first input (none where absent). */
+  params?(node: N, inChannels: number): number;
+  /** Multiply-adds for one example (convs and dense layers; none where absent). */
+  multiplyAdds?(node: N, inChannels: number): number;
+  /** The class name a layer table shows: what the node becomes in the built model. */
+  typeName(node: N): string;
+  /** The tfjs-layers layer the node becomes ({@link buildLayersModel}). */
+  createLayer(node: N, inChannels: number): layers.Layer;
+}
+
+const sameShape = (_node: unknown, [x]: readonly Tap[]): ExampleShape => (x as Tap).shape;
+const seedArg = (seed: number | undefined) => (seed === undefined ? {} : { seed });
+
+const NODE_KINDS: { [K in NetworkNode['kind']]: NodeKind<Extract<NetworkNode, { kind: K }>> } = {
+  input: {
+    outputShape: (node) => {
+      node.outputShape.forEach((size, axis) => assertPositiveInteger(size, `input shape [${node.outputShape.join(', ')}] axis ${axis}`));
+      return node.outputShape;
+    },
+    typeName: () => 'InputLayer',
+    createLayer: (node) => { throw new Error(`buildLayersModel: a second input node '${node.name}' is not supported`); },
+  },
+  conv: {
+    outputShape: (node, [x]) => {
+      const [height, width, channels] = featureMap(x as Tap, node.name);
+      if (channels % node.groups !== 0 || node.filters % node.groups !== 0) {
+        throw new RangeError(`${node.name}: ${channels} input and ${node.filters} output channels must both be multiples of groups=${node.groups}`);
+      }
+      const size = (length: number) => convOutputSize(length, node.kernelSize, node.strides, node.padding);
+      return [size(height), size(width), node.filters];
+    },
+    params: (node, inChannels) => node.kernelSize * node.kernelSize * (inChannels / node.groups) * node.filters,
+    multiplyAdds: (node, inChannels) => {
+      const [height, width] = node.outputShape as [number, number, number];
+      return height * width * node.kernelSize * node.kernelSize * (inChannels / node.groups) * node.filters;
+    },
+    typeName: (node) => (node.groups > 1 ? GroupedConv2D.className : node.padding === 'same' ? 'Conv2D' : PaddedConv2D.className),
+    createLayer: (node, inChannels) => {
+      const { name, filters, kernelSize, strides, padding, groups } = node;
+      const kernelInitializer = node.init === 'fan-in' ? ('heNormalFanIn' as const) : ('heNormalFanOut' as const);
+      if (groups > 1) return new GroupedConv2D({ name, filters, kernelSize, strides, padding, groups, kernelInitializer, ...seedArg(node.seed) });
+      if (padding !== 'same') return new PaddedConv2D({ name, filters, kernelSize, strides, padding, kernelInitializer, ...seedArg(node.seed) });
+      const fan = kernelSize * kernelSize * (node.init === 'fan-in' ? inChannels : filters);
+      return layers.conv2d({
+        name, filters, kernelSize, strides, padding: 'same', useBias: false,
+        kernelInitializer: initializers.randomNormal({ mean: 0, stddev: Math.sqrt(2 / fan), ...seedArg(node.seed) }),
+      });
+    },
+  },
+  batchNorm: {
+    outputShape: (node, [x]) => (featureMap(x as Tap, node.name), (x as Tap).shape),
+    params: (_node, inChannels) => 2 * inChannels,
+    typeName: () => TorchBatchNormalization.className,
+    createLayer: (node) => new TorchBatchNormalization({
+      name: node.name, momentum: BATCH_NORM_MOMENTUM, epsilon: BATCH_NORM_EPSILON, gammaInitializer: node.zeroGamma ? 'zeros' : 'ones',
+    }),
+  },
+  relu: {
+    outputShape: sameShape,
+    typeName: () => 'Activation',
+    createLayer: (node) => layers.activation({ name: node.name, activation: 'relu' }),
+  },
+  add: {
+    outputShape: (node, [a, b]) => {
+      const [left, right] = [a as Tap, b as Tap];
+      if (left.shape.join() !== right.shape.join()) {
+        throw new Error(`${node.name}: cannot add shapes [${left.shape.join(', ')}] (${left.name}) and [${right.shape.join(', ')}] (${right.name})`);
+      }
+      return left.shape;
+    },
+    typeName: () => 'Add',
+    createLayer: (node) => layers.add({ name: node.name }),
+  },
+  dropout: {
+    outputShape: sameShape,
+    typeName: () => SeededDropout.className,
+    createLayer: (node) => new SeededDropout({ name: node.name, rate: node.rate }),
+  },
+  dropPath: {
+    outputShape: sameShape,
+    typeName: () => DropPath.className,
+    createLayer: (node) => new DropPath({ name: node.name, rate: node.rate }),
+  },
+  zeroPadShortcut: {
+    outputShape: (node, [x]) => {
+      const [height, width, channels] = featureMap(x as Tap, node.name);
+      if (node.outChannels < channels) {
+        throw new RangeError(`${node.name}: option A (zero-padding) shortcut cannot reduce ${channels} channels to ${node.outChannels}`);
+      }
+      return [Math.ceil(height / node.strides), Math.ceil(width / node.strides), node.outChannels];
+    },
+    typeName: () => ZeroPadShortcut.className,
+    createLayer: (node) => new ZeroPadShortcut({ name: node.name, strides: node.strides, outChannels: node.outChannels }),
+  },
+  maxPool: {
+    outputShape: (node, [x]) => {
+      const [height, width, channels] = featureMap(x as Tap, node.name);
+      const size = (length: number) => convOutputSize(length, node.poolSize, node.strides, node.padding);
+      return [size(height), size(width), channels];
+    },
+    typeName: (node) => (node.padding === 'same' ? 'MaxPooling2D' : PaddedMaxPooling2D.className),
+    createLayer: ({ name, poolSize, strides, padding }) => (padding === 'same'
+      ? layers.maxPooling2d({ name, poolSize, strides, padding: 'same' })
+      : new PaddedMaxPooling2D({ name, poolSize, strides, padding })),
+  },
+  globalAvgPool: {
+    outputShape: (node, [x]) => [featureMap(x as Tap, node.name)[2]],
+    typeName: () => 'GlobalAveragePooling2D',
+    createLayer: (node) => layers.globalAveragePooling2d({ name: node.name }),
+  },
+  dense: {
+    outputShape: (node, [x]) => {
+      const { name, shape } = x as Tap;
+      if (shape.length !== 1) throw new Error(`${node.name}: dense expects a flat input, got [${shape.join(', ')}] from ${name}`);
+      return [node.units];
+    },
+    params: (node, inChannels) => (inChannels + 1) * node.units,
+    multiplyAdds: (node, inChannels) => inChannels * node.units,
+    typeName: () => 'Dense',
+    createLayer: (node, inChannels) => {
+      // Torch's Linear: U(-1/sqrt(fanIn), 1/sqrt(fanIn)), bias 0 (tfjs-layers would take Glorot)
+      const limit = 1 / Math.sqrt(inChannels);
+      return layers.dense({
+        name: node.name, units: node.units,
+        kernelInitializer: initializers.randomUniform({ minval: -limit, maxval: limit, ...seedArg(node.seed) }),
+        biasInitializer: 'zeros',
+      });
+    },
+  },
+};
+
+/** A node's entry in {@link NODE_KINDS}; one cast, as TypeScript cannot tie `node.kind` to the entry's node type. */
+function kindOf(node: { kind: NetworkNode['kind'] }): NodeKind<NetworkNode> {
+  return NODE_KINDS[node.kind] as unknown as NodeKind<NetworkNode>;
+}
+
 /**
  * A network as data: the list of layers with their shapes, built by the block functions. The same plan is
  * turned into a `tf.LayersModel` ({@link buildLayersModel}) and counted arithmetically ({@link planParams},
  * {@link planMultiplyAdds}), so counts never drift from what is built, and a huge model can be counted without
- * allocating it.
+ * allocating it. Its arguments are trusted (a model config is validated once, by its schema); what it checks are
+ * the shape rules: that each node fits the nodes feeding it.
  */
 export class NetworkGraph {
   readonly nodes: NetworkNode[] = [];
@@ -100,13 +244,8 @@ export class NetworkGraph {
    * @param convInit He-normal over the fan-out (default) or the fan-in of every conv.
    */
   constructor(options: { seed?: number | undefined; convInit?: ConvInit | undefined } = {}) {
-    if (options.seed !== undefined && !Number.isSafeInteger(options.seed)) {
-      throw new RangeError(`NetworkGraph: seed must be an integer, got ${String(options.seed)}`);
-    }
-    const convInit = options.convInit ?? 'fan-out';
-    if (!CONV_INITS.includes(convInit)) throw new RangeError(`NetworkGraph: convInit must be one of ${CONV_INITS.join(', ')}, got '${String(convInit)}'`);
     this.seed = options.seed;
-    this.convInit = convInit;
+    this.convInit = options.convInit ?? 'fan-out';
   }
 
   node(name: string): NetworkNode {
@@ -115,9 +254,10 @@ export class NetworkGraph {
     return found;
   }
 
-  private push<N extends NetworkNode>(node: N): Tap {
-    if (this.byName.has(node.name)) throw new Error(`NetworkGraph: duplicate layer name '${node.name}'`);
-    for (const from of node.inputs) this.node(from);
+  private push(fields: NodeFields<NetworkNode>): Tap {
+    if (this.byName.has(fields.name)) throw new Error(`NetworkGraph: duplicate layer name '${fields.name}'`);
+    const inputs = fields.inputs.map((from) => ({ name: from, shape: this.node(from).outputShape }));
+    const node = { ...fields, outputShape: kindOf(fields).outputShape(fields, inputs) } as NetworkNode;
     this.nodes.push(node);
     this.byName.set(node.name, node);
     return { name: node.name, shape: node.outputShape };
@@ -128,83 +268,49 @@ export class NetworkGraph {
   }
 
   input(shape: readonly [number, number, number], name = 'input'): Tap {
-    shape.forEach((size, axis) => assertPositiveInteger(size, `input shape [${shape.join(', ')}] axis ${axis}`));
     return this.push({ kind: 'input', name, inputs: [], outputShape: [...shape] });
   }
 
   conv(x: Tap, args: { filters: number; kernelSize: number; strides?: number; groups?: number }, name: string): Tap {
-    const [height, width, channels] = featureMap(x, name);
-    const { filters, kernelSize } = args;
-    const strides = args.strides ?? 1;
-    const groups = args.groups ?? 1;
-    assertPositiveInteger(filters, `${name} filters`);
-    assertPositiveInteger(kernelSize, `${name} kernel size`);
-    assertPositiveInteger(strides, `${name} strides`);
-    assertPositiveInteger(groups, `${name} groups`);
-    if (channels % groups !== 0 || filters % groups !== 0) {
-      throw new RangeError(`${name}: ${channels} input and ${filters} output channels must both be multiples of groups=${groups}`);
-    }
+    const { filters, kernelSize, strides = 1, groups = 1 } = args;
     const padding = torchPadding(kernelSize, strides);
-    const outputShape = [convOutputSize(height, kernelSize, strides, padding), convOutputSize(width, kernelSize, strides, padding), filters];
-    return this.push({
-      kind: 'conv', name, inputs: [x.name], outputShape, filters, kernelSize, strides, groups, padding, init: this.convInit, seed: this.nextSeed(),
-    });
+    return this.push({ kind: 'conv', name, inputs: [x.name], filters, kernelSize, strides, groups, padding, init: this.convInit, seed: this.nextSeed() });
   }
 
   batchNorm(x: Tap, name: string, options: { zeroGamma?: boolean } = {}): Tap {
-    featureMap(x, name);
-    return this.push({ kind: 'batchNorm', name, inputs: [x.name], outputShape: x.shape, zeroGamma: options.zeroGamma ?? false });
+    return this.push({ kind: 'batchNorm', name, inputs: [x.name], zeroGamma: options.zeroGamma ?? false });
   }
 
   relu(x: Tap, name: string): Tap {
-    return this.push({ kind: 'relu', name, inputs: [x.name], outputShape: x.shape });
+    return this.push({ kind: 'relu', name, inputs: [x.name] });
   }
 
   add(a: Tap, b: Tap, name: string): Tap {
-    if (a.shape.join() !== b.shape.join()) {
-      throw new Error(`${name}: cannot add shapes [${a.shape.join(', ')}] (${a.name}) and [${b.shape.join(', ')}] (${b.name})`);
-    }
-    return this.push({ kind: 'add', name, inputs: [a.name, b.name], outputShape: a.shape });
+    return this.push({ kind: 'add', name, inputs: [a.name, b.name] });
   }
 
   dropout(x: Tap, rate: number, name: string): Tap {
-    assertRate(rate, `${name} dropout rate`);
-    return this.push({ kind: 'dropout', name, inputs: [x.name], outputShape: x.shape, rate });
+    return this.push({ kind: 'dropout', name, inputs: [x.name], rate });
   }
 
   dropPath(x: Tap, rate: number, name: string): Tap {
-    assertRate(rate, `${name} drop-path rate`);
-    return this.push({ kind: 'dropPath', name, inputs: [x.name], outputShape: x.shape, rate });
+    return this.push({ kind: 'dropPath', name, inputs: [x.name], rate });
   }
 
   zeroPadShortcut(x: Tap, strides: number, outChannels: number, name: string): Tap {
-    const [height, width, channels] = featureMap(x, name);
-    assertPositiveInteger(strides, `${name} strides`);
-    if (outChannels < channels) {
-      throw new RangeError(`${name}: option A (zero-padding) shortcut cannot reduce ${channels} channels to ${outChannels}`);
-    }
-    const outputShape = [Math.ceil(height / strides), Math.ceil(width / strides), outChannels];
-    return this.push({ kind: 'zeroPadShortcut', name, inputs: [x.name], outputShape, strides, outChannels });
+    return this.push({ kind: 'zeroPadShortcut', name, inputs: [x.name], strides, outChannels });
   }
 
   maxPool(x: Tap, poolSize: number, strides: number, name: string): Tap {
-    const [height, width, channels] = featureMap(x, name);
-    assertPositiveInteger(poolSize, `${name} pool size`);
-    assertPositiveInteger(strides, `${name} strides`);
-    const padding = torchPadding(poolSize, strides);
-    const outputShape = [convOutputSize(height, poolSize, strides, padding), convOutputSize(width, poolSize, strides, padding), channels];
-    return this.push({ kind: 'maxPool', name, inputs: [x.name], outputShape, poolSize, strides, padding });
+    return this.push({ kind: 'maxPool', name, inputs: [x.name], poolSize, strides, padding: torchPadding(poolSize, strides) });
   }
 
   globalAvgPool(x: Tap, name: string): Tap {
-    const channels = featureMap(x, name)[2];
-    return this.push({ kind: 'globalAvgPool', name, inputs: [x.name], outputShape: [channels] });
+    return this.push({ kind: 'globalAvgPool', name, inputs: [x.name] });
   }
 
   dense(x: Tap, units: number, name: string): Tap {
-    if (x.shape.length !== 1) throw new Error(`${name}: dense expects a flat input, got [${x.shape.join(', ')}]`);
-    assertPositiveInteger(units, `${name} units`);
-    return this.push({ kind: 'dense', name, inputs: [x.name], outputShape: [units], units, seed: this.nextSeed() });
+    return this.push({ kind: 'dense', name, inputs: [x.name], units, seed: this.nextSeed() });
   }
 }
 
@@ -213,37 +319,22 @@ function featureMap(x: Tap, where: string): [number, number, number] {
   return x.shape as unknown as [number, number, number];
 }
 
-function channelsOf(graph: NetworkGraph, node: NetworkNode): number {
-  const from = graph.node(node.inputs[0] as string).outputShape;
-  return from[from.length - 1] as number;
+/** Channels of a node's first input (0 for the input node). */
+function inChannelsOf(graph: NetworkGraph, node: NetworkNode): number {
+  const from = node.inputs[0];
+  if (from === undefined) return 0;
+  const shape = graph.node(from).outputShape;
+  return shape[shape.length - 1] as number;
 }
 
 /** Trainable parameters of one node (conv kernels without bias, BN gamma and beta, dense kernel and bias). */
 export function nodeParams(graph: NetworkGraph, node: NetworkNode): number {
-  switch (node.kind) {
-    case 'conv':
-      return node.kernelSize * node.kernelSize * (channelsOf(graph, node) / node.groups) * node.filters;
-    case 'batchNorm':
-      return 2 * channelsOf(graph, node);
-    case 'dense':
-      return (channelsOf(graph, node) + 1) * node.units;
-    default:
-      return 0;
-  }
+  return kindOf(node).params?.(node, inChannelsOf(graph, node)) ?? 0;
 }
 
 /** Multiply-adds of one node for one example: convs and dense layers only (BN, ReLU, pooling, additions are not counted). */
 export function nodeMultiplyAdds(graph: NetworkGraph, node: NetworkNode): number {
-  switch (node.kind) {
-    case 'conv': {
-      const [height, width] = node.outputShape as [number, number, number];
-      return height * width * node.kernelSize * node.kernelSize * (channelsOf(graph, node) / node.groups) * node.filters;
-    }
-    case 'dense':
-      return channelsOf(graph, node) * node.units;
-    default:
-      return 0;
-  }
+  return kindOf(node).multiplyAdds?.(node, inChannelsOf(graph, node)) ?? 0;
 }
 
 export function planParams(graph: NetworkGraph): number {
@@ -256,19 +347,7 @@ export function planMultiplyAdds(graph: NetworkGraph): number {
 
 /** Type names used in layer tables, matching the class a node becomes in the built model. */
 export function nodeTypeName(node: NetworkNode): string {
-  switch (node.kind) {
-    case 'input': return 'InputLayer';
-    case 'conv': return node.groups > 1 ? GroupedConv2D.className : node.padding === 'same' ? 'Conv2D' : PaddedConv2D.className;
-    case 'batchNorm': return TorchBatchNormalization.className;
-    case 'relu': return 'Activation';
-    case 'add': return 'Add';
-    case 'dropout': return SeededDropout.className;
-    case 'dropPath': return DropPath.className;
-    case 'zeroPadShortcut': return ZeroPadShortcut.className;
-    case 'maxPool': return node.padding === 'same' ? 'MaxPooling2D' : PaddedMaxPooling2D.className;
-    case 'globalAvgPool': return 'GlobalAveragePooling2D';
-    case 'dense': return 'Dense';
-  }
+  return kindOf(node).typeName(node);
 }
 
 /** One row of a layer table. */
@@ -300,70 +379,16 @@ export function planLayerTable(graph: NetworkGraph): LayerRow[] {
  * 1/sqrt(fanIn)), bias 0; the 3x3/2 max pool pads 1 on each side as Torch's. The output is logits.
  */
 export function buildLayersModel(graph: NetworkGraph, name: string): LayersModel {
-  const outputs = new Map<string, SymbolicTensor>();
-  const first = graph.nodes[0];
+  const [first, ...rest] = graph.nodes;
   if (first === undefined || first.kind !== 'input') throw new Error(`buildLayersModel ${name}: the plan must start with an input node`);
   const inputTensor = input({ shape: [...first.outputShape], name: first.name });
-  outputs.set(first.name, inputTensor);
+  const outputs = new Map<string, SymbolicTensor>([[first.name, inputTensor]]);
   let last: SymbolicTensor = inputTensor;
-  for (const node of graph.nodes.slice(1)) {
+  for (const node of rest) {
     const from = node.inputs.map((inputName) => outputs.get(inputName) as SymbolicTensor);
-    const layer = createLayer(graph, node);
+    const layer = kindOf(node).createLayer(node, inChannelsOf(graph, node));
     last = layer.apply(from.length === 1 ? (from[0] as SymbolicTensor) : from) as SymbolicTensor;
     outputs.set(node.name, last);
   }
   return model({ inputs: inputTensor, outputs: last, name });
-}
-
-function createLayer(graph: NetworkGraph, node: NetworkNode): layers.Layer {
-  const { name } = node;
-  switch (node.kind) {
-    case 'input':
-      throw new Error(`buildLayersModel: a second input node '${name}' is not supported`);
-    case 'conv': {
-      const seed = node.seed === undefined ? {} : { seed: node.seed };
-      const kernelInitializer = node.init === 'fan-in' ? ('heNormalFanIn' as const) : ('heNormalFanOut' as const);
-      if (node.groups > 1 || node.padding !== 'same') {
-        const args = {
-          name, filters: node.filters, kernelSize: node.kernelSize, strides: node.strides, padding: node.padding, kernelInitializer, ...seed,
-        };
-        return node.groups > 1 ? new GroupedConv2D({ ...args, groups: node.groups }) : new PaddedConv2D(args);
-      }
-      const fan = node.kernelSize * node.kernelSize * (node.init === 'fan-in' ? channelsOf(graph, node) : node.filters);
-      const stddev = Math.sqrt(2 / fan);
-      return layers.conv2d({
-        name, filters: node.filters, kernelSize: node.kernelSize, strides: node.strides, padding: 'same', useBias: false,
-        kernelInitializer: initializers.randomNormal({ mean: 0, stddev, ...(node.seed === undefined ? {} : { seed: node.seed }) }),
-      });
-    }
-    case 'batchNorm':
-      return new TorchBatchNormalization({
-        name, momentum: BATCH_NORM_MOMENTUM, epsilon: BATCH_NORM_EPSILON, gammaInitializer: node.zeroGamma ? 'zeros' : 'ones',
-      });
-    case 'relu':
-      return layers.activation({ name, activation: 'relu' });
-    case 'add':
-      return layers.add({ name });
-    case 'dropout':
-      return new SeededDropout({ name, rate: node.rate });
-    case 'dropPath':
-      return new DropPath({ name, rate: node.rate });
-    case 'zeroPadShortcut':
-      return new ZeroPadShortcut({ name, strides: node.strides, outChannels: node.outChannels });
-    case 'maxPool':
-      return node.padding === 'same'
-        ? layers.maxPooling2d({ name, poolSize: node.poolSize, strides: node.strides, padding: 'same' })
-        : new PaddedMaxPooling2D({ name, poolSize: node.poolSize, strides: node.strides, padding: node.padding });
-    case 'globalAvgPool':
-      return layers.globalAveragePooling2d({ name });
-    case 'dense': {
-      const limit = 1 / Math.sqrt(channelsOf(graph, node));
-      const seed = node.seed === undefined ? {} : { seed: node.seed };
-      return layers.dense({
-        name, units: node.units,
-        kernelInitializer: initializers.randomUniform({ minval: -limit, maxval: limit, ...seed }),
-        biasInitializer: 'zeros',
-      });
-    }
-  }
 }

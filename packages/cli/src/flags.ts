@@ -37,11 +37,6 @@ export function choiceFlag<T extends string>(choices: readonly T[]) {
   };
 }
 
-/** Appends a repeated option's values: `--x a --x b` gives ['a', 'b']. */
-export function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
-}
-
 export function examples(lines: readonly string[]): string {
   return `\nExamples:\n${lines.map((line) => `  $ ${line}`).join('\n')}\n`;
 }

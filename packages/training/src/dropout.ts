@@ -44,15 +44,3 @@ export function dropoutModelOptions(policy: DropoutPolicyInput): DropoutModelOpt
       return p.dropRate > 0 ? { dropRate: p.dropRate, dropPathRate: p.dropPathRate } : { dropPathRate: p.dropPathRate };
   }
 }
-
-/**
- * The drop-path rate of residual block `blockIndex` (0-based) of `numBlocks` under the linear decay rule:
- * dropPathRate * blockIndex / (numBlocks - 1), as timm computes it. Exported so the builder and tests agree.
- */
-export function linearDecayDropPathRate(dropPathRate: number, blockIndex: number, numBlocks: number): number {
-  if (!Number.isInteger(numBlocks) || numBlocks < 1) throw new Error(`numBlocks must be an integer >= 1, got ${numBlocks}`);
-  if (!Number.isInteger(blockIndex) || blockIndex < 0 || blockIndex >= numBlocks) {
-    throw new Error(`blockIndex must be an integer in [0, ${numBlocks - 1}], got ${blockIndex}`);
-  }
-  return numBlocks === 1 ? dropPathRate : (dropPathRate * blockIndex) / (numBlocks - 1);
-}

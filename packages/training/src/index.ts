@@ -1,4 +1,3 @@
-export const PACKAGE_NAME = '@wrn/training';
 export { registerWasmTrainingKernels, wasmTrainingKernelsRegistered, wasmNativeConvKernels, WASM_TRAINING_KERNEL_NAMES } from './backend/wasm-training-kernels';
 export type { WasmTrainingKernelOptions } from './backend/wasm-training-kernels';
 export { WASM_NATIVE_CONV_KERNEL_NAMES } from './backend/wasm-native-conv';
@@ -10,7 +9,7 @@ export {
   FRACTION_RULES,
 } from './schedule';
 export type { LrSchedule, LrScheduleInput, SchedulePosition, ScheduleUnit, Warmup, FractionRule, RunLength } from './schedule';
-export { dropoutPolicySchema, dropoutModelOptions, linearDecayDropPathRate } from './dropout';
+export { dropoutPolicySchema, dropoutModelOptions } from './dropout';
 export type { DropoutPolicy, DropoutPolicyInput, DropoutModelOptions } from './dropout';
 export { trainingConfigSchema, sgdConfigSchema, parseTrainingConfig, TrainingConfigError } from './config';
 export type { TrainingConfig, TrainingConfigInput, SgdConfig } from './config';

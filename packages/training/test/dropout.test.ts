@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { dropoutModelOptions, linearDecayDropPathRate } from '../src/dropout';
+import { planModel, resolveModelConfig } from '@wrn/architectures';
+import { dropoutModelOptions } from '../src/dropout';
 
 describe('dropout policies', () => {
   it('map to buildModel options', () => {
@@ -16,8 +17,12 @@ describe('dropout policies', () => {
   });
 
   it('stochastic depth follows the linear decay rule: 0 at the first block, the full rate at the last', () => {
-    expect([0, 1, 2, 3, 4].map((i) => linearDecayDropPathRate(0.5, i, 5))).toEqual([0, 0.125, 0.25, 0.375, 0.5]);
-    expect(linearDecayDropPathRate(0.2, 0, 1)).toBe(0.2);
-    expect(() => linearDecayDropPathRate(0.2, 5, 5)).toThrow('blockIndex must be an integer in [0, 4], got 5');
+    // resnet14: 6 blocks, so block i gets 0.5 * i / 5 and the first (rate 0) no drop-path layer at all
+    const graph = planModel(resolveModelConfig('resnet14', dropoutModelOptions({ kind: 'stochastic-depth', dropPathRate: 0.5 })));
+    const rates = graph.nodes.flatMap((node) => (node.kind === 'dropPath' ? [[node.name, node.rate]] : []));
+    expect(rates).toEqual([
+      ['stage1_block2_droppath', 0.1], ['stage2_block1_droppath', 0.2], ['stage2_block2_droppath', 0.3],
+      ['stage3_block1_droppath', 0.4], ['stage3_block2_droppath', 0.5],
+    ]);
   });
 });

@@ -1,8 +1,8 @@
 import { batchNorm, moments, mul, scalar, serialization, sub, tidy, type Tensor, type Tensor1D } from '@tensorflow/tfjs-core';
 import { initializers, layers, type LayerVariable, type Shape } from '@tensorflow/tfjs-layers';
-import { singleShape, singleTensor } from './common.js';
+import { singleShape, singleTensor, keepDtype, type LayerArgs } from './common.js';
 
-export interface TorchBatchNormalizationArgs {
+export interface TorchBatchNormalizationArgs extends LayerArgs {
   /**
    * Weight of the old moving statistics in Keras' convention: moving = momentum * moving + (1 - momentum) * batch.
    * Default 0.9, Torch's momentum 0.1.
@@ -12,7 +12,6 @@ export interface TorchBatchNormalizationArgs {
   epsilon?: number;
   /** Initial gamma: 'ones' (default) or 'zeros' (a residual branch that starts as nothing). */
   gammaInitializer?: 'ones' | 'zeros';
-  name?: string;
 }
 
 /**
@@ -35,7 +34,8 @@ export class TorchBatchNormalization extends layers.Layer {
   private movingVariance: LayerVariable | null = null;
 
   constructor(args: TorchBatchNormalizationArgs = {}) {
-    super({ name: args.name });
+    super(args);
+    keepDtype(this, args);
     const where = `TorchBatchNormalization${args.name ? ` ${args.name}` : ''}`;
     this.momentum = args.momentum ?? 0.9;
     this.epsilon = args.epsilon ?? 1e-5;

@@ -1,5 +1,19 @@
 import type { Tensor } from '@tensorflow/tfjs-core';
-import type { Shape } from '@tensorflow/tfjs-layers';
+import type { layers, Shape } from '@tensorflow/tfjs-layers';
+
+/**
+ * The arguments every tfjs-layers layer takes (name, trainable, dtype, inputShape, batchInputShape, ...), which its
+ * getConfig writes and loadLayersModel hands back to the constructor. tfjs-layers does not export the type by name.
+ */
+export type LayerArgs = NonNullable<Parameters<typeof layers.add>[0]>;
+
+/**
+ * tfjs-layers' Layer constructor keeps `dtype` only when an input shape comes with it, so a custom layer saved
+ * with a dtype would be loaded back without one; each custom constructor calls this after `super(args)`.
+ */
+export function keepDtype(layer: layers.Layer, args: LayerArgs): void {
+  if (args.dtype != null) layer.dtype = args.dtype;
+}
 
 /** tfjs-layers hands a single-input layer either a tensor or a one-element list. */
 export function singleTensor(inputs: Tensor | Tensor[], layer: string): Tensor {

@@ -1,13 +1,11 @@
 import { dropout, tidy, serialization, type Tensor } from '@tensorflow/tfjs-core';
 import { layers, type Shape } from '@tensorflow/tfjs-layers';
 import { nextLayerSeed } from '../random.js';
-import { assertRate, singleTensor } from './common.js';
+import { assertRate, singleTensor, keepDtype, type LayerArgs } from './common.js';
 
-export interface StochasticLayerArgs {
+export interface StochasticLayerArgs extends LayerArgs {
   /** Probability of dropping, in [0, 1). */
   rate: number;
-  /** Layer name (unique within a model). */
-  name?: string;
 }
 
 /**
@@ -20,7 +18,8 @@ export class SeededDropout extends layers.Layer {
   readonly rate: number;
 
   constructor(args: StochasticLayerArgs) {
-    super({ name: args.name });
+    super(args);
+    keepDtype(this, args);
     assertRate(args.rate, `SeededDropout ${args.name ?? ''} rate`.replace('  ', ' '));
     this.rate = args.rate;
     this.supportsMasking = true;
@@ -52,7 +51,8 @@ export class DropPath extends layers.Layer {
   readonly rate: number;
 
   constructor(args: StochasticLayerArgs) {
-    super({ name: args.name });
+    super(args);
+    keepDtype(this, args);
     assertRate(args.rate, `DropPath ${args.name ?? ''} rate`.replace('  ', ' '));
     this.rate = args.rate;
   }

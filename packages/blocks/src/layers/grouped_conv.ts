@@ -17,7 +17,7 @@ import {
   type Tensor4D,
 } from '@tensorflow/tfjs-core';
 import { initializers, layers, type LayerVariable, type Shape } from '@tensorflow/tfjs-layers';
-import { assertPadding, assertPositiveInteger, convOutputSize, singleShape, singleTensor, type ConvPadding } from './common.js';
+import { assertPadding, assertPositiveInteger, convOutputSize, singleShape, singleTensor, type ConvPadding, keepDtype, type LayerArgs } from './common.js';
 import { subsample } from './zero_pad_shortcut.js';
 
 /**
@@ -162,7 +162,7 @@ function im2colGroupedConv(x: Tensor4D, kernel: Tensor4D, strides: number, paddi
 export const CONV_KERNEL_INITIALIZERS = ['heNormalFanOut', 'heNormalFanIn', 'zeros'] as const;
 export type ConvKernelInitializer = (typeof CONV_KERNEL_INITIALIZERS)[number];
 
-export interface GroupedConv2DArgs {
+export interface GroupedConv2DArgs extends LayerArgs {
   /** Output channels (a multiple of `groups`). */
   filters: number;
   /** Square kernel size. */
@@ -182,7 +182,6 @@ export interface GroupedConv2DArgs {
   seed?: number;
   /** Force one computation; default: {@link fastestGroupedConvMethod} for the active backend and mode. */
   method?: GroupedConvMethod;
-  name?: string;
 }
 
 /**
@@ -202,7 +201,8 @@ export class GroupedConv2D extends layers.Layer {
   private kernel: LayerVariable | null = null;
 
   constructor(args: GroupedConv2DArgs) {
-    super({ name: args.name });
+    super(args);
+    keepDtype(this, args);
     const where = `GroupedConv2D${args.name ? ` ${args.name}` : ''}`;
     assertPositiveInteger(args.filters, `${where} filters`);
     assertPositiveInteger(args.kernelSize, `${where} kernelSize`);

@@ -1,15 +1,14 @@
 import { maxPool, serialization, type Tensor, type Tensor4D } from '@tensorflow/tfjs-core';
 import { layers, type Shape } from '@tensorflow/tfjs-layers';
-import { assertPadding, assertPositiveInteger, convOutputSize, singleShape, singleTensor, type ConvPadding } from './common.js';
+import { assertPadding, assertPositiveInteger, convOutputSize, singleShape, singleTensor, type ConvPadding, keepDtype, type LayerArgs } from './common.js';
 
-export interface PaddedMaxPooling2DArgs {
+export interface PaddedMaxPooling2DArgs extends LayerArgs {
   /** Square window size. */
   poolSize: number;
   /** Stride of both spatial axes. Default: poolSize. */
   strides?: number;
   /** p pixels on every side that never win the max (Torch's nn.MaxPool2d(padding=p) pads with -inf), or 'same'/'valid'. */
   padding: ConvPadding;
-  name?: string;
 }
 
 /**
@@ -24,7 +23,8 @@ export class PaddedMaxPooling2D extends layers.Layer {
   readonly padding: ConvPadding;
 
   constructor(args: PaddedMaxPooling2DArgs) {
-    super({ name: args.name });
+    super(args);
+    keepDtype(this, args);
     const where = `PaddedMaxPooling2D${args.name ? ` ${args.name}` : ''}`;
     assertPositiveInteger(args.poolSize, `${where} poolSize`);
     this.poolSize = args.poolSize;

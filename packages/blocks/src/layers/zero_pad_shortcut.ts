@@ -1,13 +1,12 @@
 import { pad, reshape, slice, tidy, serialization, type Tensor, type Tensor4D } from '@tensorflow/tfjs-core';
 import { layers, type Shape } from '@tensorflow/tfjs-layers';
-import { assertPositiveInteger, singleShape, singleTensor } from './common.js';
+import { assertPositiveInteger, singleShape, singleTensor, keepDtype, type LayerArgs } from './common.js';
 
-export interface ZeroPadShortcutArgs {
+export interface ZeroPadShortcutArgs extends LayerArgs {
   /** Spatial subsampling factor (takes every `strides`-th row and column, starting at 0). */
   strides: number;
   /** Output channels; the extra channels beyond the input's are zeros. */
   outChannels: number;
-  name?: string;
 }
 
 /**
@@ -37,7 +36,8 @@ export class ZeroPadShortcut extends layers.Layer {
   readonly outChannels: number;
 
   constructor(args: ZeroPadShortcutArgs) {
-    super({ name: args.name });
+    super(args);
+    keepDtype(this, args);
     assertPositiveInteger(args.strides, 'ZeroPadShortcut strides');
     assertPositiveInteger(args.outChannels, 'ZeroPadShortcut outChannels');
     this.strides = args.strides;
