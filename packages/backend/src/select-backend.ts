@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NativeConvKernels, NativeConvLoad } from '@wrn/native';
-import { initWasmBackendWithThreads } from './wasm-threads';
-import { registerWasmTrainingGradients } from './wasm-training-gradients';
-import { registerWasmTrainingKernels } from './wasm-training-kernels';
+import { initWasmBackendWithThreads } from './wasm/threads';
+import { registerWasmTrainingGradients } from './wasm/training-gradients';
+import { registerWasmTrainingKernels } from './wasm/training-kernels';
 import { adapterLabel, listWebGpuAdapters, tryWebGpu, WEBGPU_INSTALL_ADVICE, type WebGpuAdapterReport } from './webgpu';
 
 /** What `--backend` accepts. */
