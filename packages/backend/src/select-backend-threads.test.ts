@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { loadNativeConvKernels } from '@wrn/native';
-import { nativeConvFromEnv, selectBackend } from './select-backend';
+import { nativeConvFromEnv, selectBackend } from './node';
 import { wasmNativeConvKernels } from './wasm/training-kernels';
 
 // A file of its own: the wasm backend's thread count is fixed when it is first initialised.

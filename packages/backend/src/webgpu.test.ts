@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { BackendUnavailableError, selectBackend } from './select-backend';
+import { BackendUnavailableError, selectBackend } from './node';
 import { adapterLabel, describeAdapter, isSoftwareAdapter, WEBGPU_INSTALL_ADVICE } from './webgpu';
 
 describe('webgpu adapters', () => {

@@ -1,5 +1,5 @@
 import { backend_util, Conv2DBackpropInput, engine, pad as padTensor, reshape, slice, tensor4d, tidy, transpose } from '@tensorflow/tfjs-core';
-import type { Conv2DAttrs, Conv2DBackpropInputAttrs, KernelConfig, Tensor, Tensor4D, TensorInfo } from '@tensorflow/tfjs-core';
+import type { Conv2DAttrs, Conv2DBackpropInputAttrs, KernelConfig, Tensor4D, TensorInfo } from '@tensorflow/tfjs-core';
 import { checkChannelsLast, forwardConv } from '../conv';
 import { asTensor, copyRun, heapIndex, requireInput, TRANSPOSE_TILE, type KernelArgs, type WasmHeapBackend } from '../heap';
 
