@@ -5,7 +5,7 @@ import type { KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfj
 
 export type KernelArgs = Parameters<KernelFunc>[0];
 
-/** Tile edge of the heap transposes: 32x32 4-byte elements keep a tile's reads and writes in L1. */
+/** Tile edge of the heap transposes: in 32x32 tiles both the reads and the writes stay in cache. */
 export const TRANSPOSE_TILE = 32;
 
 // Kernel inputs are usually Tensors (when an op called runKernel), but a kernel called from another
