@@ -3,8 +3,10 @@ import tseslint from 'typescript-eslint';
 import nx from '@nx/eslint-plugin';
 import globals from 'globals';
 
-// The layering is the architecture: blocks <- architectures <- training <- cli; datasets stands alone
-// and only the cli composes it; native (compiled conv kernels) stands alone and only training loads it. `enforce-module-boundaries` also forbids deep imports into another
+// The layering is the architecture: blocks <- architectures <- training <- cli; datasets stands alone and only the
+// cli composes it; backend (backend selection, the wasm training kernels, webgpu) builds on blocks only (it registers
+// grouped-conv methods there) and is used by training, the cli and the web app; native (compiled conv kernels)
+// stands alone and only backend loads it. `enforce-module-boundaries` also forbids deep imports into another
 // package's src/ (relative or by path), so a package's public API is its src/index.ts.
 export default tseslint.config(
   { ignores: ['**/.scratch/**', '**/dist/**', '**/node_modules/**', '**/.nx/**', 'runs/**', '**/*.d.ts'] },
@@ -25,15 +27,16 @@ export default tseslint.config(
             { sourceTag: 'scope:architectures', onlyDependOnLibsWithTags: ['scope:blocks'] },
             { sourceTag: 'scope:datasets', onlyDependOnLibsWithTags: [] },
             { sourceTag: 'scope:native', onlyDependOnLibsWithTags: [] },
-            { sourceTag: 'scope:training', onlyDependOnLibsWithTags: ['scope:architectures', 'scope:blocks', 'scope:native'] },
+            { sourceTag: 'scope:backend', onlyDependOnLibsWithTags: ['scope:blocks', 'scope:native'] },
+            { sourceTag: 'scope:training', onlyDependOnLibsWithTags: ['scope:architectures', 'scope:blocks', 'scope:backend'] },
             {
               sourceTag: 'scope:cli',
-              onlyDependOnLibsWithTags: ['scope:training', 'scope:architectures', 'scope:blocks', 'scope:datasets'],
+              onlyDependOnLibsWithTags: ['scope:backend', 'scope:training', 'scope:architectures', 'scope:blocks', 'scope:datasets'],
             },
             { sourceTag: 'scope:tools', onlyDependOnLibsWithTags: ['*'] },
             {
               sourceTag: 'scope:web',
-              onlyDependOnLibsWithTags: ['scope:training', 'scope:architectures', 'scope:blocks', 'scope:datasets'],
+              onlyDependOnLibsWithTags: ['scope:backend', 'scope:training', 'scope:architectures', 'scope:blocks', 'scope:datasets'],
             },
           ],
         },

@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 const repo = resolve(import.meta.dirname, '..');
-const packages = ['native', 'blocks', 'architectures', 'datasets', 'training', 'cli'];
+const packages = ['native', 'blocks', 'backend', 'architectures', 'datasets', 'training', 'cli'];
 // Packages with a Node-only `./node` entry beside their browser-safe main one.
-const NODE_SUBPATHS = ['blocks', 'datasets', 'training'];
+const NODE_SUBPATHS = ['blocks', 'backend', 'datasets', 'training'];
 const work = mkdtempSync(join(tmpdir(), 'wrn-pack-'));
 const keep = process.argv.includes('--keep');
 let failures = 0;

@@ -4,11 +4,11 @@
  * With --reference the masked dense conv is timed too, for reference only (not an allowed implementation: it stores
  * and multiplies G times the weights).
  *
- *   npx nx run-many -t build -p blocks architectures training && npx tsx tools/bench/grouped-conv.ts [--backend cpu|wasm|webgpu|both] [--reps 3] [--quick] [--reference]
+ *   npx nx run-many -t build -p blocks backend architectures && npx tsx tools/bench/grouped-conv.ts [--backend cpu|wasm|webgpu|both] [--reps 3] [--quick] [--reference]
  *     [--case <label substring>] [--methods split,depthwise,im2col]
  *
  * Prints a markdown table (median milliseconds per call over --reps runs after one warm-up). webgpu goes through
- * @wrn/training's selectBackend('webgpu') (Dawn in Node; any adapter, SwiftShader's too: VK_ICD_FILENAMES) and reads
+ * @wrn/backend's selectBackend('webgpu') (Dawn in Node; any adapter, SwiftShader's too: VK_ICD_FILENAMES) and reads
  * results back asynchronously, so each time includes the GPU's work.
  */
 import '@tensorflow/tfjs-backend-cpu';
@@ -100,15 +100,15 @@ async function main(): Promise<void> {
   console.log('|---|---|---|---|---:|---:|');
   for (const backend of backends) {
     if (backend === 'webgpu') {
-      const training = await import('@wrn/training');
-      console.error((await training.selectBackend('webgpu')).reason);
+      const backend = await import('@wrn/backend/node');
+      console.error((await backend.selectBackend('webgpu')).reason);
     } else if (!(await tf.setBackend(backend))) throw new Error(`backend '${backend}' did not initialise`);
     await tf.ready();
     if (backend === 'wasm') {
-      // wasm lacks conv gradient kernels; @wrn/training provides them (built dist needed). Without it, backward cells show the error.
-      const training = await import('@wrn/training').catch(() => null);
-      const registered = training?.registerWasmTrainingKernels();
-      console.error(registered ? `wasm: registered ${registered.join(', ')} from @wrn/training` : 'wasm: @wrn/training not available');
+      // wasm lacks conv gradient kernels; @wrn/backend provides them (built dist needed). Without it, backward cells show the error.
+      const backend = await import('@wrn/backend').catch(() => null);
+      const registered = backend?.registerWasmTrainingKernels();
+      console.error(registered ? `wasm: registered ${registered.join(', ')} from @wrn/backend` : 'wasm: @wrn/backend not available');
     }
     for (const c of cases) {
       const x = tf.randomNormal([c.batch, c.size, c.size, c.channels], 0, 1, 'float32', 1) as tf.Tensor4D;

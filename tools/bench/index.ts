@@ -2,7 +2,7 @@
  * Training and inference speed of @wrn's models on every TF.js backend that loads here, against PyTorch on
  * the same machine in the same run, plus the input pipeline's rate.
  *
- *   npx nx run-many -t build -p blocks architectures training datasets   # the bench imports the built packages
+ *   npx nx run-many -t build -p blocks backend architectures training datasets   # the bench imports the built packages
  *   npx tsx tools/bench/index.ts [--json] [--models resnet20,wrn-16-4,resnext29-4x16d]
  *       [--backends tensorflow,webgpu,wasm,wasm-xnnpack,wasm:1,cpu] [--batch 64] [--warmup 2] [--steps 5]
  *       [--cpu-batch 8] [--cpu-steps 1] [--cpu-models resnet20] [--no-torch] [--no-pipeline] [--timeout 900]
@@ -154,7 +154,7 @@ async function runChild(job: ChildJob): Promise<TfResult> {
   const tf = await import('@tensorflow/tfjs-core');
   await import('@tensorflow/tfjs-layers');
   const { SgdOptimizer, variableGrads } = await import('@wrn/training');
-  const { selectBackend } = await import('@wrn/training/node');
+  const { selectBackend } = await import('@wrn/backend/node');
   const { buildModel, countParams } = await import('@wrn/architectures');
   const [spec, threads] = job.backend.split(':');
   const name = spec === 'wasm-xnnpack' ? 'wasm' : spec;

@@ -5,7 +5,7 @@
  * kernel calls (our training kernels are built from other kernels). "outside kernels" is the step's time not
  * spent in any kernel: the engine's bookkeeping, the gradient tape, layer code.
  *
- *   npx nx run-many -t build -p blocks architectures training
+ *   npx nx run-many -t build -p blocks backend architectures training
  *   npx tsx tools/bench/kernel-profile.ts [--models resnet20,wrn-16-4] [--backend wasm] [--threads 2] [--batch 64]
  *       [--warmup 1] [--steps 2] [--top 25]
  *
@@ -113,7 +113,7 @@ function report(title: string, wallMs: number): void {
 async function main(): Promise<void> {
   await import('@tensorflow/tfjs-layers');
   const { SgdOptimizer, variableGrads } = await import('@wrn/training');
-  const { selectBackend } = await import('@wrn/training/node');
+  const { selectBackend } = await import('@wrn/backend/node');
   const { buildModel } = await import('@wrn/architectures');
   const selection = await selectBackend(backendName, threads === 'auto' ? {} : { wasmThreads: Number(threads) });
   console.log(`backend: ${selection.reason}`);

@@ -3,7 +3,7 @@
  * strided convs of the CIFAR and ImageNet layouts (and the stem's max pool forward), interleaved so that machine
  * load hits both alike; median ms of `--reps` runs each.
  *
- *   npx nx run-many -t build -p blocks training   # imports the built packages
+ *   npx nx run-many -t build -p blocks backend   # imports the built packages
  *   npx tsx tools/bench/padding.ts [--backend wasm|cpu] [--reps 7]
  */
 const args = process.argv.slice(2);
@@ -16,7 +16,7 @@ const reps = Number(flag('reps', '7'));
 
 const tf = await import('@tensorflow/tfjs-core');
 await import('@tensorflow/tfjs-layers');
-const { selectBackend } = await import('@wrn/training/node');
+const { selectBackend } = await import('@wrn/backend/node');
 const selection = await selectBackend(backendName as 'wasm');
 console.log(`backend: ${selection.reason}`);
 

@@ -42,7 +42,8 @@ const gc = (globalThis as { gc?: () => void }).gc;
 async function main(): Promise<void> {
   // Loaded lazily, as the other bench scripts do: the module-boundaries rule wants one way per library.
   const { dropoutModelOptions } = await import('@wrn/training');
-  const { selectBackend, train } = await import('@wrn/training/node');
+  const { selectBackend } = await import('@wrn/backend/node');
+  const { train } = await import('@wrn/training/node');
   const { buildModel, countParams } = await import('@wrn/architectures');
   const { createPipeline, meanStdNormalization, selectImages } = await import('@wrn/datasets');
   const { loadCifar10 } = await import('@wrn/datasets/node');

@@ -1,4 +1,4 @@
-// Picks the fastest backend this browser has: webgpu, then webgl, then wasm with @wrn/training's training kernels
+// Picks the fastest backend this browser has: webgpu, then webgl, then wasm with @wrn/backend's training kernels
 // (threaded when the page is cross-origin isolated: serve.mjs sends COOP/COEP), then cpu. `?backend=` forces one.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers'; // registers every gradient, before ours replace two of them for wasm
@@ -9,7 +9,7 @@ import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreadedSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
-import { registerWasmTrainingGradients, registerWasmTrainingKernels } from '@wrn/training';
+import { registerWasmTrainingGradients, registerWasmTrainingKernels } from '@wrn/backend';
 
 export const BACKEND_ORDER = ['webgpu', 'webgl', 'wasm', 'cpu'] as const;
 export type BrowserBackend = (typeof BACKEND_ORDER)[number];

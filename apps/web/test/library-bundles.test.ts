@@ -9,8 +9,8 @@ import * as esbuild from 'esbuild';
 import { build as viteBuild, type Rollup } from 'vite';
 import { afterAll, describe, expect, it } from 'vitest';
 
-const BROWSER_ENTRIES = ['@wrn/blocks', '@wrn/architectures', '@wrn/training', '@wrn/datasets'] as const;
-const NODE_ENTRIES = ['@wrn/blocks/node', '@wrn/training/node', '@wrn/datasets/node'] as const;
+const BROWSER_ENTRIES = ['@wrn/blocks', '@wrn/architectures', '@wrn/backend', '@wrn/training', '@wrn/datasets'] as const;
+const NODE_ENTRIES = ['@wrn/blocks/node', '@wrn/backend/node', '@wrn/training/node', '@wrn/datasets/node'] as const;
 
 // Inside the app's folder, so that bare imports resolve through the workspace's node_modules like a user's app.
 const scratch = mkdtempSync(join(import.meta.dirname, '..', '.bundle-check-'));

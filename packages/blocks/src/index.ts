@@ -8,9 +8,9 @@ export {
   GROUPED_CONV_METHODS,
   DEFAULT_GROUPED_CONV_METHOD,
   fastestGroupedConvMethod,
-  setGroupedConvMethodPreference,
+  registerGroupedConvMethodResolver,
 } from './layers/grouped_conv.js';
-export type { GroupedConv2DArgs, GroupedConv2DOptions, GroupedConvMethod, ConvKernelInitializer } from './layers/grouped_conv.js';
+export type { GroupedConv2DArgs, GroupedConv2DOptions, GroupedConvMethod, GroupedConvContext, GroupedConvMethodResolver, ConvKernelInitializer } from './layers/grouped_conv.js';
 export { PaddedMaxPooling2D } from './layers/pooling.js';
 export type { PaddedMaxPooling2DArgs } from './layers/pooling.js';
 export { TorchBatchNormalization } from './layers/batch_norm.js';

@@ -1,11 +1,11 @@
 import '@tensorflow/tfjs-backend-cpu';
 import {
-  abs, add, concat, conv2d, grads, max, onesLike, randomNormal, relu, setBackend, slice, split, square, sub, sum, tidy, zerosLike,
+  abs, add, concat, conv2d, dispose, getBackend, grads, max, onesLike, randomNormal, relu, setBackend, slice, split, square, sub, sum, tidy, zerosLike,
   type Tensor, type Tensor4D,
 } from '@tensorflow/tfjs-core';
 import { input, model } from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { GROUPED_CONV_METHODS, GroupedConv2D, fastestGroupedConvMethod, groupedConv2d, setGroupedConvMethodPreference } from '../src/index.js';
+import { GROUPED_CONV_METHODS, GroupedConv2D, fastestGroupedConvMethod, groupedConv2d, registerGroupedConvMethodResolver } from '../src/index.js';
 
 beforeAll(async () => {
   await setBackend('cpu');
@@ -76,19 +76,50 @@ describe('groupedConv2d', () => {
 });
 
 describe('GroupedConv2D layer', () => {
-  it('takes a backend\'s preferred methods over the measured ones until the preference is removed, and names a bad one', () => {
-    setGroupedConvMethodPreference('wasm', { inference: 'split' });
+  it('asks the resolver registered for a backend over the measured table until it is removed, and names a bad one', () => {
+    const asked: unknown[] = [];
+    const removeWasm = registerGroupedConvMethodResolver('wasm', () => 'split');
     expect(fastestGroupedConvMethod('wasm', false)).toBe('split');
     expect(fastestGroupedConvMethod('wasm', true)).toBe('split');
-    setGroupedConvMethodPreference('cpu', { training: 'depthwise' });
+    const removeCpu = registerGroupedConvMethodResolver('cpu', (context) => (asked.push(context), context.training ? 'depthwise' : 'split'));
     expect(fastestGroupedConvMethod('cpu', true, { groups: 8, strides: 1 })).toBe('depthwise');
-    setGroupedConvMethodPreference('wasm', undefined);
-    setGroupedConvMethodPreference('cpu', undefined);
+    expect(fastestGroupedConvMethod('cpu', false, { groups: 4, strides: 2 })).toBe('split');
+    expect(asked).toEqual([{ training: true, groups: 8, strides: 1 }, { training: false, groups: 4, strides: 2 }]);
+    removeWasm();
+    removeCpu();
     expect(fastestGroupedConvMethod('wasm', false)).toBe('depthwise');
     expect(fastestGroupedConvMethod('cpu', true, { groups: 8, strides: 1 })).toBe('im2col');
-    expect(() => setGroupedConvMethodPreference('wasm', { inference: 'fft' as never })).toThrow(
-      "setGroupedConvMethodPreference: method must be one of split, depthwise, im2col, got 'fft'",
+    const removeBad = registerGroupedConvMethodResolver('wasm', () => 'fft' as never);
+    expect(() => fastestGroupedConvMethod('wasm', false)).toThrow(
+      "the grouped conv method resolver of backend 'wasm' returned 'fft'; expected one of split, depthwise, im2col",
     );
+    removeBad();
+    expect(fastestGroupedConvMethod('wasm', false)).toBe('depthwise');
+  });
+
+  it('removes a resolver only while it is the one registered', () => {
+    const removeFirst = registerGroupedConvMethodResolver('webgl', () => 'im2col');
+    const removeSecond = registerGroupedConvMethodResolver('webgl', () => 'depthwise');
+    removeFirst();
+    expect(fastestGroupedConvMethod('webgl', true)).toBe('depthwise');
+    removeSecond();
+    expect(fastestGroupedConvMethod('webgl', true)).toBe('split');
+  });
+
+  it('runs a layer with the registered method without changing its config', () => {
+    const layer = new GroupedConv2D({ filters: 8, kernelSize: 3, groups: 4, name: 'g' });
+    const x = randomNormal([1, 6, 6, 8]) as Tensor4D;
+    const reference = layer.apply(x) as Tensor;
+    const configBefore = JSON.stringify(layer.getConfig());
+    const asked: unknown[] = [];
+    const remove = registerGroupedConvMethodResolver(getBackend(), (context) => (asked.push(context), 'im2col'));
+    const viaResolver = layer.apply(x) as Tensor;
+    remove();
+    expect(asked).toEqual([{ training: false, groups: 4, strides: 1 }]);
+    expect(maxAbsDiff(viaResolver, reference)).toBeLessThan(1e-5);
+    expect(JSON.stringify(layer.getConfig())).toBe(configBefore);
+    expect(layer.getConfig()['method']).toBeUndefined();
+    dispose([x, reference, viaResolver]);
   });
 
   it('picks the measured fastest method per backend and mode, and all give the same output', () => {

@@ -2,8 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, totalmem } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import type { BackendSelection } from '@wrn/training';
-import { adapterLabel } from '@wrn/training/node';
+import { adapterLabel, type BackendSelection } from '@wrn/backend';
 import { cliVersion } from './context.js';
 
 function packageVersion(name: string): string | undefined {
@@ -43,6 +42,7 @@ export function describeEnvironment(backend: BackendSelection): Record<string, u
     '@wrn/cli': cliVersion(),
     '@wrn/architectures': packageVersion('@wrn/architectures'),
     '@wrn/training': packageVersion('@wrn/training'),
+    '@wrn/backend': packageVersion('@wrn/backend'),
     '@wrn/datasets': packageVersion('@wrn/datasets'),
     '@wrn/blocks': packageVersion('@wrn/blocks'),
     node: process.version,

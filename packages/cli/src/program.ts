@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { nativeConvFromEnv, wasmThreadsFromEnv } from '@wrn/training/node';
+import { nativeConvFromEnv, wasmThreadsFromEnv } from '@wrn/backend';
 import { registerDoctor } from './commands/doctor.js';
 import { registerModels } from './commands/models.js';
 import { registerTrain } from './commands/train.js';

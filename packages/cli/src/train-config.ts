@@ -11,7 +11,7 @@ import {
   type TrainingConfig,
   type TrainingPreset,
 } from '@wrn/training';
-import { BACKEND_CHOICES } from '@wrn/training/node';
+import { BACKEND_CHOICES } from '@wrn/backend';
 import { describeSource, mergeLayers, readConfigFile, sourceOf, type ConfigLayer, type ValueSource } from './config-file.js';
 import { errorMessage, UsageError } from './errors.js';
 

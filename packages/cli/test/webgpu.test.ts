@@ -4,7 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import { listWebGpuAdapters } from '@wrn/training/node';
+import { listWebGpuAdapters } from '@wrn/backend/node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runWrn, scratchDir, type WrnResult } from './run-wrn.js';
 

@@ -1,7 +1,3 @@
-export { registerWasmTrainingKernels, wasmTrainingKernelsRegistered, wasmNativeConvKernels, WASM_TRAINING_KERNEL_NAMES } from './backend/wasm-training-kernels';
-export type { WasmTrainingKernelOptions } from './backend/wasm-training-kernels';
-export { WASM_NATIVE_CONV_KERNEL_NAMES } from './backend/wasm-native-conv';
-export { registerWasmTrainingGradients, wasmTrainingGradientsRegistered, WASM_TRAINING_GRADIENT_NAMES } from './backend/wasm-training-gradients';
 export { SgdOptimizer } from './sgd';
 export type { SgdOptions, SgdParam, SgdStateMeta, SerializedSgdState } from './sgd';
 export {
@@ -24,7 +20,5 @@ export { variableGrads } from './gradients';
 export { Trainer, trainableParams } from './trainer';
 export type { TrainerOptions, TrainerPosition, TrainerState, TrainerStepResult } from './trainer';
 // Types of the Node entry's values, so browser code can describe runs and checkpoints without importing them.
-export type { BackendChoice, BackendAttempt, BackendSelection, SelectBackendOptions } from './backend/select-backend';
-export type { WasmThreadsResult } from './backend/wasm-threads';
 export type { TrainArgs, TrainResult, TrainEvent, EpochMetrics, StepMetrics, RandomStateSource } from './train';
 export type { CheckpointState, LoadedCheckpoint } from './checkpoint';

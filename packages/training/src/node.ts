@@ -1,13 +1,6 @@
 // @wrn/training/node: the parts that need Node: train() and its run directory (config.json, metrics.jsonl,
-// checkpoints on disk), backend selection (it loads the native TensorFlow binding and @wrn/native's addon) and
-// the threaded wasm set-up (worker_threads). The main entry holds everything else and bundles for browsers,
-// where `Trainer` runs the same steps and the caller keeps its state wherever it likes (IndexedDB in apps/web).
-export { selectBackend, checkConvGradients, BackendUnavailableError, BACKEND_CHOICES, DEFAULT_WASM_THREADS, WASM_THREADS_ENV, wasmThreadsFromEnv, NATIVE_CONV_ENV, nativeConvFromEnv, NATIVE_PACKAGES, TENSORFLOW_INSTALL_ADVICE } from './backend/select-backend';
-export type { BackendChoice, BackendAttempt, BackendSelection, SelectBackendOptions } from './backend/select-backend';
-export { initWasmBackendWithThreads } from './backend/wasm-threads';
-export { listWebGpuAdapters, adapterLabel, isSoftwareAdapter, checkConvGradientsAsync, webgpuBufferCounts, WEBGPU_INSTALL_ADVICE, WEBGPU_GROUPED_CONV_METHODS } from './backend/webgpu';
-export type { WebGpuAdapterReport, WebGpuAdapterList } from './backend/webgpu';
-export type { WasmThreadsResult } from './backend/wasm-threads';
+// checkpoints on disk). The main entry holds everything else and bundles for browsers, where `Trainer` runs the
+// same steps and the caller keeps its state wherever it likes (IndexedDB in apps/web). Backends: @wrn/backend.
 export { train, TrainingDivergedError } from './train';
 export type { TrainArgs, TrainResult, TrainEvent, EpochMetrics, StepMetrics, RandomStateSource } from './train';
 export { saveCheckpoint, loadCheckpoint, restoreModelWeights, resolveCheckpointDir, readCheckpointState, copyCheckpoint, CHECKPOINT_FORMAT } from './checkpoint';

@@ -5,7 +5,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import seedrandom from 'seedrandom';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { registerWasmTrainingGradients, registerWasmTrainingKernels, variableGrads } from '../src';
+import { registerWasmTrainingGradients, registerWasmTrainingKernels } from '@wrn/backend';
+import { variableGrads } from '../src';
 
 function randomArray(size: number, seed: string): Float32Array {
   const rng = seedrandom(seed);

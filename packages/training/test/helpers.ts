@@ -98,3 +98,18 @@ export function arraySource(
 export function weightValues(model: tfl.LayersModel): number[][] {
   return model.getWeights().map((w) => Array.from(w.dataSync()));
 }
+
+export function randomArray(size: number, seed: string): Float32Array {
+  const rng = seedrandom(seed);
+  return Float32Array.from({ length: size }, () => rng() * 2 - 1);
+}
+
+/** Largest |a-b| relative to the reference's largest magnitude. */
+export function maxRelativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  if (actual.length !== expected.length) throw new Error(`maxRelativeError: ${actual.length} values against ${expected.length}`);
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]!));
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!) / (scale || 1));
+  return worst;
+}

@@ -6,7 +6,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { buildModel } from '@wrn/architectures';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerWasmTrainingKernels } from '../src/backend/wasm-training-kernels';
+import { registerWasmTrainingKernels } from '@wrn/backend';
 import type { TrainingConfigInput } from '../src/config';
 import { train, type EpochMetrics } from '../src/train';
 import { arraySource } from './helpers';

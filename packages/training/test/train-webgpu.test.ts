@@ -7,12 +7,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { buildModel } from '@wrn/architectures';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { selectBackend } from '../src/backend/select-backend';
-import { webgpuBufferCounts } from '../src/backend/webgpu';
-import { webgpuUnavailable } from '../src/backend/webgpu.test-support';
+import { webgpuBufferCounts } from '@wrn/backend';
+import { selectBackend } from '@wrn/backend/node';
 import type { TrainingConfigInput } from '../src/config';
 import { train, type EpochMetrics, type TrainEvent } from '../src/train';
 import { arraySource } from './helpers';
+import { webgpuUnavailable } from './webgpu-support';
 
 const SHAPE = [4, 4, 3] as const;
 const config: TrainingConfigInput = {

@@ -36,31 +36,40 @@ export const GROUPED_CONV_METHODS: readonly GroupedConvMethod[] = ['split', 'dep
 /** Used where no measurement says otherwise: every backend has conv2d and its gradients. */
 export const DEFAULT_GROUPED_CONV_METHOD: GroupedConvMethod = 'split';
 
-/** Which method a backend's grouped convs use, per mode, where its kernels have been replaced since measured. */
-export interface GroupedConvMethodPreference {
-  training?: GroupedConvMethod;
-  inference?: GroupedConvMethod;
+/** What a {@link GroupedConvMethodResolver} is asked: the mode and the layer's shape. */
+export interface GroupedConvContext {
+  /** Forward and backward (a training step) rather than forward only. */
+  training: boolean;
+  groups: number;
+  strides: number;
 }
 
-const preferredMethods = new Map<string, GroupedConvMethodPreference>();
+/** Chooses the method of the grouped convolutions that run on one backend. */
+export type GroupedConvMethodResolver = (context: GroupedConvContext) => GroupedConvMethod;
+
+// Backends whose kernels were replaced after the measurements below (by @wrn/backend: wasm on native convolutions,
+// webgpu) register their own choice here, so blocks never needs to know which kernels a backend runs on.
+const resolvers = new Map<string, GroupedConvMethodResolver>();
 
 /**
- * Overrides {@link fastestGroupedConvMethod} for one backend (undefined removes the override). For whoever
- * replaces a backend's kernels: @wrn/training, once wasm's convolutions run on @wrn/native, makes wasm
- * inference use `split` (ResNeXt-29 4x16d: 85 img/s against depthwise's 34).
+ * Makes the grouped conv layers that run on `backendName` (and don't name a `method`) ask `resolver` instead of the
+ * measured table of {@link fastestGroupedConvMethod}. The choice is made per call, so it never reaches a layer's
+ * config: a saved model is the same whichever backend trained it. Returns a function that removes the resolver
+ * again (if it is still the one registered).
  */
-export function setGroupedConvMethodPreference(backendName: string, preference: GroupedConvMethodPreference | undefined): void {
-  for (const method of [preference?.training, preference?.inference]) {
-    if (method !== undefined && !GROUPED_CONV_METHODS.includes(method)) {
-      throw new RangeError(`setGroupedConvMethodPreference: method must be one of ${GROUPED_CONV_METHODS.join(', ')}, got '${String(method)}'`);
-    }
+export function registerGroupedConvMethodResolver(backendName: string, resolver: GroupedConvMethodResolver): () => void {
+  if (typeof resolver !== 'function') {
+    throw new TypeError(`registerGroupedConvMethodResolver('${backendName}'): resolver must be a function, got ${typeof resolver}`);
   }
-  if (preference === undefined) preferredMethods.delete(backendName);
-  else preferredMethods.set(backendName, { ...preference });
+  resolvers.set(backendName, resolver);
+  return () => {
+    if (resolvers.get(backendName) === resolver) resolvers.delete(backendName);
+  };
 }
 
 /**
- * The fastest method for a backend and mode (forward only for inference, forward+backward for training), from
+ * The method for a backend and mode: its registered resolver's ({@link registerGroupedConvMethodResolver}), else the
+ * fastest measured (forward only for inference, forward+backward for training), from
  * tools/bench/grouped-conv.ts on ResNeXt shapes (figures in packages/blocks/README.md):
  * - wasm: depthwise has the fastest forward; it has no depthwise gradient kernels and im2col's backward is 20-50x
  *   slower, so training uses split.
@@ -72,8 +81,14 @@ export function setGroupedConvMethodPreference(backendName: string, preference: 
 export function fastestGroupedConvMethod(
   backendName: string, training: boolean, shape: { groups: number; strides: number } = { groups: 1, strides: 1 },
 ): GroupedConvMethod {
-  const preferred = preferredMethods.get(backendName)?.[training ? 'training' : 'inference'];
-  if (preferred !== undefined) return preferred;
+  const resolver = resolvers.get(backendName);
+  if (resolver !== undefined) {
+    const method = resolver({ training, groups: shape.groups, strides: shape.strides });
+    if (!GROUPED_CONV_METHODS.includes(method)) {
+      throw new RangeError(`the grouped conv method resolver of backend '${backendName}' returned '${String(method)}'; expected one of ${GROUPED_CONV_METHODS.join(', ')}`);
+    }
+    return method;
+  }
   if (backendName === 'wasm') return training ? 'split' : 'depthwise';
   if (backendName === 'cpu' && training && shape.groups <= 8 && shape.strides === 1) return 'im2col';
   return DEFAULT_GROUPED_CONV_METHOD;

@@ -8,7 +8,7 @@ import {
 import { fileSystemIO, WEIGHTS_FILE } from '@wrn/blocks/node';
 import { PAPER_NORMALIZATION, type Normalization } from '@wrn/datasets';
 import { getDataset } from '@wrn/datasets/node';
-import { BACKEND_CHOICES, selectBackend } from '@wrn/training/node';
+import { BACKEND_CHOICES, selectBackend } from '@wrn/backend/node';
 import type { CommandContext } from '../context.js';
 import { asUsageError, errorMessage, RunFailedError, UsageError } from '../errors.js';
 import { choiceFlag, examples, integerFlag } from '../flags.js';

@@ -1,8 +1,7 @@
 import { cpus, totalmem } from 'node:os';
 import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs-core';
-import type { BackendSelection } from '@wrn/training';
-import { adapterLabel, BackendUnavailableError, listWebGpuAdapters, selectBackend, type WebGpuAdapterList } from '@wrn/training/node';
+import { adapterLabel, BackendUnavailableError, listWebGpuAdapters, selectBackend, type BackendSelection, type WebGpuAdapterList } from '@wrn/backend/node';
 import { cliVersion, type CommandContext } from '../context.js';
 import { errorMessage } from '../errors.js';
 import { examples } from '../flags.js';

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { evaluate, outputKindOf } from '@wrn/training';
-import { BACKEND_CHOICES, selectBackend } from '@wrn/training/node';
+import { BACKEND_CHOICES, selectBackend } from '@wrn/backend/node';
 import { loadCheckpointModel, recordedClassNames, recordedNormalization, runContext } from '../checkpoint-model.js';
 import type { CommandContext } from '../context.js';
 import { batchSource, evalPipeline, firstImages, loadSplit, resolveDataDir, resolveNormalization } from '../data.js';

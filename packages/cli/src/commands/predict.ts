@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { normalizeBatch, PAPER_NORMALIZATION, type Normalization } from '@wrn/datasets';
 import { decodeJpeg, getDataset } from '@wrn/datasets/node';
 import { outputKindOf } from '@wrn/training';
-import { BACKEND_CHOICES, selectBackend } from '@wrn/training/node';
+import { BACKEND_CHOICES, selectBackend } from '@wrn/backend/node';
 import { loadCheckpointModel, recordedClassNames, recordedNormalization, runContext } from '../checkpoint-model.js';
 import type { CommandContext } from '../context.js';
 import { errorMessage, RunFailedError, UsageError } from '../errors.js';

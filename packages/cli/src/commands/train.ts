@@ -4,17 +4,15 @@ import type { Command } from 'commander';
 import { buildModel, countParams } from '@wrn/architectures';
 import { getLayerRandomState, seedLayerRandom, setLayerRandomState, type LayerRandomState } from '@wrn/blocks';
 import { dropoutModelOptions, formatSchedule, PRESET_NAMES } from '@wrn/training';
+import { BACKEND_CHOICES, selectBackend, type BackendSelection } from '@wrn/backend/node';
 import {
   acquireRunLock,
-  BACKEND_CHOICES,
   CheckpointError,
   resolveCheckpointDir,
   RunLockedError,
   RunLockFileError,
-  selectBackend,
   train,
   TrainingDivergedError,
-  type BackendSelection,
   type RunLock,
   type TrainEvent,
   type TrainResult,

@@ -9,18 +9,10 @@ import type {
   TensorInfo,
 } from '@tensorflow/tfjs-core';
 import type { ConvGeometry, NativeConvKernels } from '@wrn/native';
+import type { KernelArgs, WasmHeapBackend } from './heap';
 
 /** The kernels that native convolutions replace on the wasm backend (each falls back for what it does not cover). */
 export const WASM_NATIVE_CONV_KERNEL_NAMES: readonly string[] = [Conv2D, FusedConv2D, Conv2DBackpropInput, Conv2DBackpropFilter];
-
-type KernelArgs = Parameters<KernelFunc>[0];
-
-/** The parts of tfjs-backend-wasm's BackendWasm these kernels read and write. */
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: { HEAPU8: Uint8Array };
-}
 
 /**
  * A tensor's data as a Float32Array over the wasm heap: the native kernels read and write it in place. Take the

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { loadNativeConvKernels } from '@wrn/native';
-import { nativeConvFromEnv, selectBackend } from './select-backend';
-import { wasmNativeConvKernels } from './wasm-training-kernels';
+import { nativeConvFromEnv, selectBackend } from './node';
+import { wasmNativeConvKernels } from './wasm/training-kernels';
 
 // A file of its own: the wasm backend's thread count is fixed when it is first initialised.
 describe('selectBackend with wasmThreads', () => {

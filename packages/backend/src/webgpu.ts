@@ -1,9 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { setGroupedConvMethodPreference } from '@wrn/blocks';
+import { registerGroupedConvMethodResolver, type GroupedConvMethod } from '@wrn/blocks';
+import { checkConvGradientsAsync } from './conv-gradient-check';
+import { describeError } from './selection';
 
 /**
  * TF.js's WebGPU backend: navigator.gpu in browsers, Dawn's `webgpu` npm package in Node (set up by the Node-only
- * ./webgpu-dawn, loaded by dynamic import so browser bundles never pull it in). Browser-safe.
+ * ./webgpu-dawn, which @wrn/backend/node passes in as a {@link DawnProvider}: this module never imports it, so a
+ * browser bundle of the main entry has no path to it). Browser-safe.
  */
 
 export const WEBGPU_BACKEND_NAME = 'webgpu';
@@ -115,77 +118,36 @@ export async function listAdapters(gpu: GpuLike): Promise<WebGpuAdapterReport[]>
 
 const isNode = (): boolean => typeof globalThis.process?.versions?.node === 'string';
 
-interface DawnModule {
+/** Dawn's Node binding as navigator.gpu (./webgpu-dawn, which @wrn/backend/node passes in). */
+export interface DawnProvider {
   installDawnGpu(load: (s: string) => Promise<unknown>): Promise<GpuLike>;
   probeDawnAdapters(): Promise<WebGpuAdapterList>;
 }
 
-// A function, so bundlers see no static path to the Node-only module; Node resolves it beside this one.
-const loadDawnModule = (): Promise<DawnModule> => import('./webgpu-dawn') as Promise<DawnModule>;
+const NO_DAWN = "navigator.gpu is missing: in Node, WebGPU comes from Dawn through @wrn/backend/node's selectBackend and listWebGpuAdapters";
 
 /** navigator.gpu, setting it up from Dawn in Node when no one has. */
-async function ensureGpu(load: (s: string) => Promise<unknown>): Promise<{ gpu: GpuLike; source: string }> {
+async function ensureGpu(load: (s: string) => Promise<unknown>, dawn: DawnProvider | undefined): Promise<{ gpu: GpuLike; source: string }> {
   const existing = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator?.gpu;
   if (existing != null) return { gpu: existing, source: isNode() ? "Dawn (the 'webgpu' npm package)" : 'navigator.gpu' };
   if (!isNode()) throw new Error('navigator.gpu is missing: this browser has no WebGPU (or the page is not on https/localhost)');
-  const dawn = await loadDawnModule();
+  if (dawn == null) throw new Error(NO_DAWN);
   return { gpu: await dawn.installDawnGpu(load), source: "Dawn (the 'webgpu' npm package)" };
 }
 
 /**
- * The adapters WebGPU offers here. In Node it asks Dawn in a child process, so the driver stack's messages
- * (Vulkan rejecting lavapipe, XDG_RUNTIME_DIR unset) are captured instead of printed, and nothing is loaded into
- * this process unless there is an adapter to use.
+ * The adapters WebGPU offers here. In Node (given Dawn: @wrn/backend/node's listWebGpuAdapters) it asks Dawn in a
+ * child process, so the driver stack's messages (Vulkan rejecting lavapipe, XDG_RUNTIME_DIR unset) are captured
+ * instead of printed, and nothing is loaded into this process unless there is an adapter to use.
  */
-export async function listWebGpuAdapters(): Promise<WebGpuAdapterList> {
+export async function listWebGpuAdapters(options: { dawn?: DawnProvider } = {}): Promise<WebGpuAdapterList> {
   const existing = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator?.gpu;
-  if (existing == null && isNode()) return (await loadDawnModule()).probeDawnAdapters();
+  if (existing == null && isNode()) {
+    return options.dawn ? options.dawn.probeDawnAdapters() : { source: 'navigator.gpu', adapters: [], error: NO_DAWN };
+  }
   if (existing == null) return { source: 'navigator.gpu', adapters: [], error: 'navigator.gpu is missing: this browser has no WebGPU' };
   const adapters = await listAdapters(existing);
   return { source: 'navigator.gpu', adapters, ...(adapters.length === 0 ? { error: 'navigator.gpu offers no adapter' } : {}) };
-}
-
-function describeError(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return (message.split('\n')[0] ?? message).replace(/ imported from .*$/, '');
-}
-
-/**
- * The filter and input gradients of a tiny strided conv against a direct loop, read back asynchronously (the
- * webgpu backend cannot read synchronously in Node): proof that the active backend's training kernels are right.
- */
-export async function checkConvGradientsAsync(): Promise<string | undefined> {
-  const size = 5;
-  const xs = Array.from({ length: size * size }, (_, i) => ((i * 7) % 11) - 5);
-  const ws = Array.from({ length: 9 }, (_, i) => ((i * 5) % 7) - 3);
-  const out = Math.ceil(size / 2);
-  const expectedDw = new Array<number>(9).fill(0);
-  const expectedDx = new Array<number>(size * size).fill(0);
-  for (let y = 0; y < out; y++) {
-    for (let x = 0; x < out; x++) {
-      for (let i = 0; i < 3; i++) {
-        for (let j = 0; j < 3; j++) {
-          // 'same' with stride 2 on 5 pads one row/column on each side.
-          const r = y * 2 + i - 1;
-          const c = x * 2 + j - 1;
-          if (r < 0 || c < 0 || r >= size || c >= size) continue;
-          expectedDw[i * 3 + j]! += xs[r * size + c]!;
-          expectedDx[r * size + c]! += ws[i * 3 + j]!;
-        }
-      }
-    }
-  }
-  const grads = tf.tidy(() => {
-    const x = tf.tensor4d(xs, [1, size, size, 1]);
-    const w = tf.tensor4d(ws, [3, 3, 1, 1]);
-    return tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same')))([x, w]);
-  });
-  const [dx, dw] = await Promise.all(grads.map(async (g) => Array.from(await g.data())));
-  tf.dispose(grads);
-  const close = (a: number[] | undefined, b: number[]) => a != null && a.length === b.length && a.every((v, i) => Math.abs(v - b[i]!) < 1e-3);
-  if (!close(dw, expectedDw)) return `conv2d filter gradient ${JSON.stringify(dw)} != ${JSON.stringify(expectedDw)}`;
-  if (!close(dx, expectedDx)) return `conv2d input gradient ${JSON.stringify(dx)} != ${JSON.stringify(expectedDx)}`;
-  return undefined;
 }
 
 /**
@@ -201,6 +163,9 @@ export async function checkConvGradientsAsync(): Promise<string | undefined> {
  */
 export const WEBGPU_GROUPED_CONV_METHODS = { training: 'split', inference: 'split' } as const;
 
+const webgpuGroupedConvMethod = ({ training }: { training: boolean }): GroupedConvMethod =>
+  WEBGPU_GROUPED_CONV_METHODS[training ? 'training' : 'inference'];
+
 export type WebGpuAttempt = {
   name: 'webgpu';
   ok: boolean;
@@ -214,14 +179,14 @@ export type WebGpuAttempt = {
 
 /**
  * Sets up navigator.gpu (Dawn in Node), checks its adapter, registers tfjs-backend-webgpu and makes 'webgpu'
- * active, verified on a tiny conv gradient. A software adapter is used only when `allowSoftware` (webgpu asked
+ * active, verified on a tiny conv gradient; in Node `dawn` provides navigator.gpu. A software adapter is used only when `allowSoftware` (webgpu asked
  * for by name): on the CPU it trains slower than wasm.
  */
-export async function tryWebGpu(load: (s: string) => Promise<unknown>, allowSoftware: boolean): Promise<WebGpuAttempt> {
+export async function tryWebGpu(load: (s: string) => Promise<unknown>, allowSoftware: boolean, dawn?: DawnProvider): Promise<WebGpuAttempt> {
   let gpu: GpuLike;
   let source: string;
   try {
-    ({ gpu, source } = await ensureGpu(load));
+    ({ gpu, source } = await ensureGpu(load, dawn));
   } catch (error) {
     return { name: 'webgpu', ok: false, error: describeError(error) };
   }
@@ -276,7 +241,7 @@ export async function tryWebGpu(load: (s: string) => Promise<unknown>, allowSoft
   } catch (error) {
     return { name: 'webgpu', ok: false, source, adapter, error: `the webgpu backend failed to initialise: ${describeError(error)}` };
   }
-  setGroupedConvMethodPreference(WEBGPU_BACKEND_NAME, WEBGPU_GROUPED_CONV_METHODS);
+  registerGroupedConvMethodResolver(WEBGPU_BACKEND_NAME, webgpuGroupedConvMethod);
   let failure: string | undefined;
   try {
     failure = await checkConvGradientsAsync();

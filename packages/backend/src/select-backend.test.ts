@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import os from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BackendUnavailableError, checkConvGradients, selectBackend, TENSORFLOW_INSTALL_ADVICE, wasmThreadsFromEnv } from './select-backend';
-import { wasmTrainingKernelsRegistered } from './wasm-training-kernels';
+import { BackendUnavailableError, checkConvGradients, selectBackend, TENSORFLOW_INSTALL_ADVICE, wasmThreadsFromEnv } from './node';
+import { wasmTrainingKernelsRegistered } from './wasm/training-kernels';
 
 const realImport = (specifier: string): Promise<unknown> => import(/* @vite-ignore */ specifier);
 

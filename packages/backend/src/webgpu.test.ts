@@ -1,9 +1,20 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { BackendUnavailableError, selectBackend } from './select-backend';
-import { adapterLabel, describeAdapter, isSoftwareAdapter, WEBGPU_INSTALL_ADVICE } from './webgpu';
+import { BackendUnavailableError, selectBackend } from './node';
+import { adapterLabel, describeAdapter, isSoftwareAdapter, listWebGpuAdapters, WEBGPU_INSTALL_ADVICE } from './webgpu';
 
 describe('webgpu adapters', () => {
+  it("the main entry's list in Node, without Dawn handed in, says where Dawn is and loads nothing", async () => {
+    // Before anything in this file sets up navigator.gpu: the browser-safe module never imports Dawn itself.
+    expect((globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu).toBeUndefined();
+    expect(await listWebGpuAdapters()).toEqual({
+      source: 'navigator.gpu',
+      adapters: [],
+      error: "navigator.gpu is missing: in Node, WebGPU comes from Dawn through @wrn/backend/node's selectBackend and listWebGpuAdapters",
+    });
+    expect((globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu).toBeUndefined();
+  });
+
   it('tells software adapters (SwiftShader, lavapipe, WARP, the fallback flag) from hardware ones', () => {
     // What Dawn reports for SwiftShader here, and for a few well-known adapters.
     expect(isSoftwareAdapter({ vendor: 'google', architecture: 'swiftshader', description: 'SwiftShader driver 5.0.0' })).toBe(true);

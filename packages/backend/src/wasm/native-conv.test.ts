@@ -7,8 +7,8 @@ import { fastestGroupedConvMethod } from '@wrn/blocks';
 import { loadNativeConvKernels } from '@wrn/native';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { maxRelativeError, onBackend, randomArray, type ConvCase } from './cpu-reference.test-support';
-import { WASM_NATIVE_CONV_KERNEL_NAMES } from './wasm-native-conv';
-import { registerWasmTrainingKernels, wasmNativeConvKernels, wasmTrainingKernelsRegistered } from './wasm-training-kernels';
+import { WASM_NATIVE_CONV_KERNEL_NAMES } from './native-conv';
+import { registerWasmTrainingKernels, wasmNativeConvKernels, wasmTrainingKernelsRegistered } from './training-kernels';
 
 const native = loadNativeConvKernels();
 

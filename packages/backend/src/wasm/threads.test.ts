@@ -3,8 +3,8 @@ import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { initWasmBackendWithThreads } from './wasm-threads';
-import { registerWasmTrainingKernels } from './wasm-training-kernels';
+import { initWasmBackendWithThreads } from './threads';
+import { registerWasmTrainingKernels } from './training-kernels';
 
 function stridedConvGradients(): Float32Array[] {
   return tf.tidy(() => {

@@ -6,12 +6,8 @@ import '@tensorflow/tfjs-backend-wasm';
 import { groupedConv2d } from '@wrn/blocks';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { maxRelativeError, onBackend, randomArray, runOnWasmAndCpu, type ConvCase } from './cpu-reference.test-support';
-import {
-  collapseTranspose,
-  registerWasmTrainingKernels,
-  WASM_TRAINING_KERNEL_NAMES,
-  wasmTrainingKernelsRegistered,
-} from './wasm-training-kernels';
+import { collapseTranspose } from './kernels/transpose';
+import { registerWasmTrainingKernels, WASM_TRAINING_KERNEL_NAMES, wasmTrainingKernelsRegistered } from './training-kernels';
 
 
 const CASES: ConvCase[] = [
@@ -71,6 +67,7 @@ describe('registerWasmTrainingKernels', () => {
       'Slice',
       'SplitV',
       'Concat',
+      'MaxPoolGrad',
     ]);
     const before = WASM_TRAINING_KERNEL_NAMES.map((name) => tf.getKernel(name, 'wasm')?.kernelFunc);
     registerWasmTrainingKernels();

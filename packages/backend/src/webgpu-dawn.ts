@@ -1,4 +1,4 @@
-// Node only: Dawn's `webgpu` npm package as navigator.gpu. ./webgpu loads this by dynamic import, only in Node.
+// Node only: Dawn's `webgpu` npm package as navigator.gpu. @wrn/backend/node hands it to ./webgpu (a DawnProvider).
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';

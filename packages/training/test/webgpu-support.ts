@@ -1,7 +1,7 @@
 // Shared by the webgpu tests: whether Dawn has an adapter here, with SwiftShader found where Debian's chromium is.
 import { existsSync } from 'node:fs';
 import os from 'node:os';
-import { listWebGpuAdapters } from './webgpu';
+import { listWebGpuAdapters } from '@wrn/backend/node';
 
 /** Debian's chromium package ships SwiftShader's Vulkan driver; Debian 12's lavapipe lacks a feature Dawn needs. */
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';

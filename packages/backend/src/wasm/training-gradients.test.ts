@@ -6,8 +6,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { maxRelativeError, onBackend, randomArray } from './cpu-reference.test-support';
-import { registerWasmTrainingGradients, WASM_TRAINING_GRADIENT_NAMES, wasmTrainingGradientsRegistered } from './wasm-training-gradients';
-import { registerWasmTrainingKernels } from './wasm-training-kernels';
+import { registerWasmTrainingGradients, WASM_TRAINING_GRADIENT_NAMES, wasmTrainingGradientsRegistered } from './training-gradients';
+import { registerWasmTrainingKernels } from './training-kernels';
 
 // (Without a scale, tfjs-core cannot differentiate batchNorm on any backend: it saves the missing input.)
 const BN_SHAPES: number[][] = [

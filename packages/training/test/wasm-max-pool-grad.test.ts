@@ -9,11 +9,11 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { buildModelFromConfig, resolveModelConfig, type ModelConfig } from '@wrn/architectures';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { variableGrads } from '../gradients';
-import { meanCrossEntropy, oneHotFloat } from '../loss';
-import { SgdOptimizer } from '../sgd';
-import { maxRelativeError, randomArray } from './cpu-reference.test-support';
-import { registerWasmTrainingKernels } from './wasm-training-kernels';
+import { variableGrads } from '../src/gradients';
+import { meanCrossEntropy, oneHotFloat } from '../src/loss';
+import { SgdOptimizer } from '../src/sgd';
+import { maxRelativeError, randomArray } from './helpers';
+import { registerWasmTrainingKernels } from '@wrn/backend';
 
 const PYTHON = '/usr/bin/python3';
 

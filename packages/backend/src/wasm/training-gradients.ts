@@ -18,7 +18,7 @@ import {
   util,
 } from '@tensorflow/tfjs-core';
 import type { FusedBatchNormAttrs, GradConfig, MeanAttrs, NamedAttrMap, Tensor } from '@tensorflow/tfjs-core';
-import { WASM_BACKEND_NAME } from './wasm-training-kernels';
+import { WASM_BACKEND_NAME } from './training-kernels';
 
 /** Kernels whose gradient {@link registerWasmTrainingGradients} replaces while the wasm backend is active. */
 export const WASM_TRAINING_GRADIENT_NAMES: readonly string[] = [FusedBatchNorm, Mean];
