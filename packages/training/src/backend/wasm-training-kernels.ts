@@ -36,6 +36,7 @@ import {
 import { setGroupedConvMethodPreference } from '@wrn/blocks';
 import type { NativeConvKernels } from '@wrn/native';
 import { nativeConvKernelMakers } from './wasm-native-conv';
+import { makeNativeReduction, nativeElementwiseKernelMakers, setNativeBatchNormGradient, WASM_NATIVE_ELEMENTWISE_KERNEL_NAMES } from './wasm-native-elementwise';
 import type {
   CastAttrs,
   ConcatAttrs,
@@ -856,9 +857,15 @@ export interface WasmTrainingKernelOptions {
    * left out, whatever an earlier call (selectBackend's) installed stays.
    */
   native?: NativeConvKernels | null;
+  /**
+   * With `native`: also run Add/Sub/Multiply, Relu/Step/Square, Sum/Mean and BatchNorm's gradient on it
+   * (wasm-native-elementwise.ts). Default true; false keeps them on wasm (for A/B measurements).
+   */
+  nativeElementwise?: boolean;
 }
 
 let nativeInUse: NativeConvKernels | undefined;
+let nativeElementwiseInUse = false;
 
 /**
  * Registers, for the 'wasm' backend, the kernels a training step of our residual networks needs that
@@ -869,8 +876,9 @@ let nativeInUse: NativeConvKernels | undefined;
  */
 export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions = {}): readonly string[] {
   const native = options.native === undefined ? nativeInUse : (options.native ?? undefined);
-  const names = native ? [...WASM_TRAINING_KERNEL_NAMES, Conv2D, FusedConv2D] : WASM_TRAINING_KERNEL_NAMES;
-  if (native === nativeInUse && names.every((name) => ours.has(name) && getKernel(name, WASM_BACKEND_NAME)?.kernelFunc === ours.get(name))) return names;
+  const elementwise = native != null && (options.nativeElementwise ?? (options.native === undefined ? nativeElementwiseInUse : true));
+  const names = native ? [...WASM_TRAINING_KERNEL_NAMES, Conv2D, FusedConv2D, ...(elementwise ? WASM_NATIVE_ELEMENTWISE_KERNEL_NAMES : [])] : WASM_TRAINING_KERNEL_NAMES;
+  if (native === nativeInUse && elementwise === nativeElementwiseInUse && names.every((name) => ours.has(name) && getKernel(name, WASM_BACKEND_NAME)?.kernelFunc === ours.get(name))) return names;
   const viaConvFilter = conv2DBackpropFilterViaConv as unknown as KernelFunc;
   install(Conv2DBackpropFilter, () => (native ? nativeConvKernelMakers[Conv2DBackpropFilter](native, viaConvFilter) : viaConvFilter));
   install(Conv2DBackpropInput, (original) => {
@@ -888,8 +896,18 @@ export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions =
   // Measured with native convolutions: ResNeXt-29 4x16d inference 85 img/s with split, 34 with depthwise.
   setGroupedConvMethodPreference(WASM_BACKEND_NAME, native ? { inference: 'split', training: 'split' } : undefined);
   install(Tile, (original) => makeTileOnHeap(original) as unknown as KernelFunc);
-  install(Sum, (original) => makeReductionViaMatMul(Sum, original) as unknown as KernelFunc);
-  install(Mean, (original) => makeReductionViaMatMul(Mean, original) as unknown as KernelFunc);
+  for (const reduction of [Sum, Mean] as const) {
+    install(reduction, (original) => {
+      const viaPool = makeReductionViaMatMul(reduction, original) as unknown as KernelFunc;
+      return elementwise ? makeNativeReduction(native!, reduction, viaPool) : viaPool;
+    });
+  }
+  for (const name of WASM_NATIVE_ELEMENTWISE_KERNEL_NAMES) {
+    if (elementwise) install(name, (original) => nativeElementwiseKernelMakers[name]!(native!, original));
+    else restore(name);
+  }
+  setNativeBatchNormGradient(elementwise ? native : undefined);
+  nativeElementwiseInUse = elementwise;
   install(Transpose, (original) => makeTransposeOnHeap(original) as unknown as KernelFunc);
   install(Identity, (original) => makeSharingData(Identity, original) as unknown as KernelFunc);
   install(Cast, (original) => makeSharingData(Cast, original) as unknown as KernelFunc);
