@@ -7,6 +7,7 @@ import { loadNativeConvKernels } from '@wrn/native';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { maxRelativeError, randomArray, runOnWasmAndCpu } from './cpu-reference.test-support';
 import { NATIVE_BATCH_NORM_GRAD, WASM_NATIVE_ELEMENTWISE_KERNEL_NAMES } from './wasm-native-elementwise';
+import { registerWasmTrainingGradients } from './wasm-training-gradients';
 import { registerWasmTrainingKernels } from './wasm-training-kernels';
 
 // The oracle is the cpu backend running the same ops (tfjs-core's kernels and gradients); @wrn/native's own tests
@@ -32,6 +33,7 @@ describe.runIf(native.ok)('elementwise kernels, reductions and the BatchNorm gra
   beforeAll(async () => {
     if (!native.ok) return;
     registerWasmTrainingKernels({ native: native.kernels });
+    registerWasmTrainingGradients();
     await tf.setBackend('wasm');
   });
 
@@ -117,7 +119,7 @@ describe.runIf(native.ok)('elementwise kernels, reductions and the BatchNorm gra
     }
   });
 
-  it('nativeElementwise: false puts the wasm kernels and tfjs-core\'s BatchNorm gradient back; true installs them again', async () => {
+  it('nativeElementwise: false puts the wasm kernels back and BatchNorm\'s gradient on tf ops; true installs them again', async () => {
     if (!native.ok) return;
     const ours = WASM_NATIVE_ELEMENTWISE_KERNEL_NAMES.map((name) => tf.getKernel(name, 'wasm')?.kernelFunc);
     registerWasmTrainingKernels({ native: native.kernels, nativeElementwise: false });

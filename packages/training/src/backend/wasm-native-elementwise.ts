@@ -2,12 +2,9 @@ import {
   Add,
   backend_util,
   engine,
-  FusedBatchNorm,
-  getGradient,
   getKernel,
   Mean,
   Multiply,
-  registerGradient,
   registerKernel,
   Relu,
   Square,
@@ -17,7 +14,7 @@ import {
   unregisterKernel,
   util,
 } from '@tensorflow/tfjs-core';
-import type { FusedBatchNormAttrs, GradConfig, KernelConfig, KernelFunc, NamedAttrMap, StepAttrs, SumAttrs, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
+import type { FusedBatchNormAttrs, KernelConfig, KernelFunc, NamedAttrMap, StepAttrs, SumAttrs, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeBinaryOp, NativeConvKernels, NativeUnaryOp } from '@wrn/native';
 
 /**
@@ -159,59 +156,36 @@ function makeBatchNormGrad(native: NativeConvKernels): KernelFunc {
   };
 }
 
-let tfjsBatchNormGradient: GradConfig | undefined;
-let ourBatchNormGradient: GradConfig | undefined;
-
 /**
- * BatchNorm's gradient, for every backend: on wasm with the native kernel registered and the usual per-channel
- * layout (x [N,H,W,C] float32, mean/variance/scale [C]) one native sweep; anywhere else tfjs-core's own.
+ * BatchNorm's five gradients from one native sweep over x and dy, where the wasm backend is active, the native
+ * kernel is registered ({@link setNativeBatchNormGradient}) and the layout is the usual per-channel one (x [...,C]
+ * float32, mean/variance/scale [C]); otherwise undefined, and the caller computes them its own way. The lean
+ * BatchNorm gradient (wasm-training-gradients.ts) tries this first.
  */
-function batchNormGradient(tfjs: GradConfig): GradConfig {
-  return {
-    kernelName: FusedBatchNorm,
-    inputsToSave: tfjs.inputsToSave ?? ['x', 'mean', 'variance', 'scale'],
-    gradFunc: (dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => {
-      const [x, mean, variance, scale] = saved;
-      const g = dy as Tensor;
-      const channels = mean?.rank === 1 ? mean.shape[0]! : -1;
-      const fits =
-        x != null &&
-        mean != null &&
-        variance != null &&
-        engine().backendName === WASM &&
-        getKernel(NATIVE_BATCH_NORM_GRAD, WASM) != null &&
-        [x, g, mean, variance, scale].every((t) => t == null || t.dtype === 'float32') &&
-        x.shape[x.rank - 1] === channels &&
-        util.arraysEqual(g.shape, x.shape) &&
-        util.arraysEqual(variance.shape, [channels]) &&
-        (scale == null || util.arraysEqual(scale.shape, [channels]));
-      if (!fits) return tfjs.gradFunc(dy, saved, attrs);
-      const inputs: Record<string, Tensor> = { x, dy: g, mean, variance };
-      if (scale != null) inputs['scale'] = scale;
-      const [dx, dmean, dvariance, dscale, doffset] = engine().runKernel(NATIVE_BATCH_NORM_GRAD, inputs, attrs) as unknown as Tensor[];
-      return { x: () => dx!, mean: () => dmean!, variance: () => dvariance!, scale: () => dscale!, offset: () => doffset! };
-    },
-  };
+export function nativeBatchNormGradient(dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap): Record<string, () => Tensor> | undefined {
+  const [x, mean, variance, scale] = saved;
+  const g = dy as Tensor;
+  const channels = mean?.rank === 1 ? mean.shape[0]! : -1;
+  const fits =
+    x != null &&
+    mean != null &&
+    variance != null &&
+    engine().backendName === WASM &&
+    getKernel(NATIVE_BATCH_NORM_GRAD, WASM) != null &&
+    [x, g, mean, variance, scale].every((t) => t == null || t.dtype === 'float32') &&
+    x.shape[x.rank - 1] === channels &&
+    util.arraysEqual(g.shape, x.shape) &&
+    util.arraysEqual(variance.shape, [channels]) &&
+    (scale == null || util.arraysEqual(scale.shape, [channels]));
+  if (!fits) return undefined;
+  const inputs: Record<string, Tensor> = { x, dy: g, mean, variance };
+  if (scale != null) inputs['scale'] = scale;
+  const [dx, dmean, dvariance, dscale, doffset] = engine().runKernel(NATIVE_BATCH_NORM_GRAD, inputs, attrs) as unknown as Tensor[];
+  return { x: () => dx!, mean: () => dmean!, variance: () => dvariance!, scale: () => dscale!, offset: () => doffset! };
 }
 
-/**
- * Runs BatchNorm's gradient on `native` for the wasm backend (or, with undefined, on tfjs-core's ops again). The
- * gradient is registered for all backends and checks on each call whether the native kernel is there. (tfjs-core's
- * gradients are registered when tfjs-layers is imported; where that happened again since, ours goes back on top.)
- */
+/** Registers the native BatchNorm gradient kernel for the wasm backend on `native`, or (undefined) takes it away. */
 export function setNativeBatchNormGradient(native: NativeConvKernels | undefined): void {
   if (getKernel(NATIVE_BATCH_NORM_GRAD, WASM) != null) unregisterKernel(NATIVE_BATCH_NORM_GRAD, WASM);
-  if (native == null) return;
-  const current = getGradient(FusedBatchNorm) as GradConfig | undefined;
-  if (current != null && current !== ourBatchNormGradient) {
-    tfjsBatchNormGradient = current;
-    ourBatchNormGradient = batchNormGradient(current);
-    registerGradient(ourBatchNormGradient);
-  }
-  registerKernel({ kernelName: NATIVE_BATCH_NORM_GRAD, backendName: WASM, kernelFunc: makeBatchNormGrad(native) });
-}
-
-/** tfjs-core's own BatchNorm gradient (what ours falls back to), once {@link setNativeBatchNormGradient} replaced it. */
-export function tfjsFusedBatchNormGradient(): GradConfig | undefined {
-  return tfjsBatchNormGradient;
+  if (native != null) registerKernel({ kernelName: NATIVE_BATCH_NORM_GRAD, backendName: WASM, kernelFunc: makeBatchNormGrad(native) });
 }
