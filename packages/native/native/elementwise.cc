@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <string>
 #include <vector>
@@ -25,9 +26,18 @@ namespace {
 
 using wrn::parallelFor;
 
-// Elements (or rows) per unit of work handed to a thread: below about 64 KB a call stays on one thread,
-// where waking the pool costs more than it saves.
-constexpr int64_t GRAIN = 16384;
+// Elements per unit of work handed to a thread. These loops run at memory speed, and a second thread paid
+// off only on large tensors: on CIFAR-sized activations ([64,32,32,16], 4 MB) waking the pool made a call 2-10x
+// slower on a loaded 2-core machine (tools/bench/native-elementwise-ab.ts), so below 16 MB a call stays on the
+// calling thread. WRN_NATIVE_ELEMENTWISE_GRAIN=N changes it (the tests split small tensors with it).
+int64_t grainSize() {
+  static const int64_t grain = [] {
+    const char* env = std::getenv("WRN_NATIVE_ELEMENTWISE_GRAIN");
+    const long long n = env != nullptr ? std::atoll(env) : 0;
+    return n > 0 ? static_cast<int64_t>(n) : int64_t{1} << 22;
+  }();
+  return grain;
+}
 
 enum BinaryOp { ADD = 0, SUB = 1, MUL = 2 };
 enum UnaryOp { RELU = 0, STEP = 1, SQUARE = 2 };
@@ -148,22 +158,25 @@ WRN_TARGET_AVX2 void batchNormGradAvx2(const float* x, const float* dy, const fl
 
 void binary(int op, const float* a, int64_t na, const float* b, int64_t nb, float* out, int64_t n) {
   const auto chunk = WRN_PICK(binary);
+  const int64_t grainElements = grainSize();
   const int64_t period = na == nb || na == 1 || nb == 1 ? 0 : std::min(na, nb);
   const int64_t units = period == 0 ? n : n / period;
-  const int64_t grain = period == 0 ? GRAIN : std::max<int64_t>(1, GRAIN / period);
+  const int64_t grain = period == 0 ? grainElements : std::max<int64_t>(1, grainElements / period);
   parallelFor(units, grain, [&](int, int64_t begin, int64_t end) { chunk(op, a, na, b, nb, out, begin, end); });
 }
 
 void unary(int op, const float* x, float* out, int64_t n, float alpha) {
   const auto chunk = WRN_PICK(unary);
-  parallelFor(n, GRAIN, [&](int, int64_t begin, int64_t end) { chunk(op, x, out, begin, end, alpha); });
+  const int64_t grainElements = grainSize();
+  parallelFor(n, grainElements, [&](int, int64_t begin, int64_t end) { chunk(op, x, out, begin, end, alpha); });
 }
 
 void sum(const float* x, int64_t outer, int64_t reduced, int64_t kept, float scale, float* out) {
   const auto chunk = WRN_PICK(sum);
+  const int64_t grainElements = grainSize();
   const int threads = wrn::threadCount();
   std::vector<std::vector<double>> partials(static_cast<size_t>(threads));
-  parallelFor(reduced, std::max<int64_t>(1, GRAIN / std::max<int64_t>(1, outer * kept)), [&](int t, int64_t r0, int64_t r1) {
+  parallelFor(reduced, std::max<int64_t>(1, grainElements / std::max<int64_t>(1, outer * kept)), [&](int t, int64_t r0, int64_t r1) {
     partials[t].assign(static_cast<size_t>(outer * kept), 0.0);
     chunk(x, outer, reduced, kept, partials[t].data(), r0, r1);
   });
@@ -181,6 +194,7 @@ struct BatchNormGradOut {
 void batchNormGrad(const float* x, const float* dy, const float* mean, const float* variance, const float* scale, float epsilon, int64_t n,
                    int64_t channels, const BatchNormGradOut& out) {
   const auto chunk = WRN_PICK(batchNormGrad);
+  const int64_t grainElements = grainSize();
   // In float, as tfjs-core's gradient computes rsqrt(variance + epsilon) and its products.
   std::vector<float> rstd(static_cast<size_t>(channels));
   std::vector<float> factor(static_cast<size_t>(channels));
@@ -191,7 +205,7 @@ void batchNormGrad(const float* x, const float* dy, const float* mean, const flo
   const int threads = wrn::threadCount();
   std::vector<std::vector<double>> sums(static_cast<size_t>(threads));
   const int64_t rows = n / channels;
-  parallelFor(rows, std::max<int64_t>(1, GRAIN / channels), [&](int t, int64_t r0, int64_t r1) {
+  parallelFor(rows, std::max<int64_t>(1, grainElements / channels), [&](int t, int64_t r0, int64_t r1) {
     sums[t].assign(static_cast<size_t>(2 * channels), 0.0);
     chunk(x, dy, mean, factor.data(), channels, out.dx, sums[t].data(), sums[t].data() + channels, r0, r1);
   });

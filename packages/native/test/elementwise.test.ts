@@ -6,10 +6,13 @@ import { loadNativeConvKernels, type NativeBinaryOp, type NativeConvKernels, typ
 
 /**
  * The oracle is PyTorch (Debian's python3-torch at /usr/bin/python3, float64): test/torch_elementwise.py answers
- * every case, BatchNorm's gradients by autograd. Shapes are ragged (13, 37 channels; odd row counts) and some
- * are large enough to be split over the thread pool (over 16,384 elements).
+ * every case, BatchNorm's gradients by autograd. Shapes are ragged (13, 37 channels; odd row counts) and most
+ * are split over the thread pool (WRN_NATIVE_ELEMENTWISE_GRAIN below).
  */
 const PYTHON = '/usr/bin/python3';
+// Split calls over threads from 4,096 elements (the addon reads it on first use), so that these small cases run the
+// threaded paths; by default only tensors over 4M elements are split.
+process.env['WRN_NATIVE_ELEMENTWISE_GRAIN'] = '4096';
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'torch_elementwise.py');
 
 const torchMissing = spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status !== 0;

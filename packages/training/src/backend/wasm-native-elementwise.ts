@@ -6,8 +6,6 @@ import {
   Mean,
   Multiply,
   registerKernel,
-  Relu,
-  Square,
   Step,
   Sub,
   Sum,
@@ -18,13 +16,14 @@ import type { FusedBatchNormAttrs, KernelConfig, KernelFunc, NamedAttrMap, StepA
 import type { NativeBinaryOp, NativeConvKernels, NativeUnaryOp } from '@wrn/native';
 
 /**
- * The memory-bound kernels of a training step on @wrn/native instead of wasm's single-threaded loops: broadcasting
- * Add/Sub/Multiply, Relu/Step/Square, Sum/Mean over a block of axes, and BatchNorm's gradient in one native sweep
- * (tfjs-core's gradient makes about a dozen kernels of it, materialising per-channel factors at the activation's
- * size with Tile). Each kernel falls back to the one it replaced for what it does not cover (other dtypes, two
- * operands both broadcast). Measured A/B in one process: tools/bench/native-elementwise-ab.ts.
+ * The memory-bound kernels of a training step that wasm runs slowly, on @wrn/native: Add/Sub/Multiply where an
+ * operand broadcasts (wasm's broadcasting loop is scalar: 5x slower than native on [64,32,32,16] - [16]), Step
+ * (ReLU's gradient), Sum over a block of axes, and BatchNorm's gradient in one native sweep. Only what measured
+ * faster in tools/bench/native-elementwise-ab.ts (A/B in one process, interleaved, medians): same-shape
+ * Add/Multiply, Relu, Square and Mean ran as fast on wasm's XNNPACK SIMD loops, and stay there. Each kernel falls
+ * back to the one it replaced for what it does not cover (other dtypes, both operands broadcast).
  */
-export const WASM_NATIVE_ELEMENTWISE_KERNEL_NAMES: readonly string[] = [Add, Sub, Multiply, Relu, Step, Square];
+export const WASM_NATIVE_ELEMENTWISE_KERNEL_NAMES: readonly string[] = [Add, Sub, Multiply, Step];
 
 /** The kernel BatchNorm's gradient runs on the wasm backend while native kernels are in use (ours, not tfjs's). */
 export const NATIVE_BATCH_NORM_GRAD = 'WrnNativeBatchNormGrad';
@@ -66,7 +65,8 @@ function makeBinary(native: NativeConvKernels, kernelName: string, op: NativeBin
       const outShape = backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
       const n = util.sizeFromShape(outShape);
       const [na, nb] = [util.sizeFromShape(a.shape), util.sizeFromShape(b.shape)];
-      if (n > 0 && (na === n || nb === n) && repeatsAsSuffix(a.shape, outShape) && repeatsAsSuffix(b.shape, outShape)) {
+      // Same shapes: wasm's XNNPACK loop is as fast.
+      if (n > 0 && na !== nb && (na === n || nb === n) && repeatsAsSuffix(a.shape, outShape) && repeatsAsSuffix(b.shape, outShape)) {
         const backend = args.backend as unknown as WasmHeapBackend;
         const out = backend.makeOutput(outShape, 'float32');
         native.binary(op, heapView(backend, a, kernelName), heapView(backend, b, kernelName), heapView(backend, out, kernelName));
@@ -120,12 +120,11 @@ export const nativeElementwiseKernelMakers: Record<string, (native: NativeConvKe
   [Add]: (native, original) => makeBinary(native, Add, 'add', original),
   [Sub]: (native, original) => makeBinary(native, Sub, 'sub', original),
   [Multiply]: (native, original) => makeBinary(native, Multiply, 'mul', original),
-  [Relu]: (native, original) => makeUnary(native, Relu, 'relu', original),
   [Step]: (native, original) => makeUnary(native, Step, 'step', original),
-  [Square]: (native, original) => makeUnary(native, Square, 'square', original),
 };
 
-/** Sum or Mean on @wrn/native, over `previous` (the wasm training kernel) for what it does not cover. */
+/** Sum or Mean on @wrn/native, over `previous` (the wasm training kernel) for what it does not cover. (Mean measured
+ * no faster than the wasm training kernel's average pooling, and is left there.) */
 export function makeNativeReduction(native: NativeConvKernels, kernelName: typeof Sum | typeof Mean, previous: KernelFunc): KernelFunc {
   return makeReduction(native, kernelName, previous);
 }

@@ -858,7 +858,7 @@ export interface WasmTrainingKernelOptions {
    */
   native?: NativeConvKernels | null;
   /**
-   * With `native`: also run Add/Sub/Multiply, Relu/Step/Square, Sum/Mean and BatchNorm's gradient on it
+   * With `native`: also run broadcasting Add/Sub/Multiply, Step, Sum and BatchNorm's gradient on it
    * (wasm-native-elementwise.ts). Default true; false keeps them on wasm (for A/B measurements).
    */
   nativeElementwise?: boolean;
@@ -899,7 +899,7 @@ export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions =
   for (const reduction of [Sum, Mean] as const) {
     install(reduction, (original) => {
       const viaPool = makeReductionViaMatMul(reduction, original) as unknown as KernelFunc;
-      return elementwise ? makeNativeReduction(native!, reduction, viaPool) : viaPool;
+      return elementwise && reduction === Sum ? makeNativeReduction(native!, reduction, viaPool) : viaPool;
     });
   }
   for (const name of WASM_NATIVE_ELEMENTWISE_KERNEL_NAMES) {
