@@ -181,6 +181,40 @@ describe.skipIf(torchMissing)("@wrn/native's elementwise kernels equal PyTorch's
   });
 });
 
+describe("@wrn/native's elementwise kernels, portable build", () => {
+  // Every kernel once on the same inputs, in this process (AVX2+FMA where the CPU has it) and in a child process
+  // with WRN_NATIVE_ISA=portable: PyTorch checks the first above, this checks the second agrees.
+  const probe = `
+    const load = loadNativeConvKernels();
+    if (!load.ok) throw new Error(load.reason);
+    const k = load.kernels;
+    const x = Float32Array.from({ length: 5 * 7 * 13 }, (_, i) => Math.sin(i) * 2);
+    const dy = Float32Array.from({ length: 5 * 7 * 13 }, (_, i) => Math.cos(i * 0.7));
+    const c = Float32Array.from({ length: 13 }, (_, i) => 0.5 + i / 13);
+    const sub = new Float32Array(x.length), step = new Float32Array(x.length), sum = new Float32Array(13);
+    k.binary('sub', x, c, sub);
+    k.unary('step', x, step, 0.25);
+    k.sum(x, 1, 35, 13, sum, 0.5);
+    const bn = { dx: new Float32Array(x.length), dmean: new Float32Array(13), dvariance: new Float32Array(13), dscale: new Float32Array(13), doffset: new Float32Array(13) };
+    k.batchNormGrad(x, dy, c, c, c, 1e-3, bn);
+    const result = { isa: k.isa, sub: [...sub], step: [...step], sum: [...sum], ...Object.fromEntries(Object.entries(bn).map(([key, v]) => [key, [...v]])) };
+  `;
+
+  it('gives the numbers of the AVX2 build', () => {
+    const source = fileURLToPath(new URL('../src/index.ts', import.meta.url));
+    const script = `import { loadNativeConvKernels } from ${JSON.stringify(source)};\n${probe}\nconsole.log(JSON.stringify(result));`;
+    const tsx = fileURLToPath(new URL('../../../node_modules/tsx/dist/cli.mjs', import.meta.url));
+    const child = spawnSync(process.execPath, [tsx, '--eval', script], { env: { ...process.env, WRN_NATIVE_ISA: 'portable' }, encoding: 'utf8' });
+    expect(child.stderr).toBe('');
+    const portable = JSON.parse(child.stdout) as Record<string, number[] | string>;
+    expect(portable['isa']).toBe('portable');
+    const here = new Function('loadNativeConvKernels', `${probe}; return result;`)(loadNativeConvKernels) as Record<string, number[] | string>;
+    for (const key of ['sub', 'step', 'sum', 'dx', 'dmean', 'dvariance', 'dscale', 'doffset']) {
+      expect(relativeError(here[key] as number[], portable[key] as number[]), key).toBeLessThan(1e-6);
+    }
+  });
+});
+
 describe("@wrn/native's elementwise kernels reject buffers that do not fit, naming them", () => {
   it('names the argument, its size and what it needed', () => {
     const native = kernels();
