@@ -98,8 +98,8 @@ describe('variableGrads', () => {
     const w = tf.variable(tf.ones([128, 128]), true, `saved-${Math.random()}`);
     let bytesAtFirstNode = 0;
     // The first node of the forward pass, whose gradient runs last: it notes the bytes alive at that point.
-    const probe = tf.customGrad((x: tf.Tensor) => ({
-      value: tf.mul(x, 1),
+    const probe = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
+      value: tf.mul(args[0] as tf.Tensor, 1),
       gradFunc: (dy: tf.Tensor) => {
         bytesAtFirstNode = tf.memory().numBytes;
         return [tf.clone(dy)];
