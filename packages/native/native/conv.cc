@@ -6,6 +6,9 @@
 // partial sum per thread). The caller's buffers can be any memory, the wasm backend's heap included.
 #include <node_api.h>
 
+#include "elementwise.h"
+#include "parallel.h"
+
 #include <algorithm>
 #include <condition_variable>
 #include <functional>
@@ -23,6 +26,9 @@
 #endif
 
 namespace {
+
+using wrn::parallelFor;
+using wrn::threadCount;
 
 constexpr int MR = 6;
 constexpr int NR = 16;
@@ -320,68 +326,6 @@ void col2imAdd(const ConvShape& s, const float* col, int64_t m0, int64_t rows, f
   }
 }
 
-int threadCount() {
-  static const int count = [] {
-    const char* env = std::getenv("WRN_NATIVE_THREADS");
-    int n = env != nullptr ? std::atoi(env) : 0;
-    if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
-    return std::clamp(n, 1, 64);
-  }();
-  return count;
-}
-
-// Threads that live as long as the process: a conv call is often only a millisecond or two, which starting
-// threads (and allocating their packing buffers) for each call would eat into.
-class ThreadPool {
- public:
-  explicit ThreadPool(int workers) {
-    for (int id = 1; id <= workers; id++) std::thread([this, id] { serve(id); }).detach();
-  }
-
-  // Runs task(t) for t in [0, parts), t = 0 on the calling thread; returns when every part is done.
-  void run(int parts, const std::function<void(int)>& task) {
-    std::lock_guard<std::mutex> oneRunAtATime(runMutex_);
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      task_ = &task;
-      parts_ = parts;
-      pending_ = parts - 1;
-      generation_++;
-    }
-    wake_.notify_all();
-    task(0);
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [this] { return pending_ == 0; });
-  }
-
- private:
-  void serve(int id) {
-    uint64_t seen = 0;
-    for (;;) {
-      const std::function<void(int)>* task;
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return generation_ != seen; });
-        seen = generation_;
-        if (id >= parts_) continue;
-        task = task_;
-      }
-      (*task)(id);
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_ == 0) done_.notify_one();
-    }
-  }
-
-  std::mutex runMutex_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::condition_variable done_;
-  const std::function<void(int)>* task_ = nullptr;
-  int parts_ = 0;
-  int pending_ = 0;
-  uint64_t generation_ = 0;
-};
-
 // Per thread, reused across calls: packing panels and the im2col block.
 struct ThreadBuffers {
   Workspace ws;
@@ -395,19 +339,6 @@ struct ThreadBuffers {
 ThreadBuffers& threadBuffers() {
   thread_local ThreadBuffers buffers;
   return buffers;
-}
-
-// Runs work(t, begin, end) on `parts` ranges of [0, total) cut at multiples of `grain`, one thread each.
-template <typename F>
-void parallelFor(int64_t total, int64_t grain, F work) {
-  static ThreadPool* pool = new ThreadPool(threadCount() - 1);  // never destroyed: its threads are detached
-  const int64_t units = (total + grain - 1) / grain;
-  const int parts = static_cast<int>(std::min<int64_t>(threadCount(), std::max<int64_t>(units, 1)));
-  if (parts <= 1) {
-    work(0, int64_t{0}, total);
-    return;
-  }
-  pool->run(parts, [&](int t) { work(t, std::min(total, units * t / parts * grain), std::min(total, units * (t + 1) / parts * grain)); });
 }
 
 void convForward(const ConvShape& s, const float* x, const float* filter, const float* bias, bool relu, float* out) {
@@ -651,6 +582,7 @@ NAPI_MODULE_INIT() {
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &fn);
     napi_set_named_property(env, exports, f.name, fn);
   }
+  wrn::registerElementwise(env, exports);
   napi_value isa, threads;
   napi_create_string_utf8(env, ISA.name, NAPI_AUTO_LENGTH, &isa);
   napi_set_named_property(env, exports, "isa", isa);

@@ -7,7 +7,7 @@ const { join } = require('node:path');
 
 const root = join(__dirname, '..');
 const PREBUILD_DIR = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
-const SOURCES = ['native/conv.cc', 'binding.gyp'];
+const SOURCES = ['native/conv.cc', 'native/elementwise.cc', 'native/elementwise.h', 'native/parallel.h', 'binding.gyp'];
 
 function sourceHash() {
   const hash = createHash('sha256');

@@ -32,12 +32,49 @@ export interface NativeConvKernels {
   conv2dBackpropInput(geometry: ConvGeometry, dy: Float32Array, filter: Float32Array, dx: Float32Array): void;
   /** dw = the gradient of sum(conv(x, filter) * dy) with respect to filter. */
   conv2dBackpropFilter(geometry: ConvGeometry, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
+  /**
+   * out = a op b, elementwise. Each operand has out's length, a single value, or a length dividing out's that it
+   * repeats with (a broadcast over leading axes: [N,H,W,C] op [C]).
+   */
+  binary(op: NativeBinaryOp, a: Float32Array, b: Float32Array, out: Float32Array): void;
+  /** out = relu(x), step(x) (1 where x > 0, else `alpha`; NaN stays NaN) or x * x; out may be x. */
+  unary(op: NativeUnaryOp, x: Float32Array, out: Float32Array, alpha?: number): void;
+  /** x viewed as [outer, reduced, kept]: out[o, k] = scale * sum over r of x[o, r, k] (accumulated in double). */
+  sum(x: Float32Array, outer: number, reduced: number, kept: number, out: Float32Array, scale?: number): void;
+  /**
+   * The gradients of y = (x - mean) * scale / sqrt(variance + epsilon) + offset (x, dy: [rows, C]; the rest [C];
+   * scale null means 1) with respect to x, mean, variance, scale and offset, in one pass over x and dy.
+   */
+  batchNormGrad(
+    x: Float32Array,
+    dy: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    scale: Float32Array | null,
+    epsilon: number,
+    out: BatchNormGradients,
+  ): void;
   /** The micro-kernel in use: 'avx2+fma', or 'portable' (compiler-vectorised C++). */
   isa: string;
   /** Threads each call splits its work over (WRN_NATIVE_THREADS, else one per logical core). */
   threads: number;
   /** Which binary is loaded: 'compiled' on this machine (build/Release), or the 'prebuilt' one shipped in the package. */
   origin: NativeBinaryOrigin;
+}
+
+/** The binary operations {@link NativeConvKernels.binary} computes. */
+export type NativeBinaryOp = 'add' | 'sub' | 'mul';
+
+/** The unary operations {@link NativeConvKernels.unary} computes. */
+export type NativeUnaryOp = 'relu' | 'step' | 'square';
+
+/** Where {@link NativeConvKernels.batchNormGrad} writes: dx [rows, C], the others [C]. */
+export interface BatchNormGradients {
+  dx: Float32Array;
+  dmean: Float32Array;
+  dvariance: Float32Array;
+  dscale: Float32Array;
+  doffset: Float32Array;
 }
 
 /** Where the loaded addon came from. */
@@ -50,9 +87,17 @@ interface Addon {
   conv2d(shape: number[], x: Float32Array, filter: Float32Array, out: Float32Array, bias: Float32Array | null, relu: boolean): void;
   conv2dBackpropInput(shape: number[], dy: Float32Array, filter: Float32Array, dx: Float32Array): void;
   conv2dBackpropFilter(shape: number[], x: Float32Array, dy: Float32Array, dw: Float32Array): void;
+  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array): void;
+  unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
+  sum(x: Float32Array, outer: number, reduced: number, kept: number, scale: number, out: Float32Array): void;
+  batchNormGrad(...buffers: [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array | null, number, ...Float32Array[]]): void;
   isa: string;
   threads: number;
 }
+
+// The op codes elementwise.cc switches on.
+const BINARY_OPS: Record<NativeBinaryOp, number> = { add: 0, sub: 1, mul: 2 };
+const UNARY_OPS: Record<NativeUnaryOp, number> = { relu: 0, step: 1, square: 2 };
 
 function shapeOf(g: ConvGeometry): number[] {
   return [g.n, g.h, g.w, g.ci, g.kh, g.kw, g.co, g.ho, g.wo, g.sh, g.sw, g.padTop, g.padLeft];
@@ -101,6 +146,11 @@ export function loadNativeConvKernels(): NativeConvLoad {
       conv2d: (g, x, filter, out, bias, relu) => kernels.conv2d(shapeOf(g), x, filter, out, bias ?? null, relu ?? false),
       conv2dBackpropInput: (g, dy, filter, dx) => kernels.conv2dBackpropInput(shapeOf(g), dy, filter, dx),
       conv2dBackpropFilter: (g, x, dy, dw) => kernels.conv2dBackpropFilter(shapeOf(g), x, dy, dw),
+      binary: (op, a, b, out) => kernels.binary(BINARY_OPS[op] ?? -1, a, b, out),
+      unary: (op, x, out, alpha) => kernels.unary(UNARY_OPS[op] ?? -1, x, out, alpha ?? 0),
+      sum: (x, outer, reduced, kept, out, scale) => kernels.sum(x, outer, reduced, kept, scale ?? 1, out),
+      batchNormGrad: (x, dy, mean, variance, scale, epsilon, out) =>
+        kernels.batchNormGrad(x, dy, mean, variance, scale, epsilon, out.dx, out.dmean, out.dvariance, out.dscale, out.doffset),
       isa: addon.isa,
       threads: addon.threads,
       origin,

@@ -56,7 +56,8 @@ function nodesFromXsToY(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): TapeNo
 
 /**
  * `tf.variableGrads` with the same gradient functions, in the same order (so the same numbers), that frees
- * each intermediate gradient as soon as the node it flows into has been differentiated. tfjs-core keeps
+ * each intermediate gradient as soon as the node it flows into has been differentiated, and each node's saved
+ * activations as soon as its own gradient has been computed. tfjs-core keeps
  * every one of them until the whole backward pass ends, which doubles a training step's peak memory
  * (measured on wasm: peak live tensors 2.2x those alive after the forward pass). Uses tfjs-core's engine
  * internals (its tape); where they are not there, or inside another gradient computation, it is
@@ -137,6 +138,12 @@ export function variableGrads(f: () => tf.Scalar, varList: tf.Variable[]): { val
         }
       }
       for (const output of node.outputs) if (!keepIds.has(output.id)) release(output.id);
+      // The activations this node saved for its gradient are needed by no other node (each node saves clones of
+      // its own): free them now, not when the whole backward pass ends (tfjs-core keeps every one until then,
+      // so a step's peak was all activations plus the gradients). A gradient that returned a saved tensor
+      // itself keeps it.
+      const returned = new Set<tf.Tensor>(Object.values(dxs));
+      for (const tensor of node.saved ?? []) if (!returned.has(tensor)) tensor.dispose();
     }
     const named: tf.NamedTensorMap = {};
     for (const x of xs) {

@@ -18,6 +18,7 @@ import {
   util,
 } from '@tensorflow/tfjs-core';
 import type { FusedBatchNormAttrs, GradConfig, MeanAttrs, NamedAttrMap, Tensor } from '@tensorflow/tfjs-core';
+import { nativeBatchNormGradient } from './native-elementwise';
 import { WASM_BACKEND_NAME } from './training-kernels';
 
 /** Kernels whose gradient {@link registerWasmTrainingGradients} replaces while the wasm backend is active. */
@@ -38,6 +39,8 @@ function leanBatchNormGradient(original: GradFunc): GradFunc {
   return (dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => {
     const [x, mean, variance, scale] = saved;
     const dyTensor = dy as Tensor;
+    const native = nativeBatchNormGradient(dy, saved, attrs);
+    if (native != null) return native;
     if (x == null || mean == null || variance == null || mean.rank !== 1 || variance.rank !== 1 || x.rank < 2) {
       return original(dy, saved, attrs);
     }

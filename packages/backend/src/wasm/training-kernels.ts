@@ -35,6 +35,7 @@ import { makeSumViaAvgPool } from './kernels/sum';
 import { makeTileOnHeap } from './kernels/tile';
 import { makeTransposeOnHeap } from './kernels/transpose';
 import { nativeConvKernelMakers } from './native-conv';
+import { makeNativeReduction, nativeElementwiseKernelMakers, setNativeBatchNormGradient, WASM_NATIVE_ELEMENTWISE_KERNEL_NAMES } from './native-elementwise';
 
 // Registration of the wasm training kernels: which kernel replaces which, and putting wasm's own back. Each
 // kernel's formulation is in ./kernels/<kernel>.ts; what they share on the wasm heap in ./heap.ts.
@@ -96,9 +97,15 @@ export interface WasmTrainingKernelOptions {
    * left out, whatever an earlier call (selectBackend's) installed stays.
    */
   native?: NativeConvKernels | null;
+  /**
+   * With `native`: also run broadcasting Add/Sub/Multiply, Step, Sum and BatchNorm's gradient on it
+   * (native-elementwise.ts). Default true; false keeps them on wasm (for A/B measurements).
+   */
+  nativeElementwise?: boolean;
 }
 
 let nativeInUse: NativeConvKernels | undefined;
+let nativeElementwiseInUse = false;
 let removeGroupedConvMethods: (() => void) | undefined;
 
 // Measured with native convolutions: ResNeXt-29 4x16d inference 85 img/s with split, 34 with depthwise (the
@@ -114,8 +121,9 @@ const splitOnNativeConvs = (): GroupedConvMethod => 'split';
  */
 export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions = {}): readonly string[] {
   const native = options.native === undefined ? nativeInUse : (options.native ?? undefined);
-  const names = native ? [...WASM_TRAINING_KERNEL_NAMES, Conv2D, FusedConv2D] : WASM_TRAINING_KERNEL_NAMES;
-  if (native === nativeInUse && names.every((name) => ours.has(name) && getKernel(name, WASM_BACKEND_NAME)?.kernelFunc === ours.get(name))) return names;
+  const elementwise = native != null && (options.nativeElementwise ?? (options.native === undefined ? nativeElementwiseInUse : true));
+  const names = native ? [...WASM_TRAINING_KERNEL_NAMES, Conv2D, FusedConv2D, ...(elementwise ? WASM_NATIVE_ELEMENTWISE_KERNEL_NAMES : [])] : WASM_TRAINING_KERNEL_NAMES;
+  if (native === nativeInUse && elementwise === nativeElementwiseInUse && names.every((name) => ours.has(name) && getKernel(name, WASM_BACKEND_NAME)?.kernelFunc === ours.get(name))) return names;
   const viaConvFilter = conv2DBackpropFilterViaConv as unknown as KernelFunc;
   install(Conv2DBackpropFilter, () => (native ? nativeConvKernelMakers[Conv2DBackpropFilter](native, viaConvFilter) : viaConvFilter));
   install(Conv2DBackpropInput, (original) => {
@@ -133,8 +141,17 @@ export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions =
   removeGroupedConvMethods?.();
   removeGroupedConvMethods = native ? registerGroupedConvMethodResolver(WASM_BACKEND_NAME, splitOnNativeConvs) : undefined;
   install(Tile, (original) => makeTileOnHeap(original) as unknown as KernelFunc);
-  install(Sum, (original) => makeSumViaAvgPool(original) as unknown as KernelFunc);
+  install(Sum, (original) => {
+    const viaPool = makeSumViaAvgPool(original) as unknown as KernelFunc;
+    return elementwise ? makeNativeReduction(native!, Sum, viaPool) : viaPool;
+  });
   install(Mean, (original) => makeMeanViaAvgPool(original) as unknown as KernelFunc);
+  for (const name of WASM_NATIVE_ELEMENTWISE_KERNEL_NAMES) {
+    if (elementwise) install(name, (original) => nativeElementwiseKernelMakers[name]!(native!, original));
+    else restore(name);
+  }
+  setNativeBatchNormGradient(elementwise ? native : undefined);
+  nativeElementwiseInUse = elementwise;
   install(Transpose, (original) => makeTransposeOnHeap(original) as unknown as KernelFunc);
   install(Identity, (original) => makeIdentitySharingData(original) as unknown as KernelFunc);
   install(Cast, (original) => makeCastSharingData(original) as unknown as KernelFunc);

@@ -1,0 +1,391 @@
+// The memory-bound rest of a training step, for @wrn's TF.js wasm backend: broadcasting add/subtract/multiply,
+// relu/step/square, sums over leading axes and BatchNorm's whole backward pass in one sweep. On wasm each of
+// these is a single-threaded loop (or several kernels and materialised broadcasts: tfjs-core's BatchNorm
+// gradient tiles the per-channel factors to the activation's full size); here every call is split over the
+// shared thread pool and each loop is compiled twice, for AVX2+FMA and portable, chosen at run time like the
+// convolutions' micro-kernel. Reductions accumulate in double, so their result does not depend on how the
+// work was split between threads.
+#include "elementwise.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "parallel.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define WRN_ELEMENTWISE_X86 1
+#define WRN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#endif
+#define WRN_INLINE __attribute__((always_inline)) inline
+
+namespace {
+
+using wrn::parallelFor;
+
+// Elements per unit of work handed to a thread. These loops run at memory speed, and a second thread paid
+// off only on large tensors: on CIFAR-sized activations ([64,32,32,16], 4 MB) waking the pool made a call 2-10x
+// slower on a loaded 2-core machine (tools/bench/native-elementwise-ab.ts), so below 16 MB a call stays on the
+// calling thread. WRN_NATIVE_ELEMENTWISE_GRAIN=N changes it (the tests split small tensors with it).
+int64_t grainSize() {
+  static const int64_t grain = [] {
+    const char* env = std::getenv("WRN_NATIVE_ELEMENTWISE_GRAIN");
+    const long long n = env != nullptr ? std::atoll(env) : 0;
+    return n > 0 ? static_cast<int64_t>(n) : int64_t{1} << 22;
+  }();
+  return grain;
+}
+
+enum BinaryOp { ADD = 0, SUB = 1, MUL = 2 };
+enum UnaryOp { RELU = 0, STEP = 1, SQUARE = 2 };
+// How an operand of a binary op is read along a run: element i, or its one value for every i.
+enum Kind { FULL, SCALAR };
+
+template <int Op>
+WRN_INLINE float apply(float a, float b) {
+  if (Op == ADD) return a + b;
+  if (Op == SUB) return a - b;
+  return a * b;
+}
+
+template <int Op, int A, int B>
+WRN_INLINE void binaryRun(const float* __restrict a, const float* __restrict b, float* __restrict out, int64_t len) {
+  const float as = a[0];
+  const float bs = b[0];
+  for (int64_t i = 0; i < len; i++) out[i] = apply<Op>(A == SCALAR ? as : a[i], B == SCALAR ? bs : b[i]);
+}
+
+// One thread's part of out = a op b. `period` is the length of the operand that repeats (the other is full
+// length): 0 when both are full; then [begin, end) are elements, else rows of `period` elements.
+template <int Op>
+WRN_INLINE void binaryChunkOp(const float* a, int64_t na, const float* b, int64_t nb, float* out, int64_t begin, int64_t end) {
+  if (na == nb) {
+    binaryRun<Op, FULL, FULL>(a + begin, b + begin, out + begin, end - begin);
+  } else if (nb == 1) {
+    binaryRun<Op, FULL, SCALAR>(a + begin, b, out + begin, end - begin);
+  } else if (na == 1) {
+    binaryRun<Op, SCALAR, FULL>(a, b + begin, out + begin, end - begin);
+  } else if (nb < na) {
+    for (int64_t r = begin; r < end; r++) binaryRun<Op, FULL, FULL>(a + r * nb, b, out + r * nb, nb);
+  } else {
+    for (int64_t r = begin; r < end; r++) binaryRun<Op, FULL, FULL>(a, b + r * na, out + r * na, na);
+  }
+}
+
+WRN_INLINE void binaryChunk(int op, const float* a, int64_t na, const float* b, int64_t nb, float* out, int64_t begin, int64_t end) {
+  if (op == ADD) binaryChunkOp<ADD>(a, na, b, nb, out, begin, end);
+  else if (op == SUB) binaryChunkOp<SUB>(a, na, b, nb, out, begin, end);
+  else binaryChunkOp<MUL>(a, na, b, nb, out, begin, end);
+}
+
+template <int Op>
+WRN_INLINE void unaryRun(const float* __restrict x, float* __restrict out, int64_t len, float alpha) {
+  for (int64_t i = 0; i < len; i++) {
+    const float v = x[i];
+    if (Op == RELU) out[i] = v < 0.f ? 0.f : v;  // NaN stays NaN, as in tfjs-core's cpu kernel
+    if (Op == STEP) out[i] = v > 0.f ? 1.f : (v != v ? v : alpha);
+    if (Op == SQUARE) out[i] = v * v;
+  }
+}
+
+WRN_INLINE void unaryChunk(int op, const float* x, float* out, int64_t begin, int64_t end, float alpha) {
+  if (op == RELU) unaryRun<RELU>(x + begin, out + begin, end - begin, alpha);
+  else if (op == STEP) unaryRun<STEP>(x + begin, out + begin, end - begin, alpha);
+  else unaryRun<SQUARE>(x + begin, out + begin, end - begin, alpha);
+}
+
+// acc[o * kept + c] += sum over rows [r0, r1) of x[(o * reduced + r) * kept + c].
+WRN_INLINE void sumChunk(const float* x, int64_t outer, int64_t reduced, int64_t kept, double* __restrict acc, int64_t r0, int64_t r1) {
+  for (int64_t o = 0; o < outer; o++) {
+    double* a = acc + o * kept;
+    for (int64_t r = r0; r < r1; r++) {
+      const float* __restrict row = x + (o * reduced + r) * kept;
+      for (int64_t c = 0; c < kept; c++) a[c] += row[c];
+    }
+  }
+}
+
+// Rows [r0, r1) of BatchNorm's backward pass over [rows, channels]: dx = dy * factor (per channel), and the
+// per-channel sums of dy and of dy * (x - mean) that the other gradients are made of.
+WRN_INLINE void batchNormGradChunk(const float* __restrict x, const float* __restrict dy, const float* __restrict mean,
+                                   const float* __restrict factor, int64_t channels, float* __restrict dx, double* __restrict sumDy,
+                                   double* __restrict sumDyXm, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float* xr = x + r * channels;
+    const float* dyr = dy + r * channels;
+    float* dxr = dx + r * channels;
+    for (int64_t c = 0; c < channels; c++) {
+      const float g = dyr[c];
+      dxr[c] = g * factor[c];
+      sumDy[c] += g;
+      sumDyXm[c] += static_cast<double>(g) * (xr[c] - mean[c]);
+    }
+  }
+}
+
+// Each loop above, compiled for AVX2+FMA and for the baseline ISA.
+void binaryPortable(int op, const float* a, int64_t na, const float* b, int64_t nb, float* out, int64_t begin, int64_t end) {
+  binaryChunk(op, a, na, b, nb, out, begin, end);
+}
+void unaryPortable(int op, const float* x, float* out, int64_t begin, int64_t end, float alpha) { unaryChunk(op, x, out, begin, end, alpha); }
+void sumPortable(const float* x, int64_t outer, int64_t reduced, int64_t kept, double* acc, int64_t r0, int64_t r1) {
+  sumChunk(x, outer, reduced, kept, acc, r0, r1);
+}
+void batchNormGradPortable(const float* x, const float* dy, const float* mean, const float* factor, int64_t channels, float* dx, double* sumDy,
+                           double* sumDyXm, int64_t r0, int64_t r1) {
+  batchNormGradChunk(x, dy, mean, factor, channels, dx, sumDy, sumDyXm, r0, r1);
+}
+
+#ifdef WRN_ELEMENTWISE_X86
+WRN_TARGET_AVX2 void binaryAvx2(int op, const float* a, int64_t na, const float* b, int64_t nb, float* out, int64_t begin, int64_t end) {
+  binaryChunk(op, a, na, b, nb, out, begin, end);
+}
+WRN_TARGET_AVX2 void unaryAvx2(int op, const float* x, float* out, int64_t begin, int64_t end, float alpha) { unaryChunk(op, x, out, begin, end, alpha); }
+WRN_TARGET_AVX2 void sumAvx2(const float* x, int64_t outer, int64_t reduced, int64_t kept, double* acc, int64_t r0, int64_t r1) {
+  sumChunk(x, outer, reduced, kept, acc, r0, r1);
+}
+WRN_TARGET_AVX2 void batchNormGradAvx2(const float* x, const float* dy, const float* mean, const float* factor, int64_t channels, float* dx,
+                                       double* sumDy, double* sumDyXm, int64_t r0, int64_t r1) {
+  batchNormGradChunk(x, dy, mean, factor, channels, dx, sumDy, sumDyXm, r0, r1);
+}
+#define WRN_PICK(name) (wrn::avx2Fma() ? name##Avx2 : name##Portable)
+#else
+#define WRN_PICK(name) name##Portable
+#endif
+
+void binary(int op, const float* a, int64_t na, const float* b, int64_t nb, float* out, int64_t n) {
+  const auto chunk = WRN_PICK(binary);
+  const int64_t grainElements = grainSize();
+  const int64_t period = na == nb || na == 1 || nb == 1 ? 0 : std::min(na, nb);
+  const int64_t units = period == 0 ? n : n / period;
+  const int64_t grain = period == 0 ? grainElements : std::max<int64_t>(1, grainElements / period);
+  parallelFor(units, grain, [&](int, int64_t begin, int64_t end) { chunk(op, a, na, b, nb, out, begin, end); });
+}
+
+void unary(int op, const float* x, float* out, int64_t n, float alpha) {
+  const auto chunk = WRN_PICK(unary);
+  const int64_t grainElements = grainSize();
+  parallelFor(n, grainElements, [&](int, int64_t begin, int64_t end) { chunk(op, x, out, begin, end, alpha); });
+}
+
+void sum(const float* x, int64_t outer, int64_t reduced, int64_t kept, float scale, float* out) {
+  const auto chunk = WRN_PICK(sum);
+  const int64_t grainElements = grainSize();
+  const int threads = wrn::threadCount();
+  std::vector<std::vector<double>> partials(static_cast<size_t>(threads));
+  parallelFor(reduced, std::max<int64_t>(1, grainElements / std::max<int64_t>(1, outer * kept)), [&](int t, int64_t r0, int64_t r1) {
+    partials[t].assign(static_cast<size_t>(outer * kept), 0.0);
+    chunk(x, outer, reduced, kept, partials[t].data(), r0, r1);
+  });
+  for (int64_t i = 0; i < outer * kept; i++) {
+    double total = 0;
+    for (const auto& p : partials) total += p.empty() ? 0.0 : p[static_cast<size_t>(i)];
+    out[i] = static_cast<float>(total * scale);
+  }
+}
+
+struct BatchNormGradOut {
+  float *dx, *dmean, *dvariance, *dscale, *doffset;
+};
+
+void batchNormGrad(const float* x, const float* dy, const float* mean, const float* variance, const float* scale, float epsilon, int64_t n,
+                   int64_t channels, const BatchNormGradOut& out) {
+  const auto chunk = WRN_PICK(batchNormGrad);
+  const int64_t grainElements = grainSize();
+  // In float, as tfjs-core's gradient computes rsqrt(variance + epsilon) and its products.
+  std::vector<float> rstd(static_cast<size_t>(channels));
+  std::vector<float> factor(static_cast<size_t>(channels));
+  for (int64_t c = 0; c < channels; c++) {
+    rstd[c] = 1.f / std::sqrt(variance[c] + epsilon);
+    factor[c] = rstd[c] * (scale != nullptr ? scale[c] : 1.f);
+  }
+  const int threads = wrn::threadCount();
+  std::vector<std::vector<double>> sums(static_cast<size_t>(threads));
+  const int64_t rows = n / channels;
+  parallelFor(rows, std::max<int64_t>(1, grainElements / channels), [&](int t, int64_t r0, int64_t r1) {
+    sums[t].assign(static_cast<size_t>(2 * channels), 0.0);
+    chunk(x, dy, mean, factor.data(), channels, out.dx, sums[t].data(), sums[t].data() + channels, r0, r1);
+  });
+  for (int64_t c = 0; c < channels; c++) {
+    double sumDy = 0, sumDyXm = 0;
+    for (const auto& s : sums) {
+      if (s.empty()) continue;
+      sumDy += s[static_cast<size_t>(c)];
+      sumDyXm += s[static_cast<size_t>(channels + c)];
+    }
+    const double r = rstd[c];
+    const double sc = scale != nullptr ? scale[c] : 1.0;
+    out.doffset[c] = static_cast<float>(sumDy);
+    out.dscale[c] = static_cast<float>(sumDyXm * r);
+    out.dmean[c] = static_cast<float>(-sumDy * sc * r);
+    out.dvariance[c] = static_cast<float>(-0.5 * r * r * r * sc * sumDyXm);
+  }
+}
+
+// ---- N-API glue ----
+
+napi_value fail(napi_env env, const std::string& message) {
+  napi_throw_type_error(env, "ERR_WRN_NATIVE", message.c_str());
+  return nullptr;
+}
+
+// A Float32Array argument (null allowed when `optional`): its data and length, or an error naming it.
+bool floats(napi_env env, napi_value value, const char* name, float** data, int64_t* length, std::string& error, bool optional = false) {
+  napi_valuetype type;
+  napi_typeof(env, value, &type);
+  if (optional && (type == napi_null || type == napi_undefined)) {
+    *data = nullptr;
+    *length = 0;
+    return true;
+  }
+  bool isTypedArray = false;
+  napi_is_typedarray(env, value, &isTypedArray);
+  napi_typedarray_type arrayType;
+  size_t size = 0;
+  void* ptr = nullptr;
+  if (!isTypedArray || napi_get_typedarray_info(env, value, &arrayType, &size, &ptr, nullptr, nullptr) != napi_ok || arrayType != napi_float32_array) {
+    error = std::string(name) + " must be a Float32Array" + (optional ? " or null" : "");
+    return false;
+  }
+  *data = static_cast<float*>(ptr);
+  *length = static_cast<int64_t>(size);
+  return true;
+}
+
+bool integer(napi_env env, napi_value value, const char* name, int64_t min, int64_t* out, std::string& error) {
+  if (napi_get_value_int64(env, value, out) != napi_ok || *out < min) {
+    error = std::string(name) + " must be an integer >= " + std::to_string(min);
+    return false;
+  }
+  return true;
+}
+
+bool number(napi_env env, napi_value value, const char* name, double* out, std::string& error) {
+  if (napi_get_value_double(env, value, out) != napi_ok) {
+    error = std::string(name) + " must be a number";
+    return false;
+  }
+  return true;
+}
+
+template <size_t N>
+bool args(napi_env env, napi_callback_info info, napi_value (&argv)[N], const char* fn, const char* signature) {
+  size_t argc = N;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc < N) {
+    fail(env, std::string(fn) + ": takes " + signature);
+    return false;
+  }
+  return true;
+}
+
+std::string sizeMismatch(const char* name, int64_t has, const std::string& needs) {
+  return std::string(name) + " has " + std::to_string(has) + " elements; " + needs;
+}
+
+// binary(op, a, b, out): out = a op b (op 0 add, 1 subtract, 2 multiply). Each operand has out's length, or
+// one value, or a length dividing it that it repeats with (a trailing-axes broadcast).
+napi_value Binary(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!args(env, info, argv, "binary", "(op, a, b, out)")) return nullptr;
+  std::string error;
+  int64_t op = 0, na = 0, nb = 0, n = 0;
+  float *a = nullptr, *b = nullptr, *out = nullptr;
+  if (integer(env, argv[0], "op", 0, &op, error) && floats(env, argv[1], "a", &a, &na, error) && floats(env, argv[2], "b", &b, &nb, error) &&
+      floats(env, argv[3], "out", &out, &n, error)) {
+    if (op > MUL) error = "op must be 0 (add), 1 (subtract) or 2 (multiply), got " + std::to_string(op);
+    for (const auto& [name, len] : {std::pair<const char*, int64_t>{"a", na}, {"b", nb}}) {
+      if (error.empty() && (len < 1 || n % len != 0)) error = sizeMismatch(name, len, "out's " + std::to_string(n) + " must be a multiple of it");
+    }
+    if (error.empty() && na != n && nb != n) error = "a (" + std::to_string(na) + ") or b (" + std::to_string(nb) + ") must have out's length " + std::to_string(n);
+  }
+  if (!error.empty()) return fail(env, "binary: " + error);
+  if (n > 0) binary(static_cast<int>(op), a, na, b, nb, out, n);
+  return nullptr;
+}
+
+// unary(op, x, out, alpha): out = relu(x) (op 0), step(x) = x > 0 ? 1 : alpha (op 1), x * x (op 2).
+napi_value Unary(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!args(env, info, argv, "unary", "(op, x, out, alpha)")) return nullptr;
+  std::string error;
+  int64_t op = 0, nx = 0, n = 0;
+  double alpha = 0;
+  float *x = nullptr, *out = nullptr;
+  if (integer(env, argv[0], "op", 0, &op, error) && floats(env, argv[1], "x", &x, &nx, error) && floats(env, argv[2], "out", &out, &n, error) &&
+      number(env, argv[3], "alpha", &alpha, error)) {
+    if (op > SQUARE) error = "op must be 0 (relu), 1 (step) or 2 (square), got " + std::to_string(op);
+    else if (nx != n) error = sizeMismatch("out", n, "x has " + std::to_string(nx));
+  }
+  if (!error.empty()) return fail(env, "unary: " + error);
+  unary(static_cast<int>(op), x, out, n, static_cast<float>(alpha));
+  return nullptr;
+}
+
+// sum(x, outer, reduced, kept, scale, out): x viewed as [outer, reduced, kept]; out[o, k] = scale * sum over r.
+napi_value Sum(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!args(env, info, argv, "sum", "(x, outer, reduced, kept, scale, out)")) return nullptr;
+  std::string error;
+  int64_t nx = 0, outer = 0, reduced = 0, kept = 0, n = 0;
+  double scale = 1;
+  float *x = nullptr, *out = nullptr;
+  if (floats(env, argv[0], "x", &x, &nx, error) && integer(env, argv[1], "outer", 1, &outer, error) && integer(env, argv[2], "reduced", 1, &reduced, error) &&
+      integer(env, argv[3], "kept", 1, &kept, error) && number(env, argv[4], "scale", &scale, error) && floats(env, argv[5], "out", &out, &n, error)) {
+    if (nx != outer * reduced * kept) error = sizeMismatch("x", nx, "[outer, reduced, kept] needs " + std::to_string(outer * reduced * kept));
+    else if (n != outer * kept) error = sizeMismatch("out", n, "[outer, kept] needs " + std::to_string(outer * kept));
+  }
+  if (!error.empty()) return fail(env, "sum: " + error);
+  sum(x, outer, reduced, kept, static_cast<float>(scale), out);
+  return nullptr;
+}
+
+// batchNormGrad(x, dy, mean, variance, scale | null, epsilon, dx, dmean, dvariance, dscale, doffset): the
+// gradients of y = (x - mean) * scale / sqrt(variance + epsilon) + offset with respect to each input, x and dy
+// [rows, channels], the rest [channels].
+napi_value BatchNormGrad(napi_env env, napi_callback_info info) {
+  napi_value argv[11];
+  if (!args(env, info, argv, "batchNormGrad", "(x, dy, mean, variance, scale, epsilon, dx, dmean, dvariance, dscale, doffset)")) return nullptr;
+  std::string error;
+  const char* names[11] = {"x", "dy", "mean", "variance", "scale", "epsilon", "dx", "dmean", "dvariance", "dscale", "doffset"};
+  float* p[11] = {};
+  int64_t len[11] = {};
+  double epsilon = 0;
+  for (int i = 0; i < 11 && error.empty(); i++) {
+    if (i == 5) number(env, argv[i], "epsilon", &epsilon, error);
+    else floats(env, argv[i], names[i], &p[i], &len[i], error, i == 4);
+  }
+  const int64_t n = len[0];
+  const int64_t channels = len[2];
+  if (error.empty() && (channels < 1 || n % channels != 0)) error = sizeMismatch("mean", channels, "x's " + std::to_string(n) + " must be a multiple of it");
+  for (int i : {1, 6}) {
+    if (error.empty() && len[i] != n) error = sizeMismatch(names[i], len[i], "x has " + std::to_string(n));
+  }
+  for (int i : {3, 4, 7, 8, 9, 10}) {
+    if (error.empty() && len[i] != channels && !(i == 4 && p[i] == nullptr)) error = sizeMismatch(names[i], len[i], "mean has " + std::to_string(channels));
+  }
+  if (!error.empty()) return fail(env, std::string("batchNormGrad: ") + error);
+  batchNormGrad(p[0], p[1], p[2], p[3], p[4], static_cast<float>(epsilon), n, channels, {p[6], p[7], p[8], p[9], p[10]});
+  return nullptr;
+}
+
+}  // namespace
+
+namespace wrn {
+
+void registerElementwise(napi_env env, napi_value exports) {
+  const struct {
+    const char* name;
+    napi_callback fn;
+  } functions[] = {{"binary", Binary}, {"unary", Unary}, {"sum", Sum}, {"batchNormGrad", BatchNormGrad}};
+  for (const auto& f : functions) {
+    napi_value fn;
+    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &fn);
+    napi_set_named_property(env, exports, f.name, fn);
+  }
+}
+
+}  // namespace wrn

@@ -1,0 +1,55 @@
+"""PyTorch's answers for @wrn/native's elementwise kernels (test/elementwise.test.ts): reads the cases as JSON on
+stdin, writes one answer per case as JSON on stdout. float64 throughout: the oracle is the exact value."""
+import json
+import sys
+
+import torch
+
+torch.set_grad_enabled(True)
+
+
+def t(values, shape):
+    return torch.tensor(values, dtype=torch.float64).reshape(shape)
+
+
+def answer(case):
+    kind = case["kind"]
+    if kind == "binary":
+        a, b = t(case["a"], case["aShape"]), t(case["b"], case["bShape"])
+        out = {"add": torch.add, "sub": torch.sub, "mul": torch.mul}[case["op"]](a, b)
+        return out.flatten().tolist()
+    if kind == "unary":
+        x = t([float("nan") if v is None else v for v in case["x"]], [-1])  # JSON has no NaN: null stands for it
+        op = case["op"]
+        if op == "relu":
+            out = torch.relu(x)
+        elif op == "square":
+            out = torch.square(x)
+        else:  # tf.step: 1 where x > 0, alpha elsewhere, NaN stays NaN
+            out = torch.where(x > 0, torch.ones_like(x), torch.full_like(x, case["alpha"]))
+            out = torch.where(torch.isnan(x), x, out)
+        return [None if v != v else v for v in out.tolist()]
+    if kind == "sum":
+        x = t(case["x"], [case["outer"], case["reduced"], case["kept"]])
+        return (x.sum(dim=1) * case["scale"]).flatten().tolist()
+    if kind == "batchNormGrad":
+        c = case["channels"]
+        x = t(case["x"], [-1, c]).requires_grad_()
+        mean = t(case["mean"], [c]).requires_grad_()
+        variance = t(case["variance"], [c]).requires_grad_()
+        offset = t(case["offset"], [c]).requires_grad_()
+        scale = t(case["scale"], [c]).requires_grad_() if case["scale"] is not None else None
+        y = (x - mean) / torch.sqrt(variance + case["epsilon"])
+        y = y * scale + offset if scale is not None else y + offset
+        y.backward(t(case["dy"], [-1, c]))
+        return {
+            "dx": x.grad.flatten().tolist(),
+            "dmean": mean.grad.tolist(),
+            "dvariance": variance.grad.tolist(),
+            "dscale": scale.grad.tolist() if scale is not None else None,
+            "doffset": offset.grad.tolist(),
+        }
+    raise ValueError(f"unknown case kind {kind!r}")
+
+
+json.dump([answer(case) for case in json.load(sys.stdin)], sys.stdout)
