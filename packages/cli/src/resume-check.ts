@@ -1,13 +1,17 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import {
-  CheckpointError,
   readCheckpointState,
+  readRunFile,
   readRunLock,
   resolveCheckpointDir,
+  runCheckpointDir,
+  runFilePath,
+  RunFileError,
   RunLockFileError,
   staleReason,
+  trainingConfigOf,
+  type RunConfigFile,
 } from '@wrn/training/node';
+import { TrainingError } from '@wrn/training';
 import type { TrainingConfig } from '@wrn/training';
 import { describeSource, sourceOf, type ValueSource } from './config-file.js';
 import { UsageError } from './errors.js';
@@ -31,17 +35,17 @@ const ALLOWED = '--epochs, --max-steps, --log-every-steps, --checkpoint-every, -
 
 const show = (value: unknown) => (value === undefined ? 'nothing (unset)' : JSON.stringify(value));
 
-/** The run's config.json as written by `wrn train` (validated enough to compare against). */
-export function readSavedConfig(runDir: string): Record<string, unknown> {
-  const file = join(runDir, 'config.json');
-  if (!existsSync(file)) throw new UsageError(`--resume ${runDir}: no config.json there, so it is not a run directory`);
+/** The run's config.json as written by `wrn train`, validated by its schema; a problem is the user's (exit 2). */
+export function readSavedConfig(runDir: string): RunConfigFile {
+  let saved: RunConfigFile | null;
   try {
-    const value = JSON.parse(readFileSync(file, 'utf8')) as unknown;
-    if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
-    throw new Error(`expected a JSON object, got ${JSON.stringify(value)}`);
+    saved = readRunFile(runDir, 'config');
   } catch (error) {
-    throw new UsageError(`--resume ${runDir}: ${file}: ${(error as Error).message}`);
+    if (error instanceof RunFileError) throw new UsageError(`--resume ${runDir}: ${error.message}`, { cause: error });
+    throw error;
   }
+  if (saved == null) throw new UsageError(`--resume ${runDir}: no ${runFilePath(runDir, 'config').slice(runDir.length + 1)} there, so it is not a run directory`);
+  return saved;
 }
 
 /**
@@ -49,8 +53,8 @@ export function readSavedConfig(runDir: string): Record<string, unknown> {
  * naming the flag or file key that changed it, both values and what may change.
  */
 export function checkResumeSettings(runDir: string, training: TrainingConfig, sources: Map<string, ValueSource>): void {
-  const saved = readSavedConfig(runDir);
-  const file = join(runDir, 'config.json');
+  const saved = trainingConfigOf(readSavedConfig(runDir)) as Record<string, unknown>;
+  const file = runFilePath(runDir, 'config');
   const savedContext = (saved.context ?? {}) as Record<string, unknown>;
   const nowContext = training.context as Record<string, unknown>;
   const changes: Array<{ key: string; before: unknown; now: unknown }> = [];
@@ -98,27 +102,27 @@ export async function checkNotLocked(runDir: string): Promise<void> {
  * (nothing to do, nothing is touched); null when there is training (or a repair) left to do.
  */
 export async function finishedRunMessage(runDir: string, training: TrainingConfig): Promise<string | null> {
-  const summaryFile = join(runDir, 'summary.json');
-  if (!existsSync(summaryFile)) return null;
-  const last = await resolveCheckpointDir(join(runDir, 'checkpoints', 'last'));
+  let summary;
+  try {
+    summary = readRunFile(runDir, 'summary');
+  } catch (error) {
+    if (error instanceof TrainingError) return null; // a damaged summary: train() restores it from the final checkpoint
+    throw error;
+  }
+  if (summary == null) return null;
+  const last = await resolveCheckpointDir(runCheckpointDir(runDir, 'last'));
   if (last == null) return null;
   let state;
   try {
     state = await readCheckpointState(last);
   } catch (error) {
-    if (error instanceof CheckpointError) return null; // train() names the damage (or falls back) and repairs
+    if (error instanceof TrainingError) return null; // train() names the damage (or falls back) and repairs
     throw error;
   }
   const totalEpochs = training.epochs ?? Math.ceil(training.maxSteps! / state.itersPerEpoch);
   const finished = state.epoch >= totalEpochs || (training.maxSteps != null && state.globalStep >= training.maxSteps);
   if (!finished || state.reason !== 'epoch') return null;
-  let accuracy = '';
-  try {
-    const summary = JSON.parse(readFileSync(summaryFile, 'utf8')) as { final?: { testAccuracy?: number } };
-    if (typeof summary.final?.testAccuracy === 'number') accuracy = `, test accuracy ${(100 * summary.final.testAccuracy).toFixed(2)}%`;
-  } catch {
-    // the summary's content is not ours to judge here; the run is finished either way
-  }
+  const accuracy = `, test accuracy ${(100 * summary.final.testAccuracy).toFixed(2)}%`;
   const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`;
   const asked = training.epochs !== undefined ? plural(training.epochs, 'epoch') : plural(training.maxSteps!, 'step');
   return (

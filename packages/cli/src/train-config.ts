@@ -1,5 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { resolveModelConfig } from '@wrn/architectures';
 import {
@@ -11,9 +10,10 @@ import {
   type TrainingConfig,
   type TrainingPreset,
 } from '@wrn/training';
-import { BACKEND_CHOICES } from '@wrn/training/node';
+import { BACKEND_CHOICES, runFilePath, trainingConfigOf } from '@wrn/training/node';
 import { describeSource, mergeLayers, readConfigFile, sourceOf, type ConfigLayer, type ValueSource } from './config-file.js';
 import { errorMessage, UsageError } from './errors.js';
+import { readSavedConfig } from './resume-check.js';
 
 export const DATASET_NAMES = ['cifar10', 'cifar100', 'svhn'] as const;
 export type DatasetName = (typeof DATASET_NAMES)[number];
@@ -107,24 +107,14 @@ export function recipeDataDefaults(recipe: TrainingPreset): Pick<RunOptions, 'au
 
 /** config.json of an earlier run as a layer: the training keys plus the CLI's keys from its `context`. */
 export function savedRunLayer(runDir: string): ConfigLayer {
-  const file = join(runDir, 'config.json');
-  if (!existsSync(file)) throw new UsageError(`--resume ${runDir}: no config.json there, so it is not a run directory`);
-  let saved: Record<string, unknown>;
-  try {
-    saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (error) {
-    throw new UsageError(`--resume ${runDir}: ${file} is not valid JSON (${errorMessage(error)}); it was not written by wrn train, or was damaged`);
-  }
-  if (typeof saved !== 'object' || saved === null || Array.isArray(saved)) {
-    throw new UsageError(`--resume ${runDir}: ${file}: expected a run config (a JSON object), got ${show(saved)}`);
-  }
+  const saved = trainingConfigOf(readSavedConfig(runDir));
   const { context, preset, model, ...training } = saved;
   const cli = (context ?? {}) as Record<string, unknown>;
   const values: Record<string, unknown> = { ...training, ...cli, model: cli.model ?? model };
   if (preset !== undefined) values.recipe = preset;
   delete values.runDir;
   delete values.resolved;
-  return { source: { kind: 'file', path: file }, values };
+  return { source: { kind: 'file', path: runFilePath(runDir, 'config') }, values };
 }
 
 /**

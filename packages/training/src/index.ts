@@ -13,6 +13,9 @@ export type { LrSchedule, LrScheduleInput, SchedulePosition, ScheduleUnit, Warmu
 export { dropoutPolicySchema, dropoutModelOptions, linearDecayDropPathRate } from './dropout';
 export type { DropoutPolicy, DropoutPolicyInput, DropoutModelOptions } from './dropout';
 export { trainingConfigSchema, sgdConfigSchema, parseTrainingConfig, TrainingConfigError } from './config';
+// Errors by whose problem they are (kind, exitCode), so callers never sort them by message text.
+export { TrainingError, RunDirectoryError, ResumeMismatchError, TRAINING_ERROR_EXIT_CODES } from './errors';
+export type { TrainingErrorKind } from './errors';
 export type { TrainingConfig, TrainingConfigInput, SgdConfig } from './config';
 export type { Batch, BatchSource, DatasetLike } from './data';
 export { evaluate } from './evaluate';

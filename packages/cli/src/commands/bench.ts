@@ -5,11 +5,12 @@ import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs-core';
 import { buildModel, countParams } from '@wrn/architectures';
 import { type Batch, type BatchSource } from '@wrn/training';
-import { BACKEND_CHOICES, selectBackend, train } from '@wrn/training/node';
+import { BACKEND_CHOICES, train } from '@wrn/training/node';
 import type { CommandContext } from '../context.js';
 import { asUsageError, errorMessage, RunFailedError } from '../errors.js';
 import { choiceFlag, examples, integerFlag } from '../flags.js';
 import { writeLine } from '../io.js';
+import { chooseBackend } from '../backend.js';
 
 export interface BenchResult {
   model: string;
@@ -64,12 +65,7 @@ export async function runBench(options: {
   steps: number;
   classes?: number;
 }): Promise<BenchResult> {
-  let selection;
-  try {
-    selection = await selectBackend(options.backend as 'auto');
-  } catch (error) {
-    throw new RunFailedError(`--backend ${options.backend}: ${errorMessage(error)}`, { cause: error });
-  }
+  const selection = await chooseBackend(options.backend);
   const model = await asUsageError(`--model ${options.model}`, () =>
     buildModel(options.model, { seed: 1, ...(options.classes ? { numClasses: options.classes } : {}) }),
   );

@@ -1,31 +1,28 @@
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { buildModel, countParams } from '@wrn/architectures';
+import { buildModel, countParams, resolveModelConfig } from '@wrn/architectures';
 import { getLayerRandomState, seedLayerRandom, setLayerRandomState, type LayerRandomState } from '@wrn/blocks';
-import { dropoutModelOptions, formatSchedule, PRESET_NAMES } from '@wrn/training';
+import { dropoutModelOptions, formatSchedule, PRESET_NAMES, TrainingError } from '@wrn/training';
 import {
   acquireRunLock,
   BACKEND_CHOICES,
-  CheckpointError,
+  readRunFile,
   resolveCheckpointDir,
-  RunLockedError,
-  RunLockFileError,
-  selectBackend,
+  runCheckpointDir,
+  runFilePath,
   train,
-  TrainingDivergedError,
-  type BackendSelection,
   type RunLock,
   type TrainEvent,
   type TrainResult,
 } from '@wrn/training/node';
+import { chooseBackend } from '../backend.js';
 import type { ConfigLayer } from '../config-file.js';
 import type { CommandContext } from '../context.js';
 import { batchSource, evalPipeline, loadRunData, trainPipeline } from '../data.js';
 import { describeEnvironment } from '../environment.js';
 import { asUsageError, errorMessage, RunFailedError, UsageError } from '../errors.js';
 import { choiceFlag, examples, integerFlag, numberFlag } from '../flags.js';
-import { writeFileAtomic } from '../fs.js';
 import { formatCount, writeLine } from '../io.js';
 import { chooseOutputMode, createProgressReporter } from '../progress.js';
 import { writeReport } from '../report/report.js';
@@ -195,14 +192,15 @@ export async function runTrain(flags: TrainRunInput, context: CommandContext, ho
       return;
     }
   } else {
-    const existing = await resolveCheckpointDir(join(runDir, 'checkpoints', 'last'));
+    const existing = await resolveCheckpointDir(runCheckpointDir(runDir, 'last'));
     if (existing) throw new UsageError(`--run-dir ${runDir} already holds a run (${existing}); resume it with wrn train --resume ${runDir}, or choose another run directory`);
   }
   let lock: RunLock;
   try {
     lock = await acquireRunLock(runDir, { command: `wrn train ${flags.resume ? `--resume ${runDir}` : `--run-dir ${runDir}`}` });
   } catch (error) {
-    if (error instanceof RunLockedError || error instanceof RunLockFileError) throw new UsageError(error.message, { cause: error });
+    // Another writer holds the run directory, or its lock file is damaged: the user's to sort out (exit 2).
+    if (error instanceof TrainingError && error.kind === 'bad-input') throw new UsageError(error.message, { cause: error });
     throw error;
   }
   try {
@@ -226,22 +224,18 @@ async function trainLocked(
   const mode = chooseOutputMode(io, flags);
   const progress = createProgressReporter(io, mode, { batchSize: training.batchSize });
 
-  let backend: BackendSelection;
-  try {
-    backend = await selectBackend(options.backend as 'auto');
-  } catch (error) {
-    throw new RunFailedError(`--backend ${options.backend}: ${errorMessage(error)}`, { cause: error });
-  }
+  const backend = await chooseBackend(options.backend);
   checkModelDepth(options.model, `--model ${options.model}`);
   const data = await loadRunData(options);
-  const model = await asUsageError(`--model ${options.model}`, () =>
-    buildModel(options.model, {
-      numClasses: data.train.numClasses,
-      inputShape: [data.train.height, data.train.width, data.train.channels],
-      ...dropoutModelOptions(training.dropout),
-      seed: training.seed,
-    }),
-  );
+  const buildOptions = {
+    numClasses: data.train.numClasses,
+    inputShape: [data.train.height, data.train.width, data.train.channels] as [number, number, number],
+    ...dropoutModelOptions(training.dropout),
+    seed: training.seed,
+  };
+  const model = await asUsageError(`--model ${options.model}`, () => buildModel(options.model, buildOptions));
+  // The architecture the name resolved to, recorded in config.json (the model was built from exactly this).
+  const modelConfig = resolveModelConfig(options.model, buildOptions);
   seedLayerRandom(training.seed);
   // What the options resolved to on this machine, recorded so eval and predict feed a checkpoint the same inputs.
   training.context = {
@@ -259,8 +253,6 @@ async function trainLocked(
   const trainData = trainPipeline(data, options, training);
   const evalData = evalPipeline(data.evaluation, data.normalization, Math.max(training.batchSize, 100));
   mkdirSync(runDir, { recursive: true });
-  // Written once train() has checked the run directory (and, resuming, its checkpoint): see the 'start' event.
-  const writeEnvironment = () => writeFileAtomic(join(runDir, 'environment.json'), `${JSON.stringify(describeEnvironment(backend), null, 2)}\n`);
 
   const params = countParams(model);
   progress.info(
@@ -282,7 +274,6 @@ async function trainLocked(
     hooks.onProgress?.(event);
     switch (event.type) {
       case 'start':
-        writeEnvironment();
         if (event.resumedFrom) progress.info(`resuming from ${event.resumedFrom} (epoch ${event.epochsDone}, step ${event.step})`);
         break;
       case 'notice':
@@ -314,6 +305,9 @@ async function trainLocked(
       runDir,
       resume: Boolean(flags.resume),
       lock,
+      // Recorded by train() in config.json and environment.json, in that order, once it has checked the run directory.
+      modelConfig: modelConfig as unknown as Record<string, unknown>,
+      environment: describeEnvironment(backend),
       onProgress,
       signal: interrupt.signal,
       randomState: {
@@ -323,10 +317,11 @@ async function trainLocked(
     });
   } catch (error) {
     progress.stop();
-    if (error instanceof TrainingDivergedError) throw new RunFailedError(error.message, { cause: error });
-    // A run directory that already holds a run, or a resume that does not match it, is the user's to sort out.
-    if (error instanceof CheckpointError || /already holds a run|cannot resume|^resume:/.test(errorMessage(error))) {
-      throw new UsageError(errorMessage(error), { cause: error });
+    // A run directory that already holds a run, a resume that does not match it, a damaged checkpoint: the user's
+    // to sort out (exit 2); a diverged run failed (exit 1). @wrn/training's errors say which by their kind.
+    if (error instanceof TrainingError) {
+      if (error.kind === 'bad-input') throw new UsageError(error.message, { cause: error });
+      throw new RunFailedError(error.message, { cause: error });
     }
     if (isOutOfMemory(error)) throw new RunFailedError(outOfMemoryAdvice(model, training.batchSize, backend.name), { cause: error });
     if ((error as NodeJS.ErrnoException).code === 'ENOSPC') {
@@ -386,8 +381,8 @@ async function trainLocked(
 
 /** A resumed run must see the same images: the data directory's files may have changed since it started. */
 function checkSameData(runDir: string, now: Record<string, unknown>): void {
-  const file = join(runDir, 'config.json');
-  const saved = ((JSON.parse(readFileSync(file, 'utf8')) as { context?: { resolved?: Record<string, unknown> } }).context?.resolved ?? {}) as Record<string, unknown>;
+  const file = runFilePath(runDir, 'config');
+  const saved = (readRunFile(runDir, 'config')?.context.resolved ?? {}) as Record<string, unknown>;
   for (const key of ['trainImages', 'evalImages', 'evalSplit', 'classNames', 'normalization'] as const) {
     if (saved[key] === undefined) continue;
     if (JSON.stringify(saved[key]) !== JSON.stringify(now[key])) {
