@@ -2,9 +2,12 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { resolveModelConfig } from '@wrn/architectures';
 import {
+  defaultPresetName,
   getPreset,
-  parseTrainingConfig,
+  PRESET_AUGMENTATIONS,
   PRESET_NAMES,
+  PRESET_NORMALIZATIONS,
+  resolveRecipe,
   TrainingConfigError,
   trainingConfigSchema,
   type TrainingConfig,
@@ -17,8 +20,8 @@ import { readSavedConfig } from './resume-check.js';
 
 export const DATASET_NAMES = ['cifar10', 'cifar100', 'svhn'] as const;
 export type DatasetName = (typeof DATASET_NAMES)[number];
-export const AUGMENTATIONS = ['reflect', 'zero', 'none'] as const;
-export const NORMALIZATIONS = ['dataset', 'paper', 'scale', 'none'] as const;
+export const AUGMENTATIONS = PRESET_AUGMENTATIONS;
+export const NORMALIZATIONS = PRESET_NORMALIZATIONS;
 
 /**
  * The keys of a run config that the CLI itself consumes (what to train on, where, with which backend). The other
@@ -89,20 +92,7 @@ function zodIssuesToUsage(error: z.ZodError, values: Record<string, unknown>, so
 
 /** The recipe a model trains with when none is named: the paper's recipe of its family (SVHN: the WRN SVHN one). */
 export function defaultRecipe(model: string, dataset: DatasetName): TrainingPreset['name'] {
-  const family = resolveModelConfig(model).family;
-  if (dataset === 'svhn') return 'wrn-svhn';
-  if (family === 'resnext') return 'resnext-cifar';
-  if (family === 'resnet' || family === 'preact-resnet') return 'resnet-cifar';
-  return 'wrn-cifar';
-}
-
-/** The recipe's data side in the CLI's terms: its augmentation and normalisation, for keys the user left unset. */
-export function recipeDataDefaults(recipe: TrainingPreset): Pick<RunOptions, 'augmentation' | 'normalization'> {
-  const { augmentation, preprocessing } = recipe.data;
-  const aug: RunOptions['augmentation'] = augmentation.crop ? augmentation.crop.mode : 'none';
-  const normalization: RunOptions['normalization'] =
-    preprocessing.kind === 'divide-255' ? 'scale' : preprocessing.mean ? 'paper' : 'dataset';
-  return { augmentation: aug, normalization };
+  return defaultPresetName(resolveModelConfig(model).family, dataset);
 }
 
 /** config.json of an earlier run as a layer: the training keys plus the CLI's keys from its `context`. */
@@ -164,32 +154,22 @@ export function resolveTrainConfig(input: {
     }
   }
   const recipe = getPreset(recipeName);
-  const recipeSource: ValueSource = { kind: 'recipe', name: recipe.name };
-  const recipeLayer: ConfigLayer = { source: recipeSource, values: { ...recipe.config } };
-  const trainingUser = Object.fromEntries(Object.entries(user.values).filter(([k]) => TRAINING_KEYS.has(k)));
-  const merged = mergeLayers([recipeLayer, ...layers.map((l) => ({ source: l.source, values: pick(l.values, TRAINING_KEYS) }))]);
-  // A recipe that stops by steps (ResNet's 64k iterations) gives way to a user who sets the epochs.
-  if (trainingUser.epochs !== undefined && trainingUser.maxSteps === undefined && merged.values.maxSteps !== undefined) {
-    delete merged.values.maxSteps;
-  }
-  const dataDefaults = recipeDataDefaults(recipe);
-  options.augmentation ??= dataDefaults.augmentation;
-  options.normalization ??= dataDefaults.normalization;
-
+  // The recipe's data side is in the CLI's own terms (augmentation and normalisation names): the keys the user left unset.
+  options.augmentation ??= recipe.data.augmentation;
+  options.normalization ??= recipe.data.normalization;
   const { recipe: _recipe, ...context } = options;
-  const trainingInput = { ...merged.values, preset: recipe.name, model: options.model, context };
   let training: TrainingConfig;
   try {
-    training = parseTrainingConfig(trainingInput, 'run config');
+    ({ config: training } = resolveRecipe(
+      recipe,
+      layers.map((l) => ({ source: l.source, values: pick(l.values, TRAINING_KEYS) })),
+      { model: options.model, context },
+    ));
   } catch (error) {
-    if (!(error instanceof TrainingConfigError)) throw error;
-    const lines = error.issues.map(
-      (issue) =>
-        `${describeSource(sourceOf(merged.sources, issue.key), issue.key)}: ${issue.problem} (got ${show(issue.value)})` +
-        (issue.allowed ? `; allowed: ${issue.allowed}` : ''),
-    );
-    throw new UsageError(lines.length === 1 ? lines[0]! : `invalid run config:\n  ${lines.join('\n  ')}`);
+    if (error instanceof TrainingConfigError) throw new UsageError(error.message, { cause: error });
+    throw error;
   }
+  const recipeSource: ValueSource = { kind: 'recipe', name: recipe.name };
   return { options, training, recipe, recipeSource: describeSource(recipeSource, '').replace(/: $/, ''), sources: user.sources };
 }
 

@@ -22,8 +22,11 @@ export { evaluate } from './evaluate';
 export type { EvaluationResult } from './evaluate';
 export { outputKindOf } from './loss';
 export type { OutputKind } from './loss';
-export { getPreset, resolveTrainingConfig, PRESET_NAMES } from './presets';
-export type { TrainingPreset, PresetName } from './presets';
+export {
+  getPreset, resolveTrainingConfig, resolveRecipe, defaultPresetName, mergeLayers, sourceOf, describeSource, PRESET_NAMES, PRESET_AUGMENTATIONS,
+  PRESET_NORMALIZATIONS,
+} from './presets';
+export type { TrainingPreset, PresetName, PresetAugmentation, PresetNormalization, ResolvedRecipe, ConfigLayer, ValueSource } from './presets';
 export { variableGrads } from './gradients';
 export { Trainer, trainableParams } from './trainer';
 export type { TrainerOptions, TrainerPosition, TrainerState, TrainerStepResult } from './trainer';
