@@ -5,16 +5,16 @@ import {
   resolveCheckpointDir,
   runCheckpointDir,
   runFilePath,
-  RunFileError,
   RunLockFileError,
   staleReason,
   trainingConfigOf,
-  type RunConfigFile,
 } from '@wrn/training/node';
 import { TrainingError } from '@wrn/training';
 import type { TrainingConfig } from '@wrn/training';
 import { describeSource, sourceOf, type ValueSource } from './config-file.js';
 import { UsageError } from './errors.js';
+import { flagsOfKey } from './train-flags.js';
+import { readSavedConfig } from './train-config.js';
 
 /*
  * What `wrn train --resume R` checks before it writes anything, so a refused or mistaken resume leaves R as it was:
@@ -25,28 +25,14 @@ import { UsageError } from './errors.js';
 const RESUMABLE_TRAINING_KEYS = new Set(['epochs', 'maxSteps', 'logEverySteps', 'checkpointEvery', 'context', 'preset']);
 /** CLI keys (config.json's context) a resume may change: where it runs and what it writes at the end. */
 const RESUMABLE_CONTEXT_KEYS = new Set(['runDir', 'resolved', 'backend', 'report']);
-/** The flag of each CLI key, for messages. */
-const FLAG_OF: Record<string, string> = {
-  model: '--model', dataset: '--dataset', dataDir: '--data-dir', augmentation: '--augment', normalization: '--normalize',
-  trainLimit: '--train-limit', testLimit: '--test-limit', validationSize: '--validation-size', batchSize: '--batch-size',
-  seed: '--seed', optimizer: '--momentum/--weight-decay/--no-nesterov', schedule: '--lr', dropout: '--drop-rate',
-};
-const ALLOWED = '--epochs, --max-steps, --log-every-steps, --checkpoint-every, --backend, --no-report';
+/** The flags of what a resume may change, for messages and the help: from the flag table. */
+export const RESUMABLE_FLAGS = [...RESUMABLE_TRAINING_KEYS, ...RESUMABLE_CONTEXT_KEYS]
+  .filter((key) => key !== 'runDir') // may only repeat the run's own directory
+  .map(flagsOfKey)
+  .filter((flags): flags is string => flags !== undefined)
+  .join(', ');
 
 const show = (value: unknown) => (value === undefined ? 'nothing (unset)' : JSON.stringify(value));
-
-/** The run's config.json as written by `wrn train`, validated by its schema; a problem is the user's (exit 2). */
-export function readSavedConfig(runDir: string): RunConfigFile {
-  let saved: RunConfigFile | null;
-  try {
-    saved = readRunFile(runDir, 'config');
-  } catch (error) {
-    if (error instanceof RunFileError) throw new UsageError(`--resume ${runDir}: ${error.message}`, { cause: error });
-    throw error;
-  }
-  if (saved == null) throw new UsageError(`--resume ${runDir}: no ${runFilePath(runDir, 'config').slice(runDir.length + 1)} there, so it is not a run directory`);
-  return saved;
-}
 
 /**
  * Refuses a resume whose resolved config differs from the run's config.json in anything but what RESUMABLE_* allow,
@@ -72,11 +58,11 @@ export function checkResumeSettings(runDir: string, training: TrainingConfig, so
   if (changes.length === 0) return;
   const lines = changes.map(({ key, before, now }) => {
     const source = sourceOf(sources, key);
-    const where = source && !(source.kind === 'file' && source.path === file) ? describeSource(source, key) : `${FLAG_OF[key] ?? key} (the recipe's default)`;
+    const where = source && !(source.kind === 'file' && source.path === file) ? describeSource(source, key) : `${flagsOfKey(key) ?? key} (the recipe's default)`;
     return `${where}: ${key} is ${show(now)}, but the run in ${runDir} was trained with ${show(before)} (${file})`;
   });
   throw new UsageError(
-    `${lines.join('\n')}\nan exact resume needs the same settings; on resume only ${ALLOWED} may change. ` +
+    `${lines.join('\n')}\nan exact resume needs the same settings; on resume only ${RESUMABLE_FLAGS} may change. ` +
       `To train with the new settings, start a new run in another directory.`,
   );
 }

@@ -13,10 +13,9 @@ import {
   type TrainingConfig,
   type TrainingPreset,
 } from '@wrn/training';
-import { BACKEND_CHOICES, runFilePath, trainingConfigOf } from '@wrn/training/node';
+import { BACKEND_CHOICES, readRunFile, RunFileError, runFilePath, trainingConfigOf, type RunConfigFile } from '@wrn/training/node';
 import { describeSource, mergeLayers, readConfigFile, sourceOf, type ConfigLayer, type ValueSource } from './config-file.js';
 import { errorMessage, UsageError } from './errors.js';
-import { readSavedConfig } from './resume-check.js';
 
 export const DATASET_NAMES = ['cifar10', 'cifar100', 'svhn'] as const;
 export type DatasetName = (typeof DATASET_NAMES)[number];
@@ -60,6 +59,8 @@ export type RunOptions = z.infer<typeof runOptionsSchema>;
 const RUN_OPTION_KEYS = new Set(Object.keys(runOptionsSchema.shape));
 /** Training keys a user may set (model and preset come from the CLI's own keys; context is the CLI's to fill). */
 const TRAINING_KEYS = new Set(Object.keys(trainingConfigSchema.shape).filter((k) => !['context', 'preset'].includes(k)));
+/** Every key a run config (a --config file, a sweep's base) may set: the CLI's own, then the training loop's. */
+export const RUN_CONFIG_KEYS: readonly string[] = [...RUN_OPTION_KEYS, ...[...TRAINING_KEYS].filter((k) => !RUN_OPTION_KEYS.has(k))];
 
 export interface ResolvedTrainConfig {
   options: RunOptions;
@@ -93,6 +94,19 @@ function zodIssuesToUsage(error: z.ZodError, values: Record<string, unknown>, so
 /** The recipe a model trains with when none is named: the paper's recipe of its family (SVHN: the WRN SVHN one). */
 export function defaultRecipe(model: string, dataset: DatasetName): TrainingPreset['name'] {
   return defaultPresetName(resolveModelConfig(model).family, dataset);
+}
+
+/** The run's config.json as written by `wrn train`, validated by its schema; a problem is the user's (exit 2). */
+export function readSavedConfig(runDir: string): RunConfigFile {
+  let saved: RunConfigFile | null;
+  try {
+    saved = readRunFile(runDir, 'config');
+  } catch (error) {
+    if (error instanceof RunFileError) throw new UsageError(`--resume ${runDir}: ${error.message}`, { cause: error });
+    throw error;
+  }
+  if (saved == null) throw new UsageError(`--resume ${runDir}: no ${runFilePath(runDir, 'config').slice(runDir.length + 1)} there, so it is not a run directory`);
+  return saved;
 }
 
 /** config.json of an earlier run as a layer: the training keys plus the CLI's keys from its `context`. */

@@ -3,10 +3,9 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { buildModel, countParams, resolveModelConfig } from '@wrn/architectures';
 import { getLayerRandomState, seedLayerRandom, setLayerRandomState, type LayerRandomState } from '@wrn/blocks';
-import { dropoutModelOptions, formatSchedule, PRESET_NAMES, TrainingError } from '@wrn/training';
+import { dropoutModelOptions, formatSchedule, TrainingError } from '@wrn/training';
 import {
   acquireRunLock,
-  BACKEND_CHOICES,
   readRunFile,
   resolveCheckpointDir,
   runCheckpointDir,
@@ -22,81 +21,16 @@ import type { CommandContext } from '../context.js';
 import { batchSource, evalPipeline, loadRunData, trainPipeline } from '../data.js';
 import { describeEnvironment } from '../environment.js';
 import { asUsageError, errorMessage, RunFailedError, UsageError } from '../errors.js';
-import { choiceFlag, examples, integerFlag, numberFlag } from '../flags.js';
+import { examples } from '../flags.js';
 import { formatCount, writeLine } from '../io.js';
 import { chooseOutputMode, createProgressReporter } from '../progress.js';
 import { writeReport } from '../report/report.js';
 import { isOutOfMemory, outOfMemoryAdvice } from '../memory-advice.js';
 import { checkModelDepth } from '../model-size.js';
-import { checkNotLocked, checkResumeSettings, finishedRunMessage } from '../resume-check.js';
+import { checkNotLocked, checkResumeSettings, finishedRunMessage, RESUMABLE_FLAGS } from '../resume-check.js';
 import { abortOnSignals, SIGNAL_EXIT_CODES } from '../signals.js';
-import { AUGMENTATIONS, DATASET_NAMES, NORMALIZATIONS, resolveTrainConfig, type RunOptions } from '../train-config.js';
-
-/** A flag of `wrn train` and the run-config key it sets (nested keys with dots). */
-interface TrainFlag {
-  flags: string;
-  key: string;
-  help: string;
-  parse?: (value: string, previous: unknown) => unknown;
-  /** Turns the parsed flag value into the config value (e.g. a dropout rate into a dropout policy). */
-  toConfig?: (value: never) => unknown;
-}
-
-const TRAIN_FLAGS: TrainFlag[] = [
-  { flags: '-m, --model <name>', key: 'model', help: 'model in paper notation (see `wrn models`) (default: "wrn-16-2")' },
-  { flags: '--dataset <name>', key: 'dataset', help: `dataset: ${DATASET_NAMES.join(', ')} (default: "cifar10")`, parse: choiceFlag(DATASET_NAMES) },
-  { flags: '-d, --data-dir <dir>', key: 'dataDir', help: 'folder with the official files (default: the embedded 2,000/500-image CIFAR-10 sample)' },
-  { flags: '-e, --epochs <n>', key: 'epochs', help: 'epochs to train (default: the recipe\'s)', parse: integerFlag(1) },
-  { flags: '--max-steps <n>', key: 'maxSteps', help: 'stop after this many optimiser steps', parse: integerFlag(1) },
-  { flags: '-b, --batch-size <n>', key: 'batchSize', help: 'images per training step (default: the recipe\'s, 128)', parse: integerFlag(1) },
-  { flags: '--lr <rate>', key: 'schedule.lr', help: 'base learning rate of the recipe\'s schedule', parse: numberFlag(0, Infinity, { exclusiveMin: true }) },
-  { flags: '--momentum <m>', key: 'optimizer.momentum', help: 'SGD momentum', parse: numberFlag(0, 1) },
-  { flags: '--weight-decay <wd>', key: 'optimizer.weightDecay', help: 'L2 weight decay (Torch semantics)', parse: numberFlag(0) },
-  { flags: '--drop-rate <p>', key: 'dropout', help: 'dropout between the convs of every block, 0 for none', parse: numberFlag(0, 0.99), toConfig: ((p: number) => (p === 0 ? { kind: 'none' } : { kind: 'constant', rate: p })) as (v: never) => unknown },
-  { flags: '--seed <n>', key: 'seed', help: 'seed of weights, data order, augmentation and dropout (default: 0)', parse: integerFlag(0) },
-  { flags: '--backend <name>', key: 'backend', help: `${BACKEND_CHOICES.join(' | ')} (default: "auto")`, parse: choiceFlag(BACKEND_CHOICES) },
-  { flags: '-o, --run-dir <dir>', key: 'runDir', help: 'run directory (default: runs/<model>-<dataset>-<time>)' },
-  { flags: '--augment <kind>', key: 'augmentation', help: `${AUGMENTATIONS.join(' | ')} (default: the recipe's)`, parse: choiceFlag(AUGMENTATIONS) },
-  { flags: '--normalize <kind>', key: 'normalization', help: `${NORMALIZATIONS.join(' | ')} (default: the recipe's)`, parse: choiceFlag(NORMALIZATIONS) },
-  { flags: '--train-limit <n>', key: 'trainLimit', help: 'train on the first N training images only', parse: integerFlag(1) },
-  { flags: '--test-limit <n>', key: 'testLimit', help: 'evaluate on the first N test images only', parse: integerFlag(1) },
-  { flags: '--validation-size <n>', key: 'validationSize', help: 'hold out N training images and evaluate on them instead of the test split', parse: integerFlag(1) },
-  { flags: '--checkpoint-every <k>', key: 'checkpointEvery', help: 'also keep checkpoints/epoch-K every K epochs', parse: integerFlag(0) },
-  { flags: '--log-every-steps <n>', key: 'logEverySteps', help: 'write a step line to metrics.jsonl every N steps', parse: integerFlag(0) },
-];
-
-function setPath(target: Record<string, unknown>, path: string, value: unknown): Record<string, unknown> {
-  const parts = path.split('.');
-  let node = target;
-  for (const part of parts.slice(0, -1)) node = (node[part] ??= {}) as Record<string, unknown>;
-  node[parts.at(-1)!] = value;
-  return target;
-}
-
-const optionName = (flags: string) => /--([a-z-]+)/.exec(flags)![1]!.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-
-/** One config layer per flag given on the command line, so an invalid value is reported as that flag's. */
-function flagLayers(command: Command): ConfigLayer[] {
-  const options = command.opts();
-  const layers: ConfigLayer[] = [];
-  for (const flag of TRAIN_FLAGS) {
-    const name = optionName(flag.flags);
-    if (command.getOptionValueSource(name) !== 'cli') continue;
-    const raw = options[name] as never;
-    const value = flag.toConfig ? flag.toConfig(raw) : raw;
-    layers.push({ source: { kind: 'flag', flag: `--${/--([a-z-]+)/.exec(flag.flags)![1]!}` }, values: setPath({}, flag.key, value) });
-  }
-  if (command.getOptionValueSource('nesterov') === 'cli') {
-    layers.push({ source: { kind: 'flag', flag: '--no-nesterov' }, values: { optimizer: { nesterov: options.nesterov as boolean } } });
-  }
-  if (command.getOptionValueSource('recipe') === 'cli') {
-    layers.push({ source: { kind: 'flag', flag: '--recipe' }, values: { recipe: options.recipe as string } });
-  }
-  if (command.getOptionValueSource('report') === 'cli') {
-    layers.push({ source: { kind: 'flag', flag: '--no-report' }, values: { report: options.report as boolean } });
-  }
-  return layers;
-}
+import { addTrainFlags, configKeysHelp, trainFlagLayers } from '../train-flags.js';
+import { resolveTrainConfig, type RunOptions } from '../train-config.js';
 
 function defaultRunDir(options: RunOptions): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
@@ -109,16 +43,10 @@ export function registerTrain(program: Command, context: CommandContext): void {
   const command = program
     .command('train')
     .description('train a model; writes config.json, metrics.jsonl, checkpoints/, summary.json and report.html into a run directory')
-    .option('-c, --config <file>', 'run config (.json, .yaml): any flag\'s key, e.g. epochs, schedule, optimizer, dataDir')
-    .option('-r, --recipe <name>', `paper recipe filling in what is unset: ${PRESET_NAMES.join(', ')} (default: the model family's)`, choiceFlag(PRESET_NAMES));
-  for (const flag of TRAIN_FLAGS) {
-    if (flag.parse) command.option(flag.flags, flag.help, flag.parse as (value: string, previous: unknown) => unknown);
-    else command.option(flag.flags, flag.help);
-  }
+    .option('-c, --config <file>', 'run config (.json, .yaml): any flag\'s key, e.g. epochs, schedule, optimizer, dataDir');
+  addTrainFlags(command);
   command
-    .option('--no-nesterov', 'plain momentum instead of Nesterov')
     .option('--resume <run-dir>', 'continue the run in <run-dir> from its last checkpoint (flags may extend --epochs)')
-    .option('--no-report', 'do not write report.html / curves.png at the end')
     .option('--dry-run', 'print the resolved config and exit')
     .option('-q, --quiet', 'print only the epoch summaries and the result')
     .option('--json', 'print one JSON object per line (start, epochs, result) and nothing else')
@@ -133,12 +61,8 @@ export function registerTrain(program: Command, context: CommandContext): void {
         'wrn train --resume runs/wrn-16-2-cifar10-20261123-081500 --epochs 20',
       ])}
 Precedence: flags > --config file > --resume'd config.json > --recipe (default: the model family's paper recipe).
-A config file uses the flags' keys: model, dataset, dataDir, backend, runDir, augmentation, normalization,
-trainLimit, testLimit, validationSize, epochs, maxSteps, batchSize, seed, checkpointEvery, logEverySteps, and the
-nested optimizer { momentum, nesterov, dampening, weightDecay, decayBatchNorm }, schedule { kind: constant |
-multi-step | step | cosine, lr, unit, milestones, gamma, ... } and dropout { kind: none | constant | per-stage |
-stochastic-depth, ... }.
-On --resume only --epochs, --max-steps, --log-every-steps, --checkpoint-every, --backend and --no-report may
+${configKeysHelp()}
+On --resume only ${RESUMABLE_FLAGS} may
 change (anything else would not continue the same run: exit 2 naming it); resuming a finished run says so and
 changes nothing. One writer per run directory: a second train or resume of it exits 2 naming the holder.
 Ctrl-C (SIGINT), SIGTERM or SIGHUP finishes the current step, saves checkpoints/last and exits 130, 143 or 129
@@ -146,7 +70,7 @@ with the command that resumes.
 `,
     )
     .action(async (flags: { config?: string; resume?: string; dryRun?: boolean; quiet?: boolean; json?: boolean }) => {
-      await runTrain({ ...flags, flagLayers: flagLayers(command) }, context);
+      await runTrain({ ...flags, flagLayers: trainFlagLayers(command) }, context);
     });
 }
 
