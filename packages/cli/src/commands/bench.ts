@@ -7,7 +7,7 @@ import { buildModel, countParams } from '@wrn/architectures';
 import { type Batch, type BatchSource } from '@wrn/training';
 import { BACKEND_CHOICES, train } from '@wrn/training/node';
 import type { CommandContext } from '../context.js';
-import { asUsageError, errorMessage, RunFailedError } from '../errors.js';
+import { asUsageError } from '../errors.js';
 import { choiceFlag, examples, integerFlag } from '../flags.js';
 import { writeLine } from '../io.js';
 import { chooseBackend } from '../backend.js';

@@ -6,7 +6,7 @@ import { BACKEND_CHOICES, CHECKPOINT_STATE_FILE, readCheckpointState } from '@wr
 import { loadCheckpointModel, recordedClassNames, recordedNormalization, runContext } from '../checkpoint-model.js';
 import type { CommandContext } from '../context.js';
 import { batchSource, evalPipeline, firstImages, loadSplit, resolveDataDir, resolveNormalization } from '../data.js';
-import { asUsageError, errorMessage, RunFailedError, UsageError } from '../errors.js';
+import { asUsageError, UsageError } from '../errors.js';
 import { choiceFlag, examples, integerFlag } from '../flags.js';
 import { formatTable, writeLine } from '../io.js';
 import { DATASET_NAMES, NORMALIZATIONS, type DatasetName, type RunOptions } from '../train-config.js';

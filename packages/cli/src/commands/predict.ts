@@ -9,7 +9,7 @@ import { outputKindOf } from '@wrn/training';
 import { BACKEND_CHOICES } from '@wrn/training/node';
 import { loadCheckpointModel, recordedClassNames, recordedNormalization, runContext } from '../checkpoint-model.js';
 import type { CommandContext } from '../context.js';
-import { errorMessage, RunFailedError, UsageError } from '../errors.js';
+import { errorMessage, UsageError } from '../errors.js';
 import { choiceFlag, examples, integerFlag } from '../flags.js';
 import { writeLine } from '../io.js';
 import type { DatasetName } from '../train-config.js';
