@@ -7,7 +7,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { writeFileAtomic, writeFileAtomicSync } from '@wrn/blocks/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpointState } from '../src/checkpoint';
-import { TrainingError } from '../src/errors';
+import { ResumeMismatchError, RunDirectoryError, TrainingError } from '../src/errors';
 import {
   currentGitCommit,
   epochMetricsSchema,
@@ -96,6 +96,16 @@ describe('the run directory', () => {
     ).rejects.toThrow(/wasmThreads/);
     expect(readRunFile(runDir, 'config')?.epochs).toBe(2);
     expect(readdirSync(runDir)).not.toContain('environment.json');
+  });
+
+  it("throws typed errors a caller sorts by kind: a directory holding a run, a resume with another batch size", async () => {
+    const runDir = path.join(root, 'full');
+    const again = train({ model: tinyModel(), trainSource: arraySource(16, 8), testSource: arraySource(2, 2), config, runDir });
+    await expect(again).rejects.toBeInstanceOf(RunDirectoryError);
+    await expect(again).rejects.toMatchObject({ kind: 'bad-input', exitCode: 2, runDir });
+    const resumed = train({ model: tinyModel(), trainSource: arraySource(16, 4), testSource: arraySource(2, 2), config: { ...config, batchSize: 4, epochs: 3 }, runDir, resume: true });
+    await expect(resumed).rejects.toBeInstanceOf(ResumeMismatchError);
+    await expect(resumed).rejects.toMatchObject({ kind: 'bad-input', key: 'batchSize', message: `resume: batchSize is 4, but the run in ${runDir} was started with 8 (config.json); an exact resume needs the same value` });
   });
 
   it('records no commit outside a git checkout, without failing', () => {
