@@ -235,8 +235,10 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   // Metrics and events are the same; an abort lands after the queued step. Elsewhere reads are immediate.
   const readLag = tf.getBackend() === 'webgpu' ? 1 : 0;
   // config.json first (everything the run depends on), then environment.json: the order readers may rely on.
+  // A resume keeps the commit the run was started from (config.json describes the run, not its latest process).
+  let startedAtCommit: string | null | undefined;
   const writeRunFiles = async () => {
-    await writeRunConfig(runDir, config, { modelConfig: args.modelConfig ?? null });
+    await writeRunConfig(runDir, config, { modelConfig: args.modelConfig ?? null, ...(startedAtCommit !== undefined ? { gitCommit: startedAtCommit } : {}) });
     if (args.environment) await writeRunEnvironment(runDir, args.environment);
   };
   const queued: { stats: tf.Tensor1D; values: Promise<tf.TypedArray>; batchSize: number; lr: number; step: number; iteration: number }[] = [];
@@ -256,6 +258,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     if (resume && existing) {
       // Everything is read and checked before anything is written: a refused resume leaves the run as it was.
       await checkResumeConfig(runDir, config);
+      startedAtCommit = readRunFile(runDir, 'config')?.gitCommit;
       for (const note of await settlePrevious(checkpointsDir)) notice(note);
       const { loaded, warnings } = await loadNewestGoodCheckpoint(checkpointsDir);
       for (const warning of warnings) notice(`warning: ${warning}`);

@@ -108,6 +108,17 @@ describe('the run directory', () => {
     await expect(resumed).rejects.toMatchObject({ kind: 'bad-input', key: 'batchSize', message: `resume: batchSize is 4, but the run in ${runDir} was started with 8 (config.json); an exact resume needs the same value` });
   });
 
+  it('a resume keeps the commit config.json recorded when the run started', async () => {
+    const runDir = path.join(root, 'resume-commit');
+    const args = { trainSource: arraySource(8, 8), testSource: arraySource(2, 2), runDir };
+    await train({ ...args, model: tinyModel(), config: { ...config, epochs: 1 } });
+    const file = path.join(runDir, 'config.json');
+    const started = 'ab'.repeat(20);
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/"gitCommit": "[0-9a-f]+"/, `"gitCommit": "${started}"`));
+    await train({ ...args, model: tinyModel(), config: { ...config, epochs: 2 }, resume: true });
+    expect(readRunFile(runDir, 'config')).toMatchObject({ epochs: 2, gitCommit: started });
+  });
+
   it('records no commit outside a git checkout, without failing', () => {
     const outside = path.join(os.tmpdir(), `wrn-no-git-${process.pid}`);
     mkdirSync(outside, { recursive: true });
