@@ -1,4 +1,5 @@
 import { io } from '@tensorflow/tfjs-core';
+import { writeFileAtomic } from './fs-atomic.js';
 import { registerCustomLayers } from './layers/index.js';
 
 export const MODEL_JSON_FILE = 'model.json';
@@ -14,20 +15,6 @@ const nodeFs = () => import('node:fs/promises');
 
 function join(dir: string, file: string): string {
   return dir.endsWith('/') || dir.endsWith('\\') ? `${dir}${file}` : `${dir}/${file}`;
-}
-
-/** Writes `data` to `path` through a temporary file in the same directory and a rename, so readers never see half a file. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const { randomBytes } = await import('node:crypto');
-  const { writeFile, rename, rm } = await nodeFs();
-  const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    await writeFile(temp, data);
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
 }
 
 async function sha256(bytes: Uint8Array): Promise<string> {

@@ -1,10 +1,20 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { loadLayersModel, type LayersModel } from '@tensorflow/tfjs-layers';
 import { registerCustomLayers } from '@wrn/blocks';
 import { fileSystemIO } from '@wrn/blocks/node';
 import type { Normalization } from '@wrn/datasets';
-import { CheckpointError, MANIFEST_FILE, readCheckpointState, resolveCheckpointDir, verifyCheckpointFiles } from '@wrn/training/node';
+import {
+  CheckpointError,
+  CHECKPOINTS_DIR,
+  MANIFEST_FILE,
+  readCheckpointState,
+  readRunFile,
+  resolveCheckpointDir,
+  runCheckpointDir,
+  RunFileError,
+  verifyCheckpointFiles,
+} from '@wrn/training/node';
 import { UsageError } from './errors.js';
 
 export interface CheckpointModel {
@@ -23,8 +33,8 @@ export interface CheckpointModel {
 export async function findCheckpointDir(path: string): Promise<string> {
   if (!existsSync(path)) throw new UsageError(`--checkpoint ${path}: no such file or directory`);
   if (existsSync(join(path, 'model.json'))) return (await resolveCheckpointDir(path)) ?? path;
-  const best = await resolveCheckpointDir(join(path, 'checkpoints', 'best'));
-  const last = await resolveCheckpointDir(join(path, 'checkpoints', 'last'));
+  const best = await resolveCheckpointDir(runCheckpointDir(path, 'best'));
+  const last = await resolveCheckpointDir(runCheckpointDir(path, 'last'));
   // The committed `last` records which epoch is best; a kill between its commit and best's copy leaves best one
   // epoch behind until the next resume repairs it. Then `last` is the best model.
   if (last) {
@@ -60,11 +70,16 @@ export async function loadCheckpointModel(path: string): Promise<CheckpointModel
     throw new UsageError(`--checkpoint ${path}: cannot load the model in ${dir}: ${(error as Error).message}`);
   }
   const parent = dirname(dir);
-  const runDir = basename(parent) === 'checkpoints' ? dirname(parent) : undefined;
-  const configPath = runDir ? join(runDir, 'config.json') : undefined;
-  const runConfig =
-    configPath && existsSync(configPath) ? (JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>) : convertedRunConfig(model);
-  return { model, dir, runConfig, runDir };
+  const runDir = basename(parent) === CHECKPOINTS_DIR ? dirname(parent) : undefined;
+  let saved: Record<string, unknown> | null = null;
+  try {
+    saved = runDir ? readRunFile(runDir, 'config') : null;
+  } catch (error) {
+    model.dispose();
+    if (error instanceof RunFileError) throw new UsageError(`--checkpoint ${path}: ${error.message}`, { cause: error });
+    throw error;
+  }
+  return { model, dir, runConfig: saved ?? convertedRunConfig(model), runDir };
 }
 
 /** What `wrn convert` records in model.json in place of a run's config.json: dataset, normalisation, class names. */

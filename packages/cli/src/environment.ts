@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { cpus, totalmem } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { adapterLabel, type BackendSelection } from '@wrn/backend';
+import type { RunEnvironmentInput } from '@wrn/training/node';
 import { cliVersion } from './context.js';
 
 function packageVersion(name: string): string | undefined {
@@ -30,7 +31,7 @@ function packageVersion(name: string): string | undefined {
 }
 
 /** What a run ran on: written as environment.json into the run directory and shown by `wrn report`. */
-export function describeEnvironment(backend: BackendSelection): Record<string, unknown> {
+export function describeEnvironment(backend: BackendSelection): RunEnvironmentInput {
   const cpuList = cpus();
   return {
     backend: backend.name,

@@ -1,3 +1,5 @@
+import { TrainingError } from '@wrn/training';
+
 /** Exit codes of `wrn`, documented in the README: 0 success, 1 the run failed, 2 bad usage or input. */
 export const EXIT_OK = 0;
 export const EXIT_RUN_FAILED = 1;
@@ -46,5 +48,7 @@ export async function asUsageError<T>(where: string, step: () => T | Promise<T>)
 export function exitCodeOf(error: unknown): number {
   if (error instanceof UsageError) return EXIT_USAGE;
   if (error instanceof RunFailedError) return error.exitCode;
+  // @wrn/training's errors say whose problem they are: bad input (exit 2) or a failed run (exit 1).
+  if (error instanceof TrainingError) return error.exitCode;
   return EXIT_RUN_FAILED;
 }

@@ -1,5 +1,6 @@
 import cliProgress from 'cli-progress';
 import { formatDuration, writeLine, type CliIO } from './io.js';
+import type { EpochMetrics } from '@wrn/training';
 
 /** One training step as the progress output sees it; `loss`, `acc` and `imagesPerSec` are those of the step. */
 export interface StepProgress {
@@ -12,19 +13,11 @@ export interface StepProgress {
   imagesPerSec: number;
 }
 
-/** What the epoch summary line shows: the `type: "epoch"` line of metrics.jsonl. */
-export interface EpochSummary {
-  epoch: number;
-  epochs: number;
-  lr: number;
-  trainLoss: number;
-  trainAcc: number;
-  testLoss: number;
-  testTop1Error: number;
-  testTop5Error?: number;
-  imagesPerSec: number;
-  seconds: number;
-}
+/** What the epoch summary line shows: fields of the `type: "epoch"` line of metrics.jsonl, and the run's epochs. */
+export type EpochSummary = Pick<
+  EpochMetrics,
+  'epoch' | 'lr' | 'trainLoss' | 'trainAcc' | 'testLoss' | 'testTop1Error' | 'testTop5Error' | 'imagesPerSec' | 'seconds'
+> & { epochs: number };
 
 export type OutputMode = 'tty' | 'plain' | 'quiet' | 'json';
 

@@ -1,16 +1,20 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import {
-  CheckpointError,
   readCheckpointState,
+  readRunFile,
   readRunLock,
   resolveCheckpointDir,
+  runCheckpointDir,
+  runFilePath,
   RunLockFileError,
   staleReason,
+  trainingConfigOf,
 } from '@wrn/training/node';
+import { TrainingError } from '@wrn/training';
 import type { TrainingConfig } from '@wrn/training';
 import { describeSource, sourceOf, type ValueSource } from './config-file.js';
 import { UsageError } from './errors.js';
+import { flagsOfKey } from './train-flags.js';
+import { readSavedConfig } from './train-config.js';
 
 /*
  * What `wrn train --resume R` checks before it writes anything, so a refused or mistaken resume leaves R as it was:
@@ -21,36 +25,22 @@ import { UsageError } from './errors.js';
 const RESUMABLE_TRAINING_KEYS = new Set(['epochs', 'maxSteps', 'logEverySteps', 'checkpointEvery', 'context', 'preset']);
 /** CLI keys (config.json's context) a resume may change: where it runs and what it writes at the end. */
 const RESUMABLE_CONTEXT_KEYS = new Set(['runDir', 'resolved', 'backend', 'report']);
-/** The flag of each CLI key, for messages. */
-const FLAG_OF: Record<string, string> = {
-  model: '--model', dataset: '--dataset', dataDir: '--data-dir', augmentation: '--augment', normalization: '--normalize',
-  trainLimit: '--train-limit', testLimit: '--test-limit', validationSize: '--validation-size', batchSize: '--batch-size',
-  seed: '--seed', optimizer: '--momentum/--weight-decay/--no-nesterov', schedule: '--lr', dropout: '--drop-rate',
-};
-const ALLOWED = '--epochs, --max-steps, --log-every-steps, --checkpoint-every, --backend, --no-report';
+/** The flags of what a resume may change, for messages and the help: from the flag table. */
+export const RESUMABLE_FLAGS = [...RESUMABLE_TRAINING_KEYS, ...RESUMABLE_CONTEXT_KEYS]
+  .filter((key) => key !== 'runDir') // may only repeat the run's own directory
+  .map(flagsOfKey)
+  .filter((flags): flags is string => flags !== undefined)
+  .join(', ');
 
 const show = (value: unknown) => (value === undefined ? 'nothing (unset)' : JSON.stringify(value));
-
-/** The run's config.json as written by `wrn train` (validated enough to compare against). */
-export function readSavedConfig(runDir: string): Record<string, unknown> {
-  const file = join(runDir, 'config.json');
-  if (!existsSync(file)) throw new UsageError(`--resume ${runDir}: no config.json there, so it is not a run directory`);
-  try {
-    const value = JSON.parse(readFileSync(file, 'utf8')) as unknown;
-    if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
-    throw new Error(`expected a JSON object, got ${JSON.stringify(value)}`);
-  } catch (error) {
-    throw new UsageError(`--resume ${runDir}: ${file}: ${(error as Error).message}`);
-  }
-}
 
 /**
  * Refuses a resume whose resolved config differs from the run's config.json in anything but what RESUMABLE_* allow,
  * naming the flag or file key that changed it, both values and what may change.
  */
 export function checkResumeSettings(runDir: string, training: TrainingConfig, sources: Map<string, ValueSource>): void {
-  const saved = readSavedConfig(runDir);
-  const file = join(runDir, 'config.json');
+  const saved = trainingConfigOf(readSavedConfig(runDir)) as Record<string, unknown>;
+  const file = runFilePath(runDir, 'config');
   const savedContext = (saved.context ?? {}) as Record<string, unknown>;
   const nowContext = training.context as Record<string, unknown>;
   const changes: Array<{ key: string; before: unknown; now: unknown }> = [];
@@ -68,11 +58,11 @@ export function checkResumeSettings(runDir: string, training: TrainingConfig, so
   if (changes.length === 0) return;
   const lines = changes.map(({ key, before, now }) => {
     const source = sourceOf(sources, key);
-    const where = source && !(source.kind === 'file' && source.path === file) ? describeSource(source, key) : `${FLAG_OF[key] ?? key} (the recipe's default)`;
+    const where = source && !(source.kind === 'file' && source.path === file) ? describeSource(source, key) : `${flagsOfKey(key) ?? key} (the recipe's default)`;
     return `${where}: ${key} is ${show(now)}, but the run in ${runDir} was trained with ${show(before)} (${file})`;
   });
   throw new UsageError(
-    `${lines.join('\n')}\nan exact resume needs the same settings; on resume only ${ALLOWED} may change. ` +
+    `${lines.join('\n')}\nan exact resume needs the same settings; on resume only ${RESUMABLE_FLAGS} may change. ` +
       `To train with the new settings, start a new run in another directory.`,
   );
 }
@@ -98,27 +88,27 @@ export async function checkNotLocked(runDir: string): Promise<void> {
  * (nothing to do, nothing is touched); null when there is training (or a repair) left to do.
  */
 export async function finishedRunMessage(runDir: string, training: TrainingConfig): Promise<string | null> {
-  const summaryFile = join(runDir, 'summary.json');
-  if (!existsSync(summaryFile)) return null;
-  const last = await resolveCheckpointDir(join(runDir, 'checkpoints', 'last'));
+  let summary;
+  try {
+    summary = readRunFile(runDir, 'summary');
+  } catch (error) {
+    if (error instanceof TrainingError) return null; // a damaged summary: train() restores it from the final checkpoint
+    throw error;
+  }
+  if (summary == null) return null;
+  const last = await resolveCheckpointDir(runCheckpointDir(runDir, 'last'));
   if (last == null) return null;
   let state;
   try {
     state = await readCheckpointState(last);
   } catch (error) {
-    if (error instanceof CheckpointError) return null; // train() names the damage (or falls back) and repairs
+    if (error instanceof TrainingError) return null; // train() names the damage (or falls back) and repairs
     throw error;
   }
   const totalEpochs = training.epochs ?? Math.ceil(training.maxSteps! / state.itersPerEpoch);
   const finished = state.epoch >= totalEpochs || (training.maxSteps != null && state.globalStep >= training.maxSteps);
   if (!finished || state.reason !== 'epoch') return null;
-  let accuracy = '';
-  try {
-    const summary = JSON.parse(readFileSync(summaryFile, 'utf8')) as { final?: { testAccuracy?: number } };
-    if (typeof summary.final?.testAccuracy === 'number') accuracy = `, test accuracy ${(100 * summary.final.testAccuracy).toFixed(2)}%`;
-  } catch {
-    // the summary's content is not ours to judge here; the run is finished either way
-  }
+  const accuracy = `, test accuracy ${(100 * summary.final.testAccuracy).toFixed(2)}%`;
   const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`;
   const asked = training.epochs !== undefined ? plural(training.epochs, 'epoch') : plural(training.maxSteps!, 'step');
   return (

@@ -1,24 +1,27 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { resolveModelConfig } from '@wrn/architectures';
 import {
+  defaultPresetName,
   getPreset,
-  parseTrainingConfig,
+  PRESET_AUGMENTATIONS,
   PRESET_NAMES,
+  PRESET_NORMALIZATIONS,
+  resolveRecipe,
   TrainingConfigError,
   trainingConfigSchema,
   type TrainingConfig,
   type TrainingPreset,
 } from '@wrn/training';
 import { BACKEND_CHOICES } from '@wrn/backend';
+import { readRunFile, RunFileError, runFilePath, trainingConfigOf, type RunConfigFile } from '@wrn/training/node';
 import { describeSource, mergeLayers, readConfigFile, sourceOf, type ConfigLayer, type ValueSource } from './config-file.js';
 import { errorMessage, UsageError } from './errors.js';
 
 export const DATASET_NAMES = ['cifar10', 'cifar100', 'svhn'] as const;
 export type DatasetName = (typeof DATASET_NAMES)[number];
-export const AUGMENTATIONS = ['reflect', 'zero', 'none'] as const;
-export const NORMALIZATIONS = ['dataset', 'paper', 'scale', 'none'] as const;
+export const AUGMENTATIONS = PRESET_AUGMENTATIONS;
+export const NORMALIZATIONS = PRESET_NORMALIZATIONS;
 
 /**
  * The keys of a run config that the CLI itself consumes (what to train on, where, with which backend). The other
@@ -57,6 +60,8 @@ export type RunOptions = z.infer<typeof runOptionsSchema>;
 const RUN_OPTION_KEYS = new Set(Object.keys(runOptionsSchema.shape));
 /** Training keys a user may set (model and preset come from the CLI's own keys; context is the CLI's to fill). */
 const TRAINING_KEYS = new Set(Object.keys(trainingConfigSchema.shape).filter((k) => !['context', 'preset'].includes(k)));
+/** Every key a run config (a --config file, a sweep's base) may set: the CLI's own, then the training loop's. */
+export const RUN_CONFIG_KEYS: readonly string[] = [...RUN_OPTION_KEYS, ...[...TRAINING_KEYS].filter((k) => !RUN_OPTION_KEYS.has(k))];
 
 export interface ResolvedTrainConfig {
   options: RunOptions;
@@ -89,42 +94,32 @@ function zodIssuesToUsage(error: z.ZodError, values: Record<string, unknown>, so
 
 /** The recipe a model trains with when none is named: the paper's recipe of its family (SVHN: the WRN SVHN one). */
 export function defaultRecipe(model: string, dataset: DatasetName): TrainingPreset['name'] {
-  const family = resolveModelConfig(model).family;
-  if (dataset === 'svhn') return 'wrn-svhn';
-  if (family === 'resnext') return 'resnext-cifar';
-  if (family === 'resnet' || family === 'preact-resnet') return 'resnet-cifar';
-  return 'wrn-cifar';
+  return defaultPresetName(resolveModelConfig(model).family, dataset);
 }
 
-/** The recipe's data side in the CLI's terms: its augmentation and normalisation, for keys the user left unset. */
-export function recipeDataDefaults(recipe: TrainingPreset): Pick<RunOptions, 'augmentation' | 'normalization'> {
-  const { augmentation, preprocessing } = recipe.data;
-  const aug: RunOptions['augmentation'] = augmentation.crop ? augmentation.crop.mode : 'none';
-  const normalization: RunOptions['normalization'] =
-    preprocessing.kind === 'divide-255' ? 'scale' : preprocessing.mean ? 'paper' : 'dataset';
-  return { augmentation: aug, normalization };
+/** The run's config.json as written by `wrn train`, validated by its schema; a problem is the user's (exit 2). */
+export function readSavedConfig(runDir: string): RunConfigFile {
+  let saved: RunConfigFile | null;
+  try {
+    saved = readRunFile(runDir, 'config');
+  } catch (error) {
+    if (error instanceof RunFileError) throw new UsageError(`--resume ${runDir}: ${error.message}`, { cause: error });
+    throw error;
+  }
+  if (saved == null) throw new UsageError(`--resume ${runDir}: no ${runFilePath(runDir, 'config').slice(runDir.length + 1)} there, so it is not a run directory`);
+  return saved;
 }
 
 /** config.json of an earlier run as a layer: the training keys plus the CLI's keys from its `context`. */
 export function savedRunLayer(runDir: string): ConfigLayer {
-  const file = join(runDir, 'config.json');
-  if (!existsSync(file)) throw new UsageError(`--resume ${runDir}: no config.json there, so it is not a run directory`);
-  let saved: Record<string, unknown>;
-  try {
-    saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (error) {
-    throw new UsageError(`--resume ${runDir}: ${file} is not valid JSON (${errorMessage(error)}); it was not written by wrn train, or was damaged`);
-  }
-  if (typeof saved !== 'object' || saved === null || Array.isArray(saved)) {
-    throw new UsageError(`--resume ${runDir}: ${file}: expected a run config (a JSON object), got ${show(saved)}`);
-  }
+  const saved = trainingConfigOf(readSavedConfig(runDir));
   const { context, preset, model, ...training } = saved;
   const cli = (context ?? {}) as Record<string, unknown>;
   const values: Record<string, unknown> = { ...training, ...cli, model: cli.model ?? model };
   if (preset !== undefined) values.recipe = preset;
   delete values.runDir;
   delete values.resolved;
-  return { source: { kind: 'file', path: file }, values };
+  return { source: { kind: 'file', path: runFilePath(runDir, 'config') }, values };
 }
 
 /**
@@ -174,32 +169,22 @@ export function resolveTrainConfig(input: {
     }
   }
   const recipe = getPreset(recipeName);
-  const recipeSource: ValueSource = { kind: 'recipe', name: recipe.name };
-  const recipeLayer: ConfigLayer = { source: recipeSource, values: { ...recipe.config } };
-  const trainingUser = Object.fromEntries(Object.entries(user.values).filter(([k]) => TRAINING_KEYS.has(k)));
-  const merged = mergeLayers([recipeLayer, ...layers.map((l) => ({ source: l.source, values: pick(l.values, TRAINING_KEYS) }))]);
-  // A recipe that stops by steps (ResNet's 64k iterations) gives way to a user who sets the epochs.
-  if (trainingUser.epochs !== undefined && trainingUser.maxSteps === undefined && merged.values.maxSteps !== undefined) {
-    delete merged.values.maxSteps;
-  }
-  const dataDefaults = recipeDataDefaults(recipe);
-  options.augmentation ??= dataDefaults.augmentation;
-  options.normalization ??= dataDefaults.normalization;
-
+  // The recipe's data side is in the CLI's own terms (augmentation and normalisation names): the keys the user left unset.
+  options.augmentation ??= recipe.data.augmentation;
+  options.normalization ??= recipe.data.normalization;
   const { recipe: _recipe, ...context } = options;
-  const trainingInput = { ...merged.values, preset: recipe.name, model: options.model, context };
   let training: TrainingConfig;
   try {
-    training = parseTrainingConfig(trainingInput, 'run config');
+    ({ config: training } = resolveRecipe(
+      recipe,
+      layers.map((l) => ({ source: l.source, values: pick(l.values, TRAINING_KEYS) })),
+      { model: options.model, context },
+    ));
   } catch (error) {
-    if (!(error instanceof TrainingConfigError)) throw error;
-    const lines = error.issues.map(
-      (issue) =>
-        `${describeSource(sourceOf(merged.sources, issue.key), issue.key)}: ${issue.problem} (got ${show(issue.value)})` +
-        (issue.allowed ? `; allowed: ${issue.allowed}` : ''),
-    );
-    throw new UsageError(lines.length === 1 ? lines[0]! : `invalid run config:\n  ${lines.join('\n  ')}`);
+    if (error instanceof TrainingConfigError) throw new UsageError(error.message, { cause: error });
+    throw error;
   }
+  const recipeSource: ValueSource = { kind: 'recipe', name: recipe.name };
   return { options, training, recipe, recipeSource: describeSource(recipeSource, '').replace(/: $/, ''), sources: user.sources };
 }
 

@@ -2,7 +2,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { describeSource, mergeLayers, readConfigFile, sourceOf } from '../src/config-file.js';
+import { PAPER_NORMALIZATION, type ImageDataset } from '@wrn/datasets';
+import { resolveNormalization } from '../src/data.js';
 import { UsageError } from '../src/errors.js';
+import { resolveTrainConfig } from '../src/train-config.js';
 import { scratchDir } from './run-wrn.js';
 
 describe('readConfigFile', () => {
@@ -45,5 +48,29 @@ describe('mergeLayers', () => {
     ]);
     expect(values).toEqual({ schedule: { kind: 'cosine', lr: 0.1, length: 10 } });
     expect(sourceOf(sources, 'schedule.gamma')).toEqual({ kind: 'file', path: 'run.json' });
+  });
+});
+
+describe('recipes resolve to @wrn/datasets in its own terms', () => {
+  const resolveFor = (recipe: string, dataset: 'cifar10' | 'cifar100' | 'svhn') =>
+    resolveTrainConfig({ flagLayers: [{ source: { kind: 'flag', flag: '--recipe' }, values: { recipe, dataset, model: 'wrn-16-1' } }] }).options;
+  // The WRN code's constants as shared/papers.md quotes them (CIFAR-10, 0..255 units).
+  const WRN_CIFAR10 = { kind: 'meanStd', mean: [125.3, 123.0, 113.9], std: [63.0, 62.1, 66.7] };
+  const anyImages = { count: 0 } as unknown as ImageDataset; // 'paper' and 'scale' never look at the images
+
+  it("wrn-cifar normalises with @wrn/datasets' PAPER_NORMALIZATION of the run's dataset, the numbers of the WRN code", () => {
+    const cifar10 = resolveFor('wrn-cifar', 'cifar10');
+    expect(cifar10).toMatchObject({ augmentation: 'reflect', normalization: 'paper' });
+    expect(resolveNormalization(cifar10, anyImages)).toEqual(WRN_CIFAR10);
+    expect(resolveNormalization(cifar10, anyImages)).toEqual(PAPER_NORMALIZATION.cifar10);
+    expect(resolveNormalization(resolveFor('wrn-cifar', 'cifar100'), anyImages)).toEqual(PAPER_NORMALIZATION.cifar100);
+  });
+
+  it('wrn-svhn divides by 255 without augmentation; the ResNet recipes use the training split statistics and zero padding', () => {
+    expect(resolveFor('wrn-svhn', 'svhn')).toMatchObject({ augmentation: 'none', normalization: 'scale' });
+    expect(resolveNormalization(resolveFor('wrn-svhn', 'svhn'), anyImages)).toEqual(PAPER_NORMALIZATION.svhn);
+    for (const recipe of ['resnet-cifar', 'preact-cifar', 'resnext-cifar']) {
+      expect(resolveFor(recipe, 'cifar10')).toMatchObject({ augmentation: 'zero', normalization: 'dataset' });
+    }
   });
 });

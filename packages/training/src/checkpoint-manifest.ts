@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { TrainingError } from './errors';
 
 /*
  * Every checkpoint directory ends with manifest.json: the size and SHA-256 of each of its other files. It is the
@@ -25,8 +26,9 @@ export type CheckpointManifest = z.infer<typeof checkpointManifestSchema>;
  * A checkpoint (or a file of one) that cannot be used: missing, damaged, or not what the run expects. Bad input
  * rather than a failure of the run: `wrn` exits 2 with the message, which names the file.
  */
-export class CheckpointError extends Error {
+export class CheckpointError extends TrainingError {
   override readonly name = 'CheckpointError';
+  readonly kind = 'bad-input';
   constructor(
     message: string,
     /** The file (or directory) at fault. */

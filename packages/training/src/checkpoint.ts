@@ -8,6 +8,7 @@ import { CheckpointError, MANIFEST_FILE, parseJsonFile, sha256, verifyCheckpoint
 import { faultPoint } from './fault-points';
 import { exists, stagingPath } from './fs-atomic';
 import type { SerializedSgdState, SgdOptimizer, SgdStateMeta } from './sgd';
+import { CHECKPOINT_STATE_FILE } from './run-dir';
 
 /*
  * Checkpoint layout (one directory per checkpoint, e.g. <runDir>/checkpoints/last/):
@@ -93,7 +94,7 @@ export function parseCheckpointState(value: unknown, file: string): CheckpointSt
 
 /** Reads and validates state.json of a checkpoint directory (without verifying the other files). */
 export async function readCheckpointState(dir: string): Promise<CheckpointState> {
-  const file = path.join(dir, 'state.json');
+  const file = path.join(dir, CHECKPOINT_STATE_FILE);
   return parseCheckpointState(parseJsonFile(await fs.readFile(file, 'utf8'), file), file);
 }
 
@@ -110,7 +111,7 @@ export type CheckpointStageHook = (stage: 'staged' | 'moved-previous' | 'swapped
 
 /** A directory that holds a checkpoint staged whole: its manifest, or (legacy checkpoints) its state.json. */
 async function isWholeCheckpoint(dir: string): Promise<boolean> {
-  return (await exists(path.join(dir, MANIFEST_FILE))) || (await exists(path.join(dir, 'state.json')));
+  return (await exists(path.join(dir, MANIFEST_FILE))) || (await exists(path.join(dir, CHECKPOINT_STATE_FILE)));
 }
 
 /** The directory holding the newest whole checkpoint named `dir` (itself or its `.prev`), or null if none. */
@@ -145,8 +146,8 @@ export async function commitCheckpointDir(
   await fs.mkdir(staging);
   try {
     await fill(staging);
-    if (!(await exists(path.join(staging, 'state.json')))) {
-      throw new Error(`checkpoint staging ${staging} has no state.json after writing`);
+    if (!(await exists(path.join(staging, CHECKPOINT_STATE_FILE)))) {
+      throw new Error(`checkpoint staging ${staging} has no ${CHECKPOINT_STATE_FILE} after writing`);
     }
     await faultPoint(`${name}:filled`);
     await writeManifest(staging);
@@ -190,7 +191,7 @@ export async function saveCheckpoint(
       await fs.writeFile(path.join(dir, 'optimizer.json'), JSON.stringify(opt.meta));
       await fs.writeFile(path.join(dir, 'optimizer.bin'), opt.data);
       for (const [name, contents] of Object.entries(parts.extraFiles ?? {})) await fs.writeFile(path.join(dir, name), contents);
-      await fs.writeFile(path.join(dir, 'state.json'), `${JSON.stringify(parts.state, null, 2)}\n`);
+      await fs.writeFile(path.join(dir, CHECKPOINT_STATE_FILE), `${JSON.stringify(parts.state, null, 2)}\n`);
     },
     onStage,
   );
@@ -239,9 +240,9 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
     }
   };
   const json = async (name: string) => parseJsonFile((await read(name)).toString('utf8'), path.join(found, name));
-  const stateFile = path.join(found, 'state.json');
-  const state = parseCheckpointState(await json('state.json'), stateFile);
-  if (state.format === CHECKPOINT_FORMAT && !contents.has('state.json')) {
+  const stateFile = path.join(found, CHECKPOINT_STATE_FILE);
+  const state = parseCheckpointState(await json(CHECKPOINT_STATE_FILE), stateFile);
+  if (state.format === CHECKPOINT_FORMAT && !contents.has(CHECKPOINT_STATE_FILE)) {
     throw new CheckpointError(`${path.join(found, MANIFEST_FILE)} is missing, so ${found} cannot be verified`, path.join(found, MANIFEST_FILE));
   }
   const modelFile = path.join(found, 'model.json');

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { dropoutPolicySchema } from './dropout';
+import { TrainingError } from './errors';
 import { resolveSchedule, scheduleSchema } from './schedule';
 
 /** SGD settings, Torch semantics (see SgdOptimizer). Defaults are the WRN recipe's. */
@@ -24,7 +25,7 @@ export type SgdConfig = z.infer<typeof sgdConfigSchema>;
  * The training config: everything the loop's result depends on besides the model and the data. A run writes
  * it, resolved (defaults filled in), as config.json before anything else.
  */
-const trainingConfigObjectSchema = z
+export const trainingConfigObjectSchema = z
   .object({
     /** Name of the preset the config was resolved from (recorded only). */
     preset: z.string().optional(),
@@ -56,7 +57,8 @@ export type TrainingConfig = z.infer<typeof trainingConfigSchema>;
 export type TrainingConfigInput = z.input<typeof trainingConfigSchema>;
 
 /** A config that failed validation; `issues` name the key, the value found and what is allowed. */
-export class TrainingConfigError extends Error {
+export class TrainingConfigError extends TrainingError {
+  readonly kind = 'bad-input';
   constructor(
     message: string,
     readonly issues: Array<{ key: string; value: unknown; problem: string; allowed?: string; crossField?: boolean }>,

@@ -8,14 +8,20 @@ export type { LrSchedule, LrScheduleInput, SchedulePosition, ScheduleUnit, Warmu
 export { dropoutPolicySchema, dropoutModelOptions } from './dropout';
 export type { DropoutPolicy, DropoutPolicyInput, DropoutModelOptions } from './dropout';
 export { trainingConfigSchema, sgdConfigSchema, parseTrainingConfig, TrainingConfigError } from './config';
+// Errors by whose problem they are (kind, exitCode), so callers never sort them by message text.
+export { TrainingError, RunDirectoryError, ResumeMismatchError, TRAINING_ERROR_EXIT_CODES } from './errors';
+export type { TrainingErrorKind } from './errors';
 export type { TrainingConfig, TrainingConfigInput, SgdConfig } from './config';
 export type { Batch, BatchSource, DatasetLike } from './data';
 export { evaluate } from './evaluate';
 export type { EvaluationResult } from './evaluate';
 export { outputKindOf } from './loss';
 export type { OutputKind } from './loss';
-export { getPreset, resolveTrainingConfig, PRESET_NAMES } from './presets';
-export type { TrainingPreset, PresetName } from './presets';
+export {
+  getPreset, resolveTrainingConfig, resolveRecipe, defaultPresetName, mergeLayers, sourceOf, describeSource, PRESET_NAMES, PRESET_AUGMENTATIONS,
+  PRESET_NORMALIZATIONS,
+} from './presets';
+export type { TrainingPreset, PresetName, PresetAugmentation, PresetNormalization, ResolvedRecipe, ConfigLayer, ValueSource } from './presets';
 export { variableGrads } from './gradients';
 export { Trainer, trainableParams } from './trainer';
 export type { TrainerOptions, TrainerPosition, TrainerState, TrainerStepResult } from './trainer';

@@ -4,6 +4,7 @@ import { promises as fs } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { TrainingError } from './errors';
 
 /*
  * One writer per run directory. The lock is a file, `<runDir>/.lock`, holding who owns the directory (pid, host,
@@ -72,8 +73,9 @@ export interface RunLock {
 }
 
 /** A run directory held by a live process: the error names the holder, so a user can decide what to do. */
-export class RunLockedError extends Error {
+export class RunLockedError extends TrainingError {
   override readonly name = 'RunLockedError';
+  readonly kind = 'bad-input';
   constructor(
     readonly runDir: string,
     readonly holder: RunLockHolder,
@@ -87,8 +89,9 @@ export class RunLockedError extends Error {
 }
 
 /** The lock file is not a lock record (hand-edited, another tool's): refuse rather than guess. */
-export class RunLockFileError extends Error {
+export class RunLockFileError extends TrainingError {
   override readonly name = 'RunLockFileError';
+  readonly kind = 'bad-input';
 }
 
 /** Linux: field 22 of /proc/<pid>/stat (start time in ticks since boot), null elsewhere or when unreadable. */

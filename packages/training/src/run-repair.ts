@@ -3,6 +3,7 @@ import path from 'node:path';
 import { copyCheckpoint, loadCheckpoint, readCheckpointState, resolveCheckpointDir, type CheckpointState, type LoadedCheckpoint } from './checkpoint';
 import { CheckpointError, MANIFEST_FILE, verifyCheckpointFiles } from './checkpoint-manifest';
 import { exists } from './fs-atomic';
+import { CHECKPOINT_STATE_FILE } from './run-dir';
 
 /*
  * What a kill can leave in a run directory, and how a resume (holding the run's lock, so no other writer is at
@@ -124,7 +125,7 @@ export async function loadNewestGoodCheckpoint(checkpointsDir: string): Promise<
   for (const name of await fs.readdir(checkpointsDir).catch(() => [] as string[])) {
     if (name === 'last' || name.startsWith('.')) continue;
     const dir = path.join(checkpointsDir, name);
-    if (!(await exists(path.join(dir, MANIFEST_FILE))) && !(await exists(path.join(dir, 'state.json')))) continue;
+    if (!(await exists(path.join(dir, MANIFEST_FILE))) && !(await exists(path.join(dir, CHECKPOINT_STATE_FILE)))) continue;
     try {
       candidates.push(await loadCheckpoint(dir));
     } catch (error) {

@@ -9,14 +9,30 @@ import { parseTrainingConfig, type TrainingConfig, type TrainingConfigInput } fr
 import { iterateBatches, type BatchSource } from './data';
 import { evaluate, type EvaluationResult } from './evaluate';
 import { variableGrads } from './gradients';
-import { CheckpointError, parseJsonFile } from './checkpoint-manifest';
+import { CheckpointError } from './checkpoint-manifest';
+import { ResumeMismatchError, RunDirectoryError, TrainingError } from './errors';
 import { faultPoint } from './fault-points';
-import { exists, writeFileAtomic, writeJsonAtomic } from './fs-atomic';
+import { exists, writeFileAtomic } from './fs-atomic';
 import { acquireRunLock, type RunLock } from './run-lock';
 import { loadNewestGoodCheckpoint, reconcileNamedCheckpoints, removeLeftovers, settlePrevious } from './run-repair';
 import { meanCrossEntropy, oneHotFloat, outputKindOf } from './loss';
 import { learningRateAt, resetsMomentumAt } from './schedule';
 import { SgdOptimizer, type SgdParam } from './sgd';
+import {
+  appendMetricsLine,
+  formatRunSummary,
+  readRunFile,
+  RUN_FILES,
+  runCheckpointDir,
+  runFilePath,
+  writeRunConfig,
+  writeRunEnvironment,
+  type EpochMetrics,
+  type RunEnvironmentInput,
+  type StepMetrics,
+} from './run-dir';
+
+export type { EpochMetrics, StepMetrics } from './run-dir';
 
 /**
  * The random state dropout and drop-path draw from (@wrn/blocks exports one). It is stored in checkpoints and
@@ -25,40 +41,6 @@ import { SgdOptimizer, type SgdParam } from './sgd';
 export interface RandomStateSource {
   getState(): unknown;
   setState(state: unknown): void;
-}
-
-/** One line of metrics.jsonl per epoch (epochs numbered from 1). Error rates and accuracies are fractions. */
-export interface EpochMetrics {
-  type: 'epoch';
-  epoch: number;
-  /** Optimiser steps taken in the run so far. */
-  step: number;
-  /** Learning rate of the epoch's last step. */
-  lr: number;
-  trainLoss: number;
-  trainAcc: number;
-  testLoss: number;
-  testTop1Error: number;
-  testTop5Error: number;
-  /** Test accuracy per class, in label order (null in JSON for a class absent from the test set). */
-  testPerClassAccuracy: number[];
-  /** Training throughput of the epoch (data loading included, evaluation excluded). */
-  imagesPerSec: number;
-  /** Training seconds of the epoch (evaluation excluded). */
-  seconds: number;
-  evalSeconds: number;
-}
-
-/** A metrics.jsonl step line, written every `logEverySteps` steps. */
-export interface StepMetrics {
-  type: 'step';
-  epoch: number;
-  iteration: number;
-  step: number;
-  lr: number;
-  loss: number;
-  acc: number;
-  imagesPerSec: number;
 }
 
 /** Progress events; epochs are numbered from 1, iterations within an epoch from 1. */
@@ -102,6 +84,10 @@ export interface TrainArgs {
    * single writer).
    */
   lock?: RunLock | false;
+  /** The model's resolved architecture config, recorded in config.json (the caller built the model from it). */
+  modelConfig?: Record<string, unknown> | null;
+  /** What the run runs on, written as environment.json right after config.json (none written when absent). */
+  environment?: RunEnvironmentInput;
 }
 
 export interface TrainResult {
@@ -121,7 +107,8 @@ export interface TrainResult {
 }
 
 /** A NaN or infinite loss stopped the run; nothing was saved after the last good checkpoint. */
-export class TrainingDivergedError extends Error {
+export class TrainingDivergedError extends TrainingError {
+  readonly kind = 'run-failed';
   constructor(
     message: string,
     readonly step: number,
@@ -162,14 +149,13 @@ const RESUME_KEYS = ['batchSize', 'seed', 'optimizer', 'schedule', 'dropout'] as
 
 /** Refuses a resume whose config changes what the checkpoint's numbers depend on; reads only. */
 async function checkResumeConfig(runDir: string, config: TrainingConfig): Promise<void> {
-  const file = path.join(runDir, 'config.json');
-  if (!(await exists(file))) return;
-  const saved = parseJsonFile(await fs.readFile(file, 'utf8'), file) as Record<string, unknown> | null;
+  const saved = readRunFile(runDir, 'config');
+  if (saved == null) return;
   for (const key of RESUME_KEYS) {
-    const before = JSON.stringify(saved?.[key]);
+    const before = JSON.stringify(saved[key]);
     const now = JSON.stringify(config[key]);
     if (before !== now) {
-      throw new Error(`resume: ${key} is ${now}, but the run in ${runDir} was started with ${before} (config.json); an exact resume needs the same value`);
+      throw new ResumeMismatchError(`resume: ${key} is ${now}, but the run in ${runDir} was started with ${before} (${RUN_FILES.config}); an exact resume needs the same value`, key);
     }
   }
 }
@@ -206,9 +192,9 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   const randomState: RandomStateSource = args.randomState ?? BLOCKS_RANDOM_STATE;
   const config = parseTrainingConfig(args.config);
   const resume = args.resume ?? false;
-  const checkpointsDir = path.join(runDir, 'checkpoints');
-  const lastDir = path.join(checkpointsDir, 'last');
-  const metricsFile = path.join(runDir, 'metrics.jsonl');
+  const lastDir = runCheckpointDir(runDir, 'last');
+  const checkpointsDir = path.dirname(lastDir);
+  const metricsFile = runFilePath(runDir, 'metrics');
 
   if (!Number.isInteger(trainSource.size) || trainSource.size <= 0) {
     throw new Error(`train: trainSource.size must be a positive integer (examples per epoch), got ${trainSource.size}`);
@@ -248,6 +234,13 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   // queued and is awaited after step k+1 is queued, so the GPU does not idle while the CPU waits for two numbers.
   // Metrics and events are the same; an abort lands after the queued step. Elsewhere reads are immediate.
   const readLag = tf.getBackend() === 'webgpu' ? 1 : 0;
+  // config.json first (everything the run depends on), then environment.json: the order readers may rely on.
+  // A resume keeps the commit the run was started from (config.json describes the run, not its latest process).
+  let startedAtCommit: string | null | undefined;
+  const writeRunFiles = async () => {
+    await writeRunConfig(runDir, config, { modelConfig: args.modelConfig ?? null, ...(startedAtCommit !== undefined ? { gitCommit: startedAtCommit } : {}) });
+    if (args.environment) await writeRunEnvironment(runDir, args.environment);
+  };
   const queued: { stats: tf.Tensor1D; values: Promise<tf.TypedArray>; batchSize: number; lr: number; step: number; iteration: number }[] = [];
 
   try {
@@ -255,21 +248,22 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     for (const dir of [runDir, checkpointsDir]) for (const name of await removeLeftovers(dir)) notice(`removed ${path.join(dir, name)} (left by an interrupted write)`);
     const existing = await resolveCheckpointDir(lastDir);
     if (!resume && existing) {
-      throw new Error(`train: ${runDir} already holds a run (${existing}); resume it or choose another run directory`);
+      throw new RunDirectoryError(`train: ${runDir} already holds a run (${existing}); resume it or choose another run directory`, runDir);
     }
     if (resume && !existing) {
       // Nothing was committed before the run stopped: resuming it exactly is starting it again.
-      if (!(await exists(path.join(runDir, 'config.json')))) throw new Error(`train: cannot resume: no complete checkpoint in ${lastDir}`);
+      if (!(await exists(runFilePath(runDir, 'config')))) throw new RunDirectoryError(`train: cannot resume: no complete checkpoint in ${lastDir}`, runDir);
       notice(`no checkpoint was written in ${runDir} before the run stopped: starting it from the beginning`);
     }
     if (resume && existing) {
       // Everything is read and checked before anything is written: a refused resume leaves the run as it was.
       await checkResumeConfig(runDir, config);
+      startedAtCommit = readRunFile(runDir, 'config')?.gitCommit;
       for (const note of await settlePrevious(checkpointsDir)) notice(note);
       const { loaded, warnings } = await loadNewestGoodCheckpoint(checkpointsDir);
       for (const warning of warnings) notice(`warning: ${warning}`);
       if (loaded.state.itersPerEpoch !== itersPerEpoch) {
-        throw new Error(`resume: ${loaded.dir} was written with ${loaded.state.itersPerEpoch} iterations per epoch, this run has ${itersPerEpoch} (size ${trainSource.size}, batch ${config.batchSize})`);
+        throw new ResumeMismatchError(`resume: ${loaded.dir} was written with ${loaded.state.itersPerEpoch} iterations per epoch, this run has ${itersPerEpoch} (size ${trainSource.size}, batch ${config.batchSize})`, 'itersPerEpoch');
       }
       restoreModelWeights(model, loaded);
       try {
@@ -286,19 +280,19 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
       for (const note of await reconcileNamedCheckpoints(checkpointsDir, loaded, config.checkpointEvery)) notice(note);
       const finished = epoch >= totalEpochs || (config.maxSteps != null && globalStep >= config.maxSteps);
       if (finished) {
-        const summaryFile = path.join(runDir, 'summary.json');
+        const summaryFile = runFilePath(runDir, 'summary');
         if (!(await exists(summaryFile))) {
-          const committed = path.join(loaded.dir, 'summary.json');
-          if (!(await exists(committed))) throw new CheckpointError(`${loaded.dir} ends the run but holds no summary.json to restore ${summaryFile} from`, committed);
+          const committed = path.join(loaded.dir, RUN_FILES.summary);
+          if (!(await exists(committed))) throw new CheckpointError(`${loaded.dir} ends the run but holds no ${RUN_FILES.summary} to restore ${summaryFile} from`, committed);
           await writeFileAtomic(summaryFile, await fs.readFile(committed));
           notice(`${summaryFile} was missing (a kill after the final checkpoint): restored it from ${committed}`);
         }
         return { status: 'completed', runDir, epochsCompleted: epoch, step: globalStep, lastCheckpoint: loaded.dir, final: null, best, alreadyFinished: true };
       }
-      await writeJsonAtomic(path.join(runDir, 'config.json'), config);
+      await writeRunFiles();
       await truncateMetrics(metricsFile, loaded.state);
     } else {
-      await writeJsonAtomic(path.join(runDir, 'config.json'), config);
+      await writeRunFiles();
       if (!args.randomState) seedLayerRandom(config.seed);
       await writeFileAtomic(metricsFile, '');
     }
@@ -406,9 +400,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
           acc: stepStats[1]! / batchSize,
           imagesPerSec: batchSize / Math.max(seconds, 1e-9),
         };
-        if (config.logEverySteps > 0 && step % config.logEverySteps === 0) {
-          await fs.appendFile(metricsFile, `${JSON.stringify(stepMetrics)}\n`);
-        }
+        if (config.logEverySteps > 0 && step % config.logEverySteps === 0) await appendMetricsLine(runDir, stepMetrics);
         onProgress?.({ ...stepMetrics, type: 'step', itersPerEpoch, totalEpochs, batchSize });
       };
       for await (const { xs, ys } of iterateBatches(trainSource, epoch, 'training source')) {
@@ -462,7 +454,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
         testLoss: evaluation.loss,
         testTop1Error: evaluation.top1Error,
         testTop5Error: evaluation.top5Error,
-        testPerClassAccuracy: evaluation.perClassAccuracy,
+        testPerClassAccuracy: evaluation.perClassAccuracy.map((a) => (Number.isFinite(a) ? a : null)),
         imagesPerSec: seen / Math.max(trainSeconds, 1e-9),
         seconds: trainSeconds,
         evalSeconds: (performance.now() - evalStart) / 1000,
@@ -481,7 +473,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
           lastCheckpoint?.dir ?? null,
         );
       }
-      await fs.appendFile(metricsFile, `${JSON.stringify(metrics)}\n`);
+      await appendMetricsLine(runDir, metrics);
       await faultPoint('run:metrics-appended');
       const improved = best == null || metrics.testTop1Error < best.testTop1Error;
       if (improved) best = { epoch: epochNumber, testTop1Error: metrics.testTop1Error };
@@ -489,44 +481,40 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
       const done = epoch >= totalEpochs || (config.maxSteps != null && globalStep >= config.maxSteps);
       // The final checkpoint carries the run's summary, so a kill before summary.json's own write is repaired from it.
       const summaryText = done
-        ? `${JSON.stringify(
-            {
-              status: 'completed',
-              epochs: epoch,
-              steps: globalStep,
-              final: {
-                trainLoss: metrics.trainLoss,
-                trainAcc: metrics.trainAcc,
-                testLoss: metrics.testLoss,
-                testTop1Error: metrics.testTop1Error,
-                testTop5Error: metrics.testTop5Error,
-                testAccuracy: 1 - metrics.testTop1Error,
-              },
-              best,
-              testExamples: evaluation.examples,
-              classNames: testSource.classNames ?? trainSource.classNames ?? null,
-              perClassAccuracy: evaluation.perClassAccuracy,
-              confusionMatrix: evaluation.confusionMatrix,
-              imagesPerSec: metrics.imagesPerSec,
+        ? formatRunSummary({
+            status: 'completed',
+            epochs: epoch,
+            steps: globalStep,
+            final: {
+              trainLoss: metrics.trainLoss,
+              trainAcc: metrics.trainAcc,
+              testLoss: metrics.testLoss,
+              testTop1Error: metrics.testTop1Error,
+              testTop5Error: metrics.testTop5Error,
+              testAccuracy: 1 - metrics.testTop1Error,
             },
-            null,
-            2,
-          )}\n`
+            best,
+            testExamples: evaluation.examples,
+            classNames: testSource.classNames ?? trainSource.classNames ?? null,
+            perClassAccuracy: metrics.testPerClassAccuracy,
+            confusionMatrix: evaluation.confusionMatrix,
+            imagesPerSec: metrics.imagesPerSec,
+          })
         : null;
-      await writeLast(checkpointState('epoch', 0), summaryText ? { 'summary.json': summaryText } : undefined);
+      await writeLast(checkpointState('epoch', 0), summaryText ? { [RUN_FILES.summary]: summaryText } : undefined);
       if (improved) {
-        await copyCheckpoint(lastDir, path.join(checkpointsDir, 'best'));
-        onProgress?.({ type: 'checkpoint', name: 'best', dir: path.join(checkpointsDir, 'best'), epoch, step: globalStep });
+        await copyCheckpoint(lastDir, runCheckpointDir(runDir, 'best'));
+        onProgress?.({ type: 'checkpoint', name: 'best', dir: runCheckpointDir(runDir, 'best'), epoch, step: globalStep });
       }
       if (config.checkpointEvery > 0 && epoch % config.checkpointEvery === 0) {
-        const dir = path.join(checkpointsDir, `epoch-${epoch}`);
+        const dir = runCheckpointDir(runDir, `epoch-${epoch}`);
         await copyCheckpoint(lastDir, dir);
         onProgress?.({ type: 'checkpoint', name: `epoch-${epoch}`, dir, epoch, step: globalStep });
       }
       onProgress?.({ type: 'epoch', metrics, totalEpochs, improved });
       if (summaryText) {
         await faultPoint('run:before-summary');
-        await writeFileAtomic(path.join(runDir, 'summary.json'), summaryText);
+        await writeFileAtomic(runFilePath(runDir, 'summary'), summaryText);
         break;
       }
       if (signal?.aborted) return interrupted(`after epoch ${epoch}`);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { getPreset, PRESET_NAMES, resolveTrainingConfig } from '../src/presets';
+import { getPreset, PRESET_NAMES, resolveRecipe, resolveTrainingConfig } from '../src/presets';
+import { TrainingConfigError } from '../src/config';
 
 // Every value below is from shared/papers.md ("Recipes"), field by field.
 describe('training presets match the papers', () => {
@@ -13,8 +14,8 @@ describe('training presets match the papers', () => {
     expect(p.config.epochs).toBe(200);
     expect(p.config.maxSteps).toBeUndefined();
     expect(p.config.dropout).toEqual({ kind: 'constant', rate: 0.3 });
-    expect(p.data.augmentation).toEqual({ flip: true, crop: { padding: 4, mode: 'reflect' } });
-    expect(p.data.preprocessing).toEqual({ kind: 'mean-std', mean: [125.3, 123.0, 113.9], std: [63.0, 62.1, 66.7] });
+    // In @wrn/datasets' terms: reflect-padded crop + flip, the WRN code's mean/std (numbers checked in the cli's tests).
+    expect(p.data).toEqual({ augmentation: 'reflect', normalization: 'paper' });
   });
 
   it('wrn-svhn: lr 0.01, x0.1 from 1-based 80 and 120 with momentum reset, 160 epochs, dropout 0.4, no augmentation, /255', () => {
@@ -24,8 +25,7 @@ describe('training presets match the papers', () => {
     });
     expect(p.config.epochs).toBe(160);
     expect(p.config.dropout).toEqual({ kind: 'constant', rate: 0.4 });
-    expect(p.data.augmentation).toEqual({ flip: false, crop: null });
-    expect(p.data.preprocessing).toEqual({ kind: 'divide-255' });
+    expect(p.data).toEqual({ augmentation: 'none', normalization: 'scale' });
     expect(p.config.optimizer).toMatchObject({ momentum: 0.9, nesterov: true, dampening: 0, weightDecay: 5e-4 });
     expect(p.config.batchSize).toBe(128);
   });
@@ -39,7 +39,7 @@ describe('training presets match the papers', () => {
     expect(p.config.optimizer).toMatchObject({ weightDecay: 1e-4, momentum: 0.9, nesterov: false, dampening: 0 });
     expect(p.config.batchSize).toBe(128);
     expect(p.config.dropout).toEqual({ kind: 'none' });
-    expect(p.data.augmentation).toEqual({ flip: true, crop: { padding: 4, mode: 'zero' } });
+    expect(p.data).toEqual({ augmentation: 'zero', normalization: 'dataset' });
   });
 
   it('resnext-cifar: lr 0.1, x0.1 once epoch/300 > 0.49 and > 0.74 (0-based 147, 222), wd 5e-4, batch 128', () => {
@@ -83,5 +83,19 @@ describe('training presets match the papers', () => {
     expect(() => resolveTrainingConfig({ preset: 'wrn-imagenet' })).toThrow(
       'unknown training preset "wrn-imagenet"; allowed: wrn-cifar, wrn-svhn, resnet-cifar, preact-cifar, resnext-cifar',
     );
+  });
+
+  it('resolveRecipe: layers over the preset key by key, a recipe stopping by steps gives way to epochs, errors name the layer', () => {
+    const { config, sources } = resolveRecipe('resnet-cifar', [
+      { source: { kind: 'file', path: 'run.yaml' }, values: { schedule: { lr: 0.05 }, epochs: 4 } },
+      { source: { kind: 'flag', flag: '--seed' }, values: { seed: 9 } },
+    ], { model: 'resnet20' });
+    expect(config).toMatchObject({ preset: 'resnet-cifar', model: 'resnet20', epochs: 4, seed: 9, schedule: { kind: 'multi-step', lr: 0.05, gamma: 0.1 } });
+    expect(config.maxSteps).toBeUndefined();
+    expect(sources.get('schedule.gamma')).toEqual({ kind: 'recipe', name: 'resnet-cifar' });
+    expect(sources.get('schedule.lr')).toEqual({ kind: 'file', path: 'run.yaml' });
+    const bad = () => resolveRecipe('wrn-cifar', [{ source: { kind: 'flag', flag: '--momentum' }, values: { optimizer: { momentum: 2 } } }]);
+    expect(bad).toThrow(TrainingConfigError);
+    expect(bad).toThrow('--momentum: Too big: expected number to be <=1 (got 2)');
   });
 });

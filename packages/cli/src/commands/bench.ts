@@ -5,12 +5,13 @@ import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs-core';
 import { buildModel, countParams } from '@wrn/architectures';
 import { type Batch, type BatchSource } from '@wrn/training';
-import { BACKEND_CHOICES, selectBackend } from '@wrn/backend/node';
+import { BACKEND_CHOICES } from '@wrn/backend/node';
 import { train } from '@wrn/training/node';
 import type { CommandContext } from '../context.js';
-import { asUsageError, errorMessage, RunFailedError } from '../errors.js';
+import { asUsageError } from '../errors.js';
 import { choiceFlag, examples, integerFlag } from '../flags.js';
 import { writeLine } from '../io.js';
+import { chooseBackend } from '../backend.js';
 
 export interface BenchResult {
   model: string;
@@ -65,12 +66,7 @@ export async function runBench(options: {
   steps: number;
   classes?: number;
 }): Promise<BenchResult> {
-  let selection;
-  try {
-    selection = await selectBackend(options.backend as 'auto');
-  } catch (error) {
-    throw new RunFailedError(`--backend ${options.backend}: ${errorMessage(error)}`, { cause: error });
-  }
+  const selection = await chooseBackend(options.backend);
   const model = await asUsageError(`--model ${options.model}`, () =>
     buildModel(options.model, { seed: 1, ...(options.classes ? { numClasses: options.classes } : {}) }),
   );

@@ -8,12 +8,13 @@ import {
 import { fileSystemIO, WEIGHTS_FILE } from '@wrn/blocks/node';
 import { PAPER_NORMALIZATION, type Normalization } from '@wrn/datasets';
 import { getDataset } from '@wrn/datasets/node';
-import { BACKEND_CHOICES, selectBackend } from '@wrn/backend/node';
+import { BACKEND_CHOICES } from '@wrn/backend/node';
 import type { CommandContext } from '../context.js';
 import { asUsageError, errorMessage, RunFailedError, UsageError } from '../errors.js';
 import { choiceFlag, examples, integerFlag } from '../flags.js';
 import { formatCount, writeLine } from '../io.js';
 import { DATASET_NAMES, type DatasetName } from '../train-config.js';
+import { chooseBackend } from '../backend.js';
 
 const SOURCE_CHOICES = ['auto', ...TORCH_SOURCES] as const;
 
@@ -91,11 +92,7 @@ source's training code used (ImageNet mean/std for torchvision, timm and akamast
       const config = await asUsageError(`--model ${flags.model}`, () => resolveModelConfig(flags.model, options));
       const dataset = flags.dataset ?? (config.dataset === 'cifar' ? (numClasses === 100 ? 'cifar100' : 'cifar10') : undefined);
       const classNames = dataset !== undefined && getDataset(dataset).numClasses === numClasses ? [...getDataset(dataset).classNames] : [];
-      try {
-        await selectBackend(flags.backend as 'auto');
-      } catch (error) {
-        throw new RunFailedError(`--backend ${flags.backend}: ${errorMessage(error)}`, { cause: error });
-      }
+      await chooseBackend(flags.backend);
       const model = buildModel(flags.model, options);
       try {
         const report = await torchInput(() => importTorchWeights(model, dict, { source, file }));

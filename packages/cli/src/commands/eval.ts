@@ -1,15 +1,17 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { evaluate, outputKindOf } from '@wrn/training';
-import { BACKEND_CHOICES, selectBackend } from '@wrn/backend/node';
+import { BACKEND_CHOICES } from '@wrn/backend/node';
+import { CHECKPOINT_STATE_FILE, readCheckpointState } from '@wrn/training/node';
 import { loadCheckpointModel, recordedClassNames, recordedNormalization, runContext } from '../checkpoint-model.js';
 import type { CommandContext } from '../context.js';
 import { batchSource, evalPipeline, firstImages, loadSplit, resolveDataDir, resolveNormalization } from '../data.js';
-import { errorMessage, RunFailedError, UsageError } from '../errors.js';
+import { asUsageError, UsageError } from '../errors.js';
 import { choiceFlag, examples, integerFlag } from '../flags.js';
 import { formatTable, writeLine } from '../io.js';
 import { DATASET_NAMES, NORMALIZATIONS, type DatasetName, type RunOptions } from '../train-config.js';
+import { chooseBackend } from '../backend.js';
 
 interface EvalFlags {
   checkpoint: string;
@@ -46,11 +48,7 @@ export function registerEval(program: Command, context: CommandContext): void {
       ]),
     )
     .action(async (flags: EvalFlags) => {
-      try {
-        await selectBackend(flags.backend as 'auto');
-      } catch (error) {
-        throw new RunFailedError(`--backend ${flags.backend}: ${errorMessage(error)}`, { cause: error });
-      }
+      await chooseBackend(flags.backend);
       const { model, dir, runConfig } = await loadCheckpointModel(flags.checkpoint);
       try {
         const run = runContext(runConfig);
@@ -73,8 +71,10 @@ export function registerEval(program: Command, context: CommandContext): void {
         const pipeline = evalPipeline(images, normalization, flags.batchSize);
         const result = await evaluate(model, batchSource(pipeline, images), { numClasses, outputKind: outputKindOf(model) });
         const classNames = recordedClassNames(runConfig) ?? [...images.classNames];
-        const statePath = join(dir, 'state.json');
-        const state = existsSync(statePath) ? (JSON.parse(readFileSync(statePath, 'utf8')) as { epoch?: number; globalStep?: number }) : {};
+        // A checkpoint of a run holds state.json, read through its schema and format check; a converted model has none.
+        const state: { epoch?: number } = existsSync(join(dir, CHECKPOINT_STATE_FILE))
+          ? await asUsageError(`--checkpoint ${flags.checkpoint}`, () => readCheckpointState(dir))
+          : {};
         const counts = result.confusionMatrix.map((row) => row.reduce((a, b) => a + b, 0));
         if (flags.json) {
           writeLine(

@@ -6,13 +6,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { normalizeBatch, PAPER_NORMALIZATION, type Normalization } from '@wrn/datasets';
 import { decodeJpeg, getDataset } from '@wrn/datasets/node';
 import { outputKindOf } from '@wrn/training';
-import { BACKEND_CHOICES, selectBackend } from '@wrn/backend/node';
+import { BACKEND_CHOICES } from '@wrn/backend/node';
 import { loadCheckpointModel, recordedClassNames, recordedNormalization, runContext } from '../checkpoint-model.js';
 import type { CommandContext } from '../context.js';
-import { errorMessage, RunFailedError, UsageError } from '../errors.js';
+import { errorMessage, UsageError } from '../errors.js';
 import { choiceFlag, examples, integerFlag } from '../flags.js';
 import { writeLine } from '../io.js';
 import type { DatasetName } from '../train-config.js';
+import { chooseBackend } from '../backend.js';
 
 /** An RGB image as decoded from a file. */
 interface DecodedImage {
@@ -79,11 +80,7 @@ export function registerPredict(program: Command, context: CommandContext): void
     )
     .action(async (files: string[], flags: { checkpoint: string; top: number; backend: string; json?: boolean }) => {
       const images = files.map((file) => ({ file, ...decodeImageFile(file) }));
-      try {
-        await selectBackend(flags.backend as 'auto');
-      } catch (error) {
-        throw new RunFailedError(`--backend ${flags.backend}: ${errorMessage(error)}`, { cause: error });
-      }
+      await chooseBackend(flags.backend);
       const { model, runConfig } = await loadCheckpointModel(flags.checkpoint);
       try {
         const run = runContext(runConfig);

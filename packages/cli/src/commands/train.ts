@@ -1,103 +1,36 @@
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { buildModel, countParams } from '@wrn/architectures';
+import { buildModel, countParams, resolveModelConfig } from '@wrn/architectures';
 import { getLayerRandomState, seedLayerRandom, setLayerRandomState, type LayerRandomState } from '@wrn/blocks';
-import { dropoutModelOptions, formatSchedule, PRESET_NAMES } from '@wrn/training';
-import { BACKEND_CHOICES, selectBackend, type BackendSelection } from '@wrn/backend/node';
+import { dropoutModelOptions, formatSchedule, TrainingError } from '@wrn/training';
 import {
   acquireRunLock,
-  CheckpointError,
+  readRunFile,
   resolveCheckpointDir,
-  RunLockedError,
-  RunLockFileError,
+  runCheckpointDir,
+  runFilePath,
   train,
-  TrainingDivergedError,
   type RunLock,
   type TrainEvent,
   type TrainResult,
 } from '@wrn/training/node';
+import { chooseBackend } from '../backend.js';
 import type { ConfigLayer } from '../config-file.js';
 import type { CommandContext } from '../context.js';
 import { batchSource, evalPipeline, loadRunData, trainPipeline } from '../data.js';
 import { describeEnvironment } from '../environment.js';
 import { asUsageError, errorMessage, RunFailedError, UsageError } from '../errors.js';
-import { choiceFlag, examples, integerFlag, numberFlag } from '../flags.js';
-import { writeFileAtomic } from '../fs.js';
+import { examples } from '../flags.js';
 import { formatCount, writeLine } from '../io.js';
 import { chooseOutputMode, createProgressReporter } from '../progress.js';
 import { writeReport } from '../report/report.js';
 import { isOutOfMemory, outOfMemoryAdvice } from '../memory-advice.js';
 import { checkModelDepth } from '../model-size.js';
-import { checkNotLocked, checkResumeSettings, finishedRunMessage } from '../resume-check.js';
+import { checkNotLocked, checkResumeSettings, finishedRunMessage, RESUMABLE_FLAGS } from '../resume-check.js';
 import { abortOnSignals, SIGNAL_EXIT_CODES } from '../signals.js';
-import { AUGMENTATIONS, DATASET_NAMES, NORMALIZATIONS, resolveTrainConfig, type RunOptions } from '../train-config.js';
-
-/** A flag of `wrn train` and the run-config key it sets (nested keys with dots). */
-interface TrainFlag {
-  flags: string;
-  key: string;
-  help: string;
-  parse?: (value: string, previous: unknown) => unknown;
-  /** Turns the parsed flag value into the config value (e.g. a dropout rate into a dropout policy). */
-  toConfig?: (value: never) => unknown;
-}
-
-const TRAIN_FLAGS: TrainFlag[] = [
-  { flags: '-m, --model <name>', key: 'model', help: 'model in paper notation (see `wrn models`) (default: "wrn-16-2")' },
-  { flags: '--dataset <name>', key: 'dataset', help: `dataset: ${DATASET_NAMES.join(', ')} (default: "cifar10")`, parse: choiceFlag(DATASET_NAMES) },
-  { flags: '-d, --data-dir <dir>', key: 'dataDir', help: 'folder with the official files (default: the embedded 2,000/500-image CIFAR-10 sample)' },
-  { flags: '-e, --epochs <n>', key: 'epochs', help: 'epochs to train (default: the recipe\'s)', parse: integerFlag(1) },
-  { flags: '--max-steps <n>', key: 'maxSteps', help: 'stop after this many optimiser steps', parse: integerFlag(1) },
-  { flags: '-b, --batch-size <n>', key: 'batchSize', help: 'images per training step (default: the recipe\'s, 128)', parse: integerFlag(1) },
-  { flags: '--lr <rate>', key: 'schedule.lr', help: 'base learning rate of the recipe\'s schedule', parse: numberFlag(0, Infinity, { exclusiveMin: true }) },
-  { flags: '--momentum <m>', key: 'optimizer.momentum', help: 'SGD momentum', parse: numberFlag(0, 1) },
-  { flags: '--weight-decay <wd>', key: 'optimizer.weightDecay', help: 'L2 weight decay (Torch semantics)', parse: numberFlag(0) },
-  { flags: '--drop-rate <p>', key: 'dropout', help: 'dropout between the convs of every block, 0 for none', parse: numberFlag(0, 0.99), toConfig: ((p: number) => (p === 0 ? { kind: 'none' } : { kind: 'constant', rate: p })) as (v: never) => unknown },
-  { flags: '--seed <n>', key: 'seed', help: 'seed of weights, data order, augmentation and dropout (default: 0)', parse: integerFlag(0) },
-  { flags: '--backend <name>', key: 'backend', help: `${BACKEND_CHOICES.join(' | ')} (default: "auto")`, parse: choiceFlag(BACKEND_CHOICES) },
-  { flags: '-o, --run-dir <dir>', key: 'runDir', help: 'run directory (default: runs/<model>-<dataset>-<time>)' },
-  { flags: '--augment <kind>', key: 'augmentation', help: `${AUGMENTATIONS.join(' | ')} (default: the recipe's)`, parse: choiceFlag(AUGMENTATIONS) },
-  { flags: '--normalize <kind>', key: 'normalization', help: `${NORMALIZATIONS.join(' | ')} (default: the recipe's)`, parse: choiceFlag(NORMALIZATIONS) },
-  { flags: '--train-limit <n>', key: 'trainLimit', help: 'train on the first N training images only', parse: integerFlag(1) },
-  { flags: '--test-limit <n>', key: 'testLimit', help: 'evaluate on the first N test images only', parse: integerFlag(1) },
-  { flags: '--validation-size <n>', key: 'validationSize', help: 'hold out N training images and evaluate on them instead of the test split', parse: integerFlag(1) },
-  { flags: '--checkpoint-every <k>', key: 'checkpointEvery', help: 'also keep checkpoints/epoch-K every K epochs', parse: integerFlag(0) },
-  { flags: '--log-every-steps <n>', key: 'logEverySteps', help: 'write a step line to metrics.jsonl every N steps', parse: integerFlag(0) },
-];
-
-function setPath(target: Record<string, unknown>, path: string, value: unknown): Record<string, unknown> {
-  const parts = path.split('.');
-  let node = target;
-  for (const part of parts.slice(0, -1)) node = (node[part] ??= {}) as Record<string, unknown>;
-  node[parts.at(-1)!] = value;
-  return target;
-}
-
-const optionName = (flags: string) => /--([a-z-]+)/.exec(flags)![1]!.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-
-/** One config layer per flag given on the command line, so an invalid value is reported as that flag's. */
-function flagLayers(command: Command): ConfigLayer[] {
-  const options = command.opts();
-  const layers: ConfigLayer[] = [];
-  for (const flag of TRAIN_FLAGS) {
-    const name = optionName(flag.flags);
-    if (command.getOptionValueSource(name) !== 'cli') continue;
-    const raw = options[name] as never;
-    const value = flag.toConfig ? flag.toConfig(raw) : raw;
-    layers.push({ source: { kind: 'flag', flag: `--${/--([a-z-]+)/.exec(flag.flags)![1]!}` }, values: setPath({}, flag.key, value) });
-  }
-  if (command.getOptionValueSource('nesterov') === 'cli') {
-    layers.push({ source: { kind: 'flag', flag: '--no-nesterov' }, values: { optimizer: { nesterov: options.nesterov as boolean } } });
-  }
-  if (command.getOptionValueSource('recipe') === 'cli') {
-    layers.push({ source: { kind: 'flag', flag: '--recipe' }, values: { recipe: options.recipe as string } });
-  }
-  if (command.getOptionValueSource('report') === 'cli') {
-    layers.push({ source: { kind: 'flag', flag: '--no-report' }, values: { report: options.report as boolean } });
-  }
-  return layers;
-}
+import { addTrainFlags, configKeysHelp, trainFlagLayers } from '../train-flags.js';
+import { resolveTrainConfig, type RunOptions } from '../train-config.js';
 
 function defaultRunDir(options: RunOptions): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
@@ -110,16 +43,10 @@ export function registerTrain(program: Command, context: CommandContext): void {
   const command = program
     .command('train')
     .description('train a model; writes config.json, metrics.jsonl, checkpoints/, summary.json and report.html into a run directory')
-    .option('-c, --config <file>', 'run config (.json, .yaml): any flag\'s key, e.g. epochs, schedule, optimizer, dataDir')
-    .option('-r, --recipe <name>', `paper recipe filling in what is unset: ${PRESET_NAMES.join(', ')} (default: the model family's)`, choiceFlag(PRESET_NAMES));
-  for (const flag of TRAIN_FLAGS) {
-    if (flag.parse) command.option(flag.flags, flag.help, flag.parse as (value: string, previous: unknown) => unknown);
-    else command.option(flag.flags, flag.help);
-  }
+    .option('-c, --config <file>', 'run config (.json, .yaml): any flag\'s key, e.g. epochs, schedule, optimizer, dataDir');
+  addTrainFlags(command);
   command
-    .option('--no-nesterov', 'plain momentum instead of Nesterov')
     .option('--resume <run-dir>', 'continue the run in <run-dir> from its last checkpoint (flags may extend --epochs)')
-    .option('--no-report', 'do not write report.html / curves.png at the end')
     .option('--dry-run', 'print the resolved config and exit')
     .option('-q, --quiet', 'print only the epoch summaries and the result')
     .option('--json', 'print one JSON object per line (start, epochs, result) and nothing else')
@@ -134,12 +61,8 @@ export function registerTrain(program: Command, context: CommandContext): void {
         'wrn train --resume runs/wrn-16-2-cifar10-20261123-081500 --epochs 20',
       ])}
 Precedence: flags > --config file > --resume'd config.json > --recipe (default: the model family's paper recipe).
-A config file uses the flags' keys: model, dataset, dataDir, backend, runDir, augmentation, normalization,
-trainLimit, testLimit, validationSize, epochs, maxSteps, batchSize, seed, checkpointEvery, logEverySteps, and the
-nested optimizer { momentum, nesterov, dampening, weightDecay, decayBatchNorm }, schedule { kind: constant |
-multi-step | step | cosine, lr, unit, milestones, gamma, ... } and dropout { kind: none | constant | per-stage |
-stochastic-depth, ... }.
-On --resume only --epochs, --max-steps, --log-every-steps, --checkpoint-every, --backend and --no-report may
+${configKeysHelp()}
+On --resume only ${RESUMABLE_FLAGS} may
 change (anything else would not continue the same run: exit 2 naming it); resuming a finished run says so and
 changes nothing. One writer per run directory: a second train or resume of it exits 2 naming the holder.
 Ctrl-C (SIGINT), SIGTERM or SIGHUP finishes the current step, saves checkpoints/last and exits 130, 143 or 129
@@ -147,7 +70,7 @@ with the command that resumes.
 `,
     )
     .action(async (flags: { config?: string; resume?: string; dryRun?: boolean; quiet?: boolean; json?: boolean }) => {
-      await runTrain({ ...flags, flagLayers: flagLayers(command) }, context);
+      await runTrain({ ...flags, flagLayers: trainFlagLayers(command) }, context);
     });
 }
 
@@ -193,14 +116,15 @@ export async function runTrain(flags: TrainRunInput, context: CommandContext, ho
       return;
     }
   } else {
-    const existing = await resolveCheckpointDir(join(runDir, 'checkpoints', 'last'));
+    const existing = await resolveCheckpointDir(runCheckpointDir(runDir, 'last'));
     if (existing) throw new UsageError(`--run-dir ${runDir} already holds a run (${existing}); resume it with wrn train --resume ${runDir}, or choose another run directory`);
   }
   let lock: RunLock;
   try {
     lock = await acquireRunLock(runDir, { command: `wrn train ${flags.resume ? `--resume ${runDir}` : `--run-dir ${runDir}`}` });
   } catch (error) {
-    if (error instanceof RunLockedError || error instanceof RunLockFileError) throw new UsageError(error.message, { cause: error });
+    // Another writer holds the run directory, or its lock file is damaged: the user's to sort out (exit 2).
+    if (error instanceof TrainingError && error.kind === 'bad-input') throw new UsageError(error.message, { cause: error });
     throw error;
   }
   try {
@@ -224,22 +148,18 @@ async function trainLocked(
   const mode = chooseOutputMode(io, flags);
   const progress = createProgressReporter(io, mode, { batchSize: training.batchSize });
 
-  let backend: BackendSelection;
-  try {
-    backend = await selectBackend(options.backend as 'auto');
-  } catch (error) {
-    throw new RunFailedError(`--backend ${options.backend}: ${errorMessage(error)}`, { cause: error });
-  }
+  const backend = await chooseBackend(options.backend);
   checkModelDepth(options.model, `--model ${options.model}`);
   const data = await loadRunData(options);
-  const model = await asUsageError(`--model ${options.model}`, () =>
-    buildModel(options.model, {
-      numClasses: data.train.numClasses,
-      inputShape: [data.train.height, data.train.width, data.train.channels],
-      ...dropoutModelOptions(training.dropout),
-      seed: training.seed,
-    }),
-  );
+  const buildOptions = {
+    numClasses: data.train.numClasses,
+    inputShape: [data.train.height, data.train.width, data.train.channels] as [number, number, number],
+    ...dropoutModelOptions(training.dropout),
+    seed: training.seed,
+  };
+  const model = await asUsageError(`--model ${options.model}`, () => buildModel(options.model, buildOptions));
+  // The architecture the name resolved to, recorded in config.json (the model was built from exactly this).
+  const modelConfig = resolveModelConfig(options.model, buildOptions);
   seedLayerRandom(training.seed);
   // What the options resolved to on this machine, recorded so eval and predict feed a checkpoint the same inputs.
   training.context = {
@@ -257,8 +177,6 @@ async function trainLocked(
   const trainData = trainPipeline(data, options, training);
   const evalData = evalPipeline(data.evaluation, data.normalization, Math.max(training.batchSize, 100));
   mkdirSync(runDir, { recursive: true });
-  // Written once train() has checked the run directory (and, resuming, its checkpoint): see the 'start' event.
-  const writeEnvironment = () => writeFileAtomic(join(runDir, 'environment.json'), `${JSON.stringify(describeEnvironment(backend), null, 2)}\n`);
 
   const params = countParams(model);
   progress.info(
@@ -280,7 +198,6 @@ async function trainLocked(
     hooks.onProgress?.(event);
     switch (event.type) {
       case 'start':
-        writeEnvironment();
         if (event.resumedFrom) progress.info(`resuming from ${event.resumedFrom} (epoch ${event.epochsDone}, step ${event.step})`);
         break;
       case 'notice':
@@ -312,6 +229,9 @@ async function trainLocked(
       runDir,
       resume: Boolean(flags.resume),
       lock,
+      // Recorded by train() in config.json and environment.json, in that order, once it has checked the run directory.
+      modelConfig: modelConfig as unknown as Record<string, unknown>,
+      environment: describeEnvironment(backend),
       onProgress,
       signal: interrupt.signal,
       randomState: {
@@ -321,10 +241,11 @@ async function trainLocked(
     });
   } catch (error) {
     progress.stop();
-    if (error instanceof TrainingDivergedError) throw new RunFailedError(error.message, { cause: error });
-    // A run directory that already holds a run, or a resume that does not match it, is the user's to sort out.
-    if (error instanceof CheckpointError || /already holds a run|cannot resume|^resume:/.test(errorMessage(error))) {
-      throw new UsageError(errorMessage(error), { cause: error });
+    // A run directory that already holds a run, a resume that does not match it, a damaged checkpoint: the user's
+    // to sort out (exit 2); a diverged run failed (exit 1). @wrn/training's errors say which by their kind.
+    if (error instanceof TrainingError) {
+      if (error.kind === 'bad-input') throw new UsageError(error.message, { cause: error });
+      throw new RunFailedError(error.message, { cause: error });
     }
     if (isOutOfMemory(error)) throw new RunFailedError(outOfMemoryAdvice(model, training.batchSize, backend.name), { cause: error });
     if ((error as NodeJS.ErrnoException).code === 'ENOSPC') {
@@ -384,8 +305,8 @@ async function trainLocked(
 
 /** A resumed run must see the same images: the data directory's files may have changed since it started. */
 function checkSameData(runDir: string, now: Record<string, unknown>): void {
-  const file = join(runDir, 'config.json');
-  const saved = ((JSON.parse(readFileSync(file, 'utf8')) as { context?: { resolved?: Record<string, unknown> } }).context?.resolved ?? {}) as Record<string, unknown>;
+  const file = runFilePath(runDir, 'config');
+  const saved = (readRunFile(runDir, 'config')?.context.resolved ?? {}) as Record<string, unknown>;
   for (const key of ['trainImages', 'evalImages', 'evalSplit', 'classNames', 'normalization'] as const) {
     if (saved[key] === undefined) continue;
     if (JSON.stringify(saved[key]) !== JSON.stringify(now[key])) {

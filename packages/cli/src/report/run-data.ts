@@ -1,16 +1,17 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import type { EpochMetrics as TrainingEpochMetrics } from '@wrn/training';
+import { existsSync } from 'node:fs';
+import type { z } from 'zod';
+import { epochMetricsSchema, readMetricsLines, readRunFileLoose, runFilePath, RUN_FILES } from '@wrn/training/node';
 import { UsageError } from '../errors.js';
 
 /**
- * A `type: "epoch"` line of metrics.jsonl as the report reads it: the fields every run of @wrn/training writes, and
- * whatever else the line holds, kept as it is (older runs lack some of today's fields, newer ones add more).
+ * A `type: "epoch"` line of metrics.jsonl as the report reads it: a view of @wrn/training's one epoch schema, the
+ * fields every run has written since the first, and whatever else the line holds, kept as it is (older runs lack
+ * some of today's fields, newer ones add more).
  */
-export type EpochMetrics = Pick<
-  TrainingEpochMetrics,
-  'type' | 'epoch' | 'lr' | 'trainLoss' | 'trainAcc' | 'testLoss' | 'testTop1Error' | 'testTop5Error' | 'imagesPerSec' | 'seconds'
-> & { [key: string]: unknown };
+const reportEpochSchema = epochMetricsSchema
+  .pick({ type: true, epoch: true, lr: true, trainLoss: true, trainAcc: true, testLoss: true, testTop1Error: true, testTop5Error: true, imagesPerSec: true, seconds: true })
+  .loose();
+export type EpochMetrics = z.infer<typeof reportEpochSchema>;
 
 /** Everything a report shows, read from one run directory. */
 export interface RunData {
@@ -22,39 +23,8 @@ export interface RunData {
   confusion: { matrix: number[][]; classNames: string[] } | undefined;
 }
 
-const EPOCH_FIELDS = ['epoch', 'lr', 'trainLoss', 'trainAcc', 'testLoss', 'testTop1Error', 'imagesPerSec', 'seconds'];
-
-function readJson(path: string): Record<string, unknown> {
-  const text = readFileSync(path, 'utf8');
-  try {
-    const value: unknown = JSON.parse(text);
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('not a JSON object');
-    return value as Record<string, unknown>;
-  } catch (error) {
-    throw new UsageError(`${path}: expected a JSON object (${(error as Error).message})`);
-  }
-}
-
 export function readMetricsJsonl(path: string): EpochMetrics[] {
-  const epochs: EpochMetrics[] = [];
-  const lines = readFileSync(path, 'utf8').split('\n');
-  lines.forEach((line, index) => {
-    if (line.trim() === '') return;
-    let record: Record<string, unknown>;
-    try {
-      record = JSON.parse(line) as Record<string, unknown>;
-    } catch {
-      throw new UsageError(`${path} line ${index + 1}: expected one JSON object per line, got ${JSON.stringify(line.slice(0, 60))}`);
-    }
-    if (record.type !== 'epoch') return;
-    for (const field of EPOCH_FIELDS) {
-      if (typeof record[field] !== 'number') {
-        throw new UsageError(`${path} line ${index + 1}: epoch record lacks the number "${field}" (got ${JSON.stringify(record[field])})`);
-      }
-    }
-    epochs.push(record as EpochMetrics);
-  });
-  return epochs;
+  return readMetricsLines(path, 'epoch', reportEpochSchema);
 }
 
 /** Reads the confusion matrix wherever the summary keeps it; the names default to the config's dataset classes. */
@@ -73,20 +43,18 @@ function findConfusion(summary: Record<string, unknown> | undefined): RunData['c
 
 export function readRunData(runDir: string): RunData {
   if (!existsSync(runDir)) throw new UsageError(`run directory ${runDir} does not exist`);
-  const metricsPath = join(runDir, 'metrics.jsonl');
+  const metricsPath = runFilePath(runDir, 'metrics');
   if (!existsSync(metricsPath)) {
-    throw new UsageError(`${runDir} is not a run directory: it has no metrics.jsonl (made by \`wrn train --run-dir ${runDir}\`)`);
+    throw new UsageError(`${runDir} is not a run directory: it has no ${RUN_FILES.metrics} (made by \`wrn train --run-dir ${runDir}\`)`);
   }
-  const configPath = join(runDir, 'config.json');
-  const summaryPath = join(runDir, 'summary.json');
-  const environmentPath = join(runDir, 'environment.json');
-  const summary = existsSync(summaryPath) ? readJson(summaryPath) : undefined;
+  // The report shows whatever the files hold (hand-made and older run directories too): formats checked, keys not.
+  const summary = readRunFileLoose(runDir, 'summary') ?? undefined;
   return {
     runDir,
-    config: existsSync(configPath) ? readJson(configPath) : {},
+    config: readRunFileLoose(runDir, 'config') ?? {},
     epochs: readMetricsJsonl(metricsPath),
     summary,
-    environment: existsSync(environmentPath) ? readJson(environmentPath) : undefined,
+    environment: readRunFileLoose(runDir, 'environment') ?? undefined,
     confusion: findConfusion(summary),
   };
 }

@@ -2,10 +2,9 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { z } from 'zod';
-import { trainingConfigSchema } from '@wrn/training';
 import { readConfigFile, type ConfigLayer } from '../config-file.js';
 import { errorMessage, UsageError } from '../errors.js';
-import { resolveTrainConfig, runOptionsSchema } from '../train-config.js';
+import { resolveTrainConfig, RUN_CONFIG_KEYS } from '../train-config.js';
 import { GRID_PRESET_NAMES, gridPreset } from './presets.js';
 
 /**
@@ -52,7 +51,7 @@ export interface ExpandedGrid {
   hash: string;
 }
 
-const RUN_KEYS = new Set([...Object.keys(runOptionsSchema.shape), ...Object.keys(trainingConfigSchema.shape)].filter((k) => !['context', 'preset'].includes(k)));
+const RUN_KEYS = new Set(RUN_CONFIG_KEYS);
 /** Keys a grid may not set: the sweep places each run's directory itself. */
 const SWEEP_OWNED_KEYS = new Set(['runDir']);
 

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { countParams } from '@wrn/architectures';
+import { readRunFile, runFilePath } from '@wrn/training/node';
 import { writeFileAtomic } from '../fs.js';
 import { UsageError } from '../errors.js';
 import { readMetricsJsonl } from '../report/run-data.js';
@@ -129,11 +130,10 @@ export type RunSummary = z.infer<typeof runSummarySchema>;
 
 const NUM_CLASSES: Record<string, number> = { cifar10: 10, cifar100: 100, svhn: 10 };
 
-function readJsonObject(path: string): Record<string, unknown> | undefined {
-  if (!existsSync(path)) return undefined;
+/** A run file for the sweep's status and report: undefined when absent or unreadable (a run being written, or damaged). */
+function readRunFileOrUndefined<K extends 'config' | 'summary'>(runDir: string, kind: K): ReturnType<typeof readRunFile<K>> | undefined {
   try {
-    const value: unknown = JSON.parse(readFileSync(path, 'utf8'));
-    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
+    return readRunFile(runDir, kind) ?? undefined;
   } catch {
     return undefined;
   }
@@ -152,9 +152,9 @@ export function paramsOf(values: Record<string, unknown>): number | null {
 /** Summarises a run directory: completed (summary.json), failed (sweep-failure.json), partial (some epochs), pending. */
 export function summarizeRunDir(runDir: string, values: Record<string, unknown>): RunSummary {
   const failure = readRunFailure(runDir) ?? null;
-  const summary = readJsonObject(join(runDir, 'summary.json'));
-  const config = readJsonObject(join(runDir, 'config.json'));
-  const metricsPath = join(runDir, 'metrics.jsonl');
+  const summary = readRunFileOrUndefined(runDir, 'summary');
+  const config = readRunFileOrUndefined(runDir, 'config');
+  const metricsPath = runFilePath(runDir, 'metrics');
   const epochs = existsSync(metricsPath) ? readMetricsJsonl(metricsPath) : [];
   const completed = summary?.status === 'completed';
   const seconds = epochs.map((e) => e.seconds);

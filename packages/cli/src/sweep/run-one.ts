@@ -1,8 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { resolveCheckpointDir, TrainingDivergedError, type TrainEvent } from '@wrn/training/node';
+import { readRunFile, resolveCheckpointDir, runCheckpointDir, TrainingDivergedError, type TrainEvent } from '@wrn/training/node';
 import { runTrain } from '../commands/train.js';
 import type { CommandContext } from '../context.js';
 import { errorMessage } from '../errors.js';
@@ -43,12 +41,10 @@ export function prefixedIO(io: CliIO, prefix: string): CliIO {
 }
 
 export function isCompletedRunDir(runDir: string): boolean {
-  const path = join(runDir, 'summary.json');
-  if (!existsSync(path)) return false;
   try {
-    return (JSON.parse(readFileSync(path, 'utf8')) as { status?: unknown }).status === 'completed';
+    return readRunFile(runDir, 'summary')?.status === 'completed';
   } catch {
-    return false;
+    return false; // a damaged summary: resuming the run restores it from its final checkpoint
   }
 }
 
@@ -67,7 +63,7 @@ export async function trainSweepRun(input: {
 }): Promise<RunOutcome> {
   const { sweep, run, runDir, context, signal } = input;
   if (isCompletedRunDir(runDir)) return { kind: 'completed', summary: summarizeRunDir(runDir, run.values), trained: false };
-  const resume = (await resolveCheckpointDir(join(runDir, 'checkpoints', 'last'))) !== null;
+  const resume = (await resolveCheckpointDir(runCheckpointDir(runDir, 'last'))) !== null;
   const failure = (reason: RunFailure['reason'], error: unknown): RunOutcome => ({
     kind: 'failed',
     failure: { reason, message: errorMessage(error), worker: workerId(), at: new Date().toISOString() },

@@ -1,7 +1,5 @@
 import { Worker, UnrecoverableError, WaitingError, type Job } from 'bullmq';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { resolveCheckpointDir, type TrainEvent } from '@wrn/training/node';
+import { readCheckpointState, resolveCheckpointDir, runCheckpointDir, type TrainEvent } from '@wrn/training/node';
 import { cliVersion, type CommandContext } from '../context.js';
 import { errorMessage, RunFailedError, UsageError } from '../errors.js';
 import { handleSignals, SIGNAL_EXIT_CODES, type HandledSignal } from '../signals.js';
@@ -12,13 +10,10 @@ import { prefixedIO, trainSweepRun, workerId } from './run-one.js';
 
 /** Where the run's last checkpoint stands, if it has one. */
 async function checkpointPosition(runDir: string): Promise<{ epoch: number; globalStep: number } | undefined> {
-  const dir = await resolveCheckpointDir(join(runDir, 'checkpoints', 'last'));
+  const dir = await resolveCheckpointDir(runCheckpointDir(runDir, 'last'));
   if (!dir) return undefined;
-  try {
-    return JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { epoch: number; globalStep: number };
-  } catch {
-    return undefined;
-  }
+  // A damaged state.json is train()'s to report (it falls back to an older checkpoint); here it is just unknown.
+  return readCheckpointState(dir).catch(() => undefined);
 }
 
 export interface WorkerOptions {
