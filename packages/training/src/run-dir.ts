@@ -238,7 +238,7 @@ export function formatRunSummary(summary: Omit<RunSummary, 'format'>): string {
 // ---- environment.json -------------------------------------------------------------------------------------------
 
 /** The packages whose versions environment.json records, each under its name ("@tensorflow/tfjs-core": "4.22.0"). */
-export const RUN_ENVIRONMENT_PACKAGES = ['@tensorflow/tfjs-core', '@wrn/cli', '@wrn/architectures', '@wrn/training', '@wrn/datasets', '@wrn/blocks'] as const;
+export const RUN_ENVIRONMENT_PACKAGES = ['@tensorflow/tfjs-core', '@wrn/cli', '@wrn/architectures', '@wrn/training', '@wrn/backend', '@wrn/datasets', '@wrn/blocks'] as const;
 
 /** environment.json: what a run ran on. */
 export const runEnvironmentSchema = z
