@@ -16,6 +16,7 @@ let installed: GpuLike | null = null;
 /**
  * Loads Dawn, puts its WebGPU globals (GPUBufferUsage, GPUMapMode, ...) on globalThis and its GPU object at
  * navigator.gpu, where tfjs-backend-webgpu looks for them when it is imported. Once per process.
+ * @public (called through the DawnProvider that @wrn/backend/node hands to webgpu.ts, which knip cannot follow)
  */
 export async function installDawnGpu(load: (s: string) => Promise<unknown>): Promise<GpuLike> {
   if (installed != null) return installed;

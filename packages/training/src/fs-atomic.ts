@@ -1,12 +1,6 @@
 import { promises as fs } from 'node:fs';
-import { writeFileAtomic } from '@wrn/blocks/node';
-
 // One atomic write for all of @wrn: @wrn/blocks/node's (staging file, fsync, rename), re-exported for training's modules.
 export { stagingPath, writeFileAtomic } from '@wrn/blocks/node';
-
-export async function writeJsonAtomic(target: string, value: unknown): Promise<void> {
-  await writeFileAtomic(target, `${JSON.stringify(value, null, 2)}\n`);
-}
 
 export async function exists(p: string): Promise<boolean> {
   try {
