@@ -1,6 +1,6 @@
 // PyTorch weights in real Chromium (Debian's /usr/bin/chromium driven by playwright-core; no downloaded browser):
 // a page bundled from the built libraries as a user's app would bundle them (esbuild, platform browser) loads a
-// torchvision resnet18 converted in Node (importTorchWeights + fileSystemIO, what `wrn convert` writes) with
+// torchvision resnet50 converted in Node (importTorchWeights + fileSystemIO, what `wrn convert` writes) with
 // tf.loadLayersModel, and runs importTorchWeights itself on the .safetensors and the .pth bytes it fetched. Each
 // way, the page's logits on real CIFAR-10 images equal torchvision's (PyTorch computes them here) to 1e-5.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -37,7 +37,7 @@ if (missing && process.env.CI) throw new Error(`the PyTorch-weights browser test
 if (missing) console.log(`skipping the PyTorch-weights browser test: missing ${missing}`);
 
 /**
- * torchvision's resnet18(num_classes=10), random weights with non-trivial BatchNorm parameters and statistics,
+ * torchvision's resnet50(num_classes=10), random weights with non-trivial BatchNorm parameters and statistics,
  * saved by torch.save (.pth) and as .safetensors (written by hand: the module may be missing); the first real
  * CIFAR-10 test images upscaled to 64x64 and normalised (NHWC float32) and PyTorch's logits for them.
  */
@@ -46,7 +46,7 @@ import json, struct, sys
 import torch, torch.nn as nn, torch.nn.functional as F, torchvision
 out, batch, images, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 torch.manual_seed(18)
-model = torchvision.models.resnet18(num_classes=10)
+model = torchvision.models.resnet50(num_classes=10)
 with torch.no_grad():
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -57,7 +57,7 @@ with torch.no_grad():
     model.fc.bias.copy_(torch.randn(10) * 0.1)
 model.eval()
 state = model.state_dict()
-torch.save(state, out + '/resnet18.pth')
+torch.save(state, out + '/resnet50.pth')
 header, chunks, offset = {}, [], 0
 for name, t in state.items():
     data = t.contiguous().numpy().tobytes()
@@ -66,7 +66,7 @@ for name, t in state.items():
     offset += len(data)
 text = json.dumps(header).encode()
 text += b' ' * (-len(text) % 8)
-with open(out + '/resnet18.safetensors', 'wb') as f:
+with open(out + '/resnet50.safetensors', 'wb') as f:
     f.write(struct.pack('<Q', len(text)) + text + b''.join(chunks))
 raw = open(batch, 'rb').read(images * 3073)
 x = torch.stack([torch.tensor(list(raw[i * 3073 + 1:(i + 1) * 3073]), dtype=torch.float32).view(3, 32, 32) for i in range(images)])
@@ -103,9 +103,9 @@ window.runTorchImport = async (backend, images, size) => {
   const loaded = await loadLayersModel('/models/model.json');
   const result = { backend: tf.getBackend(), converted: await logits(loaded, input, images, size), imported: {} };
   loaded.dispose();
-  for (const file of ['resnet18.safetensors', 'resnet18.pth']) {
+  for (const file of ['resnet50.safetensors', 'resnet50.pth']) {
     const bytes = new Uint8Array(await (await fetch('/' + file)).arrayBuffer());
-    const model = buildModel('resnet18', { numClasses: 10, inputShape: [size, size, 3] });
+    const model = buildModel('resnet50', { numClasses: 10, inputShape: [size, size, 3] });
     const report = await importTorchWeights(model, bytes, { file });
     result.imported[file] = { format: report.format, source: report.source, tensorsLoaded: report.tensorsLoaded, logits: await logits(model, input, images, size) };
     model.dispose();
@@ -160,8 +160,8 @@ describe.skipIf(missing != null)('PyTorch weights in Chromium', () => {
     torchLogits = readFloats(join(root, 'logits.bin'));
     // The converted model directory, written in Node as `wrn convert` writes it.
     await tf.setBackend('cpu');
-    const model = buildModel('resnet18', { numClasses: 10, inputShape: [SIZE, SIZE, 3] });
-    const pth = readFileSync(join(root, 'resnet18.pth'));
+    const model = buildModel('resnet50', { numClasses: 10, inputShape: [SIZE, SIZE, 3] });
+    const pth = readFileSync(join(root, 'resnet50.pth'));
     await importTorchWeights(model, new Uint8Array(pth.buffer, pth.byteOffset, pth.byteLength));
     await model.save(fileSystemIO(modelsDir));
     model.dispose();
@@ -197,14 +197,14 @@ describe.skipIf(missing != null)('PyTorch weights in Chromium', () => {
         const converted = maxRelativeError(result.converted, torchLogits);
         const lines = [`converted model.json ${converted.toExponential(2)}`];
         expect(converted, 'tf.loadLayersModel of the converted directory').toBeLessThan(1e-5);
-        for (const [file, format] of [['resnet18.safetensors', 'safetensors'], ['resnet18.pth', 'pth']] as const) {
+        for (const [file, format] of [['resnet50.safetensors', 'safetensors'], ['resnet50.pth', 'pth']] as const) {
           const imported = result.imported[file]!;
-          expect(imported).toMatchObject({ format, source: 'torchvision', tensorsLoaded: 102 });
+          expect(imported).toMatchObject({ format, source: 'torchvision', tensorsLoaded: 267 });
           const error = maxRelativeError(imported.logits, torchLogits);
           lines.push(`importTorchWeights(${file}) ${error.toExponential(2)}`);
           expect(error, `importTorchWeights on ${file} in the page`).toBeLessThan(1e-5);
         }
-        console.log(`Chromium ${browser.version()} on ${backend}, torchvision resnet18 at ${SIZE}x${SIZE}, max relative error of the logits vs PyTorch: ${lines.join('; ')}`);
+        console.log(`Chromium ${browser.version()} on ${backend}, torchvision resnet50 at ${SIZE}x${SIZE}, max relative error of the logits vs PyTorch: ${lines.join('; ')}`);
         expect(result.leaked).toBe(0);
       } finally {
         await context.close();
