@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { memory, setBackend, tensor, tidy, transpose, type Tensor } from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildModelFromConfig, resolveModelConfig, type BuildModelOptions, type ModelConfig } from '../src/index.js';
 
 /**
@@ -20,7 +20,9 @@ const PYTHON = '/usr/bin/python3';
 const here = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(here, '../../..');
 const SCRIPT = join(REPO, 'tools/torch-reference/make_fixtures.py');
-const CIFAR_BATCH = resolve(REPO, '../shared/data/cifar10-subset/test_batch.bin');
+// ../shared/data when it is beside the repository (vitest.shared-data.ts says so in one line when it is not).
+const SHARED_DATA = inject('sharedDataDir');
+const CIFAR_BATCH = join(SHARED_DATA ?? resolve(REPO, '../shared/data'), 'cifar10-subset/test_batch.bin');
 const TOLERANCE = 1e-5;
 
 const torchMissing = spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { stdio: 'ignore' }).status !== 0;
@@ -173,7 +175,7 @@ function loadReferenceWeights(model: LayersModel, c: OracleCase): void {
   expect([...byName.keys()]).toEqual([]);
 }
 
-describe.skipIf(torchMissing)('every family computes its PyTorch reference function (1e-5 of the logit scale)', () => {
+describe.skipIf(torchMissing || SHARED_DATA === null)('every family computes its PyTorch reference function (1e-5 of the logit scale)', () => {
   beforeAll(async () => {
     await setBackend('cpu');
     dir = await mkdtemp(join(tmpdir(), 'wrn-torch-oracle-'));
