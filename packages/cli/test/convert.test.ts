@@ -6,7 +6,7 @@ import { argMax, io, setBackend, tensor4d, tidy, type Tensor } from '@tensorflow
 import { loadLayersModel } from '@tensorflow/tfjs-layers';
 import { registerCustomLayers } from '@wrn/blocks';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runWrn, scratchDir, SHARED_SUBSET } from './run-wrn.js';
+import { NO_SHARED_DATA, runWrn, scratchDir, SHARED_SUBSET } from './run-wrn.js';
 
 const PYTHON = '/usr/bin/python3';
 /** The embedded CIFAR-10 sample that `wrn eval` reads by default. */
@@ -80,7 +80,8 @@ describe('wrn convert --help', () => {
   });
 });
 
-describe.skipIf(torchMissing !== undefined)('wrn convert: torchvision weights -> a TF.js model that predict, eval and loadLayersModel use', () => {
+// Without ../shared the global set-up has said, in one line, that the real-data tests skip.
+describe.skipIf(torchMissing !== undefined || NO_SHARED_DATA)('wrn convert: torchvision weights -> a TF.js model that predict, eval and loadLayersModel use', () => {
   const dir = scratchDir('convert');
   const model64 = join(dir, 'resnet18-64');
   const model32 = join(dir, 'resnet18-32');

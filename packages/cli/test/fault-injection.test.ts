@@ -255,7 +255,8 @@ describe('two writers on one run directory', () => {
     const runDir = join(scratchDir('fault-two'), 'run');
     const first = spawn(process.execPath, [BIN, ...TRAIN, '--run-dir', runDir, '-q'], {
       cwd: REPO_ROOT,
-      env: { ...process.env, WRN_TEST_FAULT_POINTS: 'last:staged@1=4000' },
+      // Held long enough for two more `wrn` processes to start and reach the lock on a loaded machine.
+      env: { ...process.env, WRN_TEST_FAULT_POINTS: 'last:staged@1=12000' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let firstErr = '';
