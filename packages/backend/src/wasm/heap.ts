@@ -1,4 +1,4 @@
-import { engine, Tensor } from '@tensorflow/tfjs-core';
+import { engine, Tensor, util } from '@tensorflow/tfjs-core';
 import type { KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 
 // What the wasm training kernels share: their arguments, and reading and writing tensors in place on the wasm heap.
@@ -33,6 +33,11 @@ export function heapIndex(backend: WasmHeapBackend, info: TensorInfo, kernel: st
   const data = backend.dataIdMap.get(info.dataId);
   if (data == null) throw new Error(`${kernel} (wasm training kernel): tensor of shape [${info.shape.join(',')}] is not on the wasm backend`);
   return data.memoryOffset >>> 2;
+}
+
+/** A tensor's float32 data on the wasm heap, in place. Take views only after every makeOutput of a call (it may grow the heap). */
+export function heapView(backend: WasmHeapBackend, info: TensorInfo, kernel: string): Float32Array {
+  return new Float32Array(backend.wasm.HEAPU8.buffer, heapIndex(backend, info, kernel) * 4, util.sizeFromShape(info.shape));
 }
 
 /** Copies `length` 4-byte elements within the heap: a loop for short runs, where copyWithin costs more than it saves. */

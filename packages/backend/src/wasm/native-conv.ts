@@ -9,7 +9,7 @@ import type {
   TensorInfo,
 } from '@tensorflow/tfjs-core';
 import type { ConvGeometry, NativeConvKernels } from '@wrn/native';
-import type { KernelArgs, WasmHeapBackend } from './heap';
+import { heapView, type KernelArgs, type WasmHeapBackend } from './heap';
 
 /** The kernels that native convolutions replace on the wasm backend (each falls back for what it does not cover). */
 export const WASM_NATIVE_CONV_KERNEL_NAMES: readonly string[] = [Conv2D, FusedConv2D, Conv2DBackpropInput, Conv2DBackpropFilter];
@@ -17,16 +17,6 @@ export const WASM_NATIVE_CONV_KERNEL_NAMES: readonly string[] = [Conv2D, FusedCo
 /**
  * A tensor's data as a Float32Array over the wasm heap: the native kernels read and write it in place. Take the
  * views only after every makeOutput of the call, since allocating may grow (and so replace) the heap.
- */
-function heapView(backend: WasmHeapBackend, info: TensorInfo): Float32Array {
-  const data = backend.dataIdMap.get(info.dataId);
-  if (data == null) throw new Error(`native conv kernel: tensor of shape [${info.shape.join(',')}] is not on the wasm backend`);
-  return new Float32Array(backend.wasm.HEAPU8.buffer, data.memoryOffset, util.sizeFromShape(info.shape));
-}
-
-/**
- * The geometry of a conv the native kernels compute (NHWC, float32, dilation 1, padding before the first
- * row/column smaller than the filter), or undefined, and the caller uses the kernel it replaced.
  */
 function nativeGeometry(
   inputShape: readonly number[],
@@ -86,7 +76,7 @@ function makeConv2D(native: NativeConvKernels, original: KernelConfig | undefine
     if (g == null || filter!.shape[2] !== g.ci) return fallback(original, Conv2D, args);
     const backend = args.backend as unknown as WasmHeapBackend;
     const out = backend.makeOutput([g.n, g.ho, g.wo, g.co], 'float32');
-    native.conv2d(g, heapView(backend, x!), heapView(backend, filter!), heapView(backend, out));
+    native.conv2d(g, heapView(backend, x!, Conv2D), heapView(backend, filter!, Conv2D), heapView(backend, out, Conv2D));
     return out;
   };
 }
@@ -103,7 +93,7 @@ function makeFusedConv2D(native: NativeConvKernels, original: KernelConfig | und
     if (g == null || filter!.shape[2] !== g.ci || (bias != null && util.sizeFromShape(bias.shape) !== g.co)) return fallback(original, FusedConv2D, args);
     const backend = args.backend as unknown as WasmHeapBackend;
     const out = backend.makeOutput([g.n, g.ho, g.wo, g.co], 'float32');
-    native.conv2d(g, heapView(backend, x!), heapView(backend, filter!), heapView(backend, out), bias ? heapView(backend, bias) : null, attrs.activation === 'relu');
+    native.conv2d(g, heapView(backend, x!, FusedConv2D), heapView(backend, filter!, FusedConv2D), heapView(backend, out, FusedConv2D), bias ? heapView(backend, bias, FusedConv2D) : null, attrs.activation === 'relu');
     return out;
   };
 }
@@ -116,7 +106,7 @@ function makeConv2DBackpropInput(native: NativeConvKernels, previous: KernelFunc
     if (g == null || !util.arraysEqual(dy!.shape, [g.n, g.ho, g.wo, g.co])) return previous(args);
     const backend = args.backend as unknown as WasmHeapBackend;
     const dx = backend.makeOutput([g.n, g.h, g.w, g.ci], 'float32');
-    native.conv2dBackpropInput(g, heapView(backend, dy!), heapView(backend, filter!), heapView(backend, dx));
+    native.conv2dBackpropInput(g, heapView(backend, dy!, Conv2DBackpropInput), heapView(backend, filter!, Conv2DBackpropInput), heapView(backend, dx, Conv2DBackpropInput));
     return dx;
   };
 }
@@ -129,7 +119,7 @@ function makeConv2DBackpropFilter(native: NativeConvKernels, previous: KernelFun
     if (g == null || !util.arraysEqual(dy!.shape, [g.n, g.ho, g.wo, g.co])) return previous(args);
     const backend = args.backend as unknown as WasmHeapBackend;
     const dw = backend.makeOutput([g.kh, g.kw, g.ci, g.co], 'float32');
-    native.conv2dBackpropFilter(g, heapView(backend, x!), heapView(backend, dy!), heapView(backend, dw));
+    native.conv2dBackpropFilter(g, heapView(backend, x!, Conv2DBackpropFilter), heapView(backend, dy!, Conv2DBackpropFilter), heapView(backend, dw, Conv2DBackpropFilter));
     return dw;
   };
 }

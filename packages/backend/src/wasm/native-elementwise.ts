@@ -14,6 +14,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import type { FusedBatchNormAttrs, KernelConfig, KernelFunc, NamedAttrMap, StepAttrs, SumAttrs, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeBinaryOp, NativeConvKernels, NativeUnaryOp } from '@wrn/native';
+import { heapView, type KernelArgs, type WasmHeapBackend } from './heap';
 
 /**
  * The memory-bound kernels of a training step that wasm runs slowly, on @wrn/native: Add/Sub/Multiply where an
@@ -29,22 +30,6 @@ export const WASM_NATIVE_ELEMENTWISE_KERNEL_NAMES: readonly string[] = [Add, Sub
 export const NATIVE_BATCH_NORM_GRAD = 'WrnNativeBatchNormGrad';
 
 const WASM = 'wasm';
-
-type KernelArgs = Parameters<KernelFunc>[0];
-
-/** The parts of tfjs-backend-wasm's BackendWasm these kernels use. */
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: { HEAPU8: Uint8Array };
-}
-
-/** A tensor's data on the wasm heap, in place. Take views only after every makeOutput of a call (it may grow the heap). */
-function heapView(backend: WasmHeapBackend, info: TensorInfo, kernel: string): Float32Array {
-  const data = backend.dataIdMap.get(info.dataId);
-  if (data == null) throw new Error(`${kernel} (native kernel): tensor of shape [${info.shape.join(',')}] is not on the wasm backend`);
-  return new Float32Array(backend.wasm.HEAPU8.buffer, data.memoryOffset, util.sizeFromShape(info.shape));
-}
 
 /**
  * Whether `shape` broadcasts to `out` as a block the kernel repeats: its size-1 axes all come before the axes it

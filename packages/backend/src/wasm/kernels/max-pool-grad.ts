@@ -1,21 +1,6 @@
 import { backend_util, MaxPoolGrad } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, MaxPoolGradAttrs, TensorInfo } from '@tensorflow/tfjs-core';
-
-/** The parts of tfjs-backend-wasm's BackendWasm this kernel reads and writes (as wasm-training-kernels.ts does). */
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: { HEAPU8: Uint8Array };
-}
-
-type KernelArgs = Parameters<KernelFunc>[0];
-
-/** Offset of a tensor's data on the wasm heap, in 4-byte elements. */
-function heapIndex(backend: WasmHeapBackend, info: TensorInfo): number {
-  const data = backend.dataIdMap.get(info.dataId);
-  if (data == null) throw new Error(`${MaxPoolGrad} (wasm training kernel): tensor of shape [${info.shape.join(',')}] is not on the wasm backend`);
-  return data.memoryOffset >>> 2;
-}
+import { heapIndex, type KernelArgs, type WasmHeapBackend } from '../heap';
 
 /**
  * MaxPoolGrad for the wasm backend, computed on the heap: each output pixel's gradient goes to the input pixel
@@ -48,9 +33,9 @@ export function makeMaxPoolGradOnHeap(original: KernelConfig | undefined): Kerne
     const dx = backend.makeOutput([...inputInfo.shape], 'float32');
     // Read the heap only after makeOutput: allocating may grow (and so replace) the wasm memory.
     const heap = new Float32Array(backend.wasm.HEAPU8.buffer);
-    const x = heapIndex(backend, inputInfo);
-    const out = heapIndex(backend, dx);
-    let from = heapIndex(backend, dyInfo);
+    const x = heapIndex(backend, inputInfo, MaxPoolGrad);
+    const out = heapIndex(backend, dx, MaxPoolGrad);
+    let from = heapIndex(backend, dyInfo, MaxPoolGrad);
     heap.fill(0, out, out + n * h * w * c);
     if (c === 0) return dx;
     const best = new Float32Array(c);
