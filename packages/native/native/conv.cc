@@ -1,269 +1,29 @@
-// Float32 NHWC convolutions and their gradients for @wrn's TF.js backends, as packed GEMMs (BLIS-style:
-// pack a KC x NC block of B and an MC x KC block of A into panels, then an MR x NR register-blocked
-// micro-kernel), with implicit im2col per block of output pixels. The micro-kernel is chosen at run time:
-// AVX2+FMA where the CPU has it, else portable C++ that the compiler vectorises. Work is split over
-// threads by output pixels (forward, input gradient) or by the reduction (filter gradient, with one
-// partial sum per thread). The caller's buffers can be any memory, the wasm backend's heap included.
+// Float32 NHWC convolutions and their gradients for @wrn's TF.js backends, on gemm.h's packed GEMM with
+// implicit im2col per block of output pixels. Work is split over threads by output pixels (forward, input
+// gradient) or by the reduction (filter gradient, with one partial sum per thread). The caller's buffers can be
+// any memory, the wasm backend's heap included.
 #include <node_api.h>
 
 #include "elementwise.h"
+#include "gemm.h"
 #include "parallel.h"
 
 #include <algorithm>
-#include <condition_variable>
-#include <functional>
-#include <mutex>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <string>
-#include <thread>
 #include <vector>
-
-#if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
-#define WRN_X86 1
-#endif
 
 namespace {
 
+using wrn::GemmWorkspace;
+using wrn::gemm;
 using wrn::parallelFor;
 using wrn::threadCount;
+using wrn::View;
 
-constexpr int MR = 6;
-constexpr int NR = 16;
-constexpr int KC = 256;
-constexpr int MC = 96;   // multiple of MR
-constexpr int NC = 512;  // multiple of NR
 constexpr int64_t ROW_BLOCK = 192;  // output pixels im2col'd at once (forward, input gradient)
 constexpr int64_t REDUCTION_BLOCK = 256;  // output pixels per step of the filter gradient's reduction
-
-// The MR rows of A a micro-kernel reads: row r's element k is rows[r][k * step]. Either a packed panel
-// (rows[r] = panel + r, step MR) or A itself when its rows are contiguous (step 1): for narrow outputs
-// (16 channels) packing A costs as much as the multiply-adds it feeds.
-struct RowsOfA {
-  const float* rows[MR];
-  int64_t step;
-};
-
-using Kernel = void (*)(int kc, const RowsOfA& a, const float* b, float* c, int64_t ldc, int mr, int nr, bool accumulate);
-
-// C[mr x nr] (+)= A[MR x kc] * B[kc x NR panel].
-void kernelPortable(int kc, const RowsOfA& a, const float* b, float* c, int64_t ldc, int mr, int nr, bool accumulate) {
-  float t[MR][NR] = {};
-  for (int k = 0; k < kc; k++) {
-    const float* bk = b + k * NR;
-    for (int i = 0; i < MR; i++) {
-      const float ai = a.rows[i][k * a.step];
-      for (int j = 0; j < NR; j++) t[i][j] += ai * bk[j];
-    }
-  }
-  for (int i = 0; i < mr; i++) {
-    float* ci = c + i * ldc;
-    if (accumulate) {
-      for (int j = 0; j < nr; j++) ci[j] += t[i][j];
-    } else {
-      for (int j = 0; j < nr; j++) ci[j] = t[i][j];
-    }
-  }
-}
-
-#ifdef WRN_X86
-// Packed A is one pointer stepping MR per k; A read in place is six row pointers stepping 1 (six more adds
-// per k, which measurably slows the packed case, so each case gets its own loop).
-template <bool Packed>
-__attribute__((target("avx2,fma"), always_inline)) inline void kernelAvx2Body(int kc, const RowsOfA& a, const float* b, float* c, int64_t ldc,
-                                                                          int mr, int nr, bool accumulate) {
-  const float *a0 = a.rows[0], *a1 = a.rows[1], *a2 = a.rows[2], *a3 = a.rows[3], *a4 = a.rows[4], *a5 = a.rows[5];
-  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-  for (int k = 0; k < kc; k++) {
-    const __m256 b0 = _mm256_loadu_ps(b);
-    const __m256 b1 = _mm256_loadu_ps(b + 8);
-    __m256 ai = _mm256_broadcast_ss(a0);
-    c00 = _mm256_fmadd_ps(ai, b0, c00);
-    c01 = _mm256_fmadd_ps(ai, b1, c01);
-    ai = _mm256_broadcast_ss(Packed ? a0 + 1 : a1);
-    c10 = _mm256_fmadd_ps(ai, b0, c10);
-    c11 = _mm256_fmadd_ps(ai, b1, c11);
-    ai = _mm256_broadcast_ss(Packed ? a0 + 2 : a2);
-    c20 = _mm256_fmadd_ps(ai, b0, c20);
-    c21 = _mm256_fmadd_ps(ai, b1, c21);
-    ai = _mm256_broadcast_ss(Packed ? a0 + 3 : a3);
-    c30 = _mm256_fmadd_ps(ai, b0, c30);
-    c31 = _mm256_fmadd_ps(ai, b1, c31);
-    ai = _mm256_broadcast_ss(Packed ? a0 + 4 : a4);
-    c40 = _mm256_fmadd_ps(ai, b0, c40);
-    c41 = _mm256_fmadd_ps(ai, b1, c41);
-    ai = _mm256_broadcast_ss(Packed ? a0 + 5 : a5);
-    c50 = _mm256_fmadd_ps(ai, b0, c50);
-    c51 = _mm256_fmadd_ps(ai, b1, c51);
-    if (Packed) {
-      a0 += MR;
-    } else {
-      a0++;
-      a1++;
-      a2++;
-      a3++;
-      a4++;
-      a5++;
-    }
-    b += NR;
-  }
-  alignas(32) float t[MR][NR];
-  _mm256_store_ps(t[0], c00);
-  _mm256_store_ps(t[0] + 8, c01);
-  _mm256_store_ps(t[1], c10);
-  _mm256_store_ps(t[1] + 8, c11);
-  _mm256_store_ps(t[2], c20);
-  _mm256_store_ps(t[2] + 8, c21);
-  _mm256_store_ps(t[3], c30);
-  _mm256_store_ps(t[3] + 8, c31);
-  _mm256_store_ps(t[4], c40);
-  _mm256_store_ps(t[4] + 8, c41);
-  _mm256_store_ps(t[5], c50);
-  _mm256_store_ps(t[5] + 8, c51);
-  if (nr == NR) {
-    for (int i = 0; i < mr; i++) {
-      float* ci = c + i * ldc;
-      __m256 lo = _mm256_load_ps(t[i]);
-      __m256 hi = _mm256_load_ps(t[i] + 8);
-      if (accumulate) {
-        lo = _mm256_add_ps(lo, _mm256_loadu_ps(ci));
-        hi = _mm256_add_ps(hi, _mm256_loadu_ps(ci + 8));
-      }
-      _mm256_storeu_ps(ci, lo);
-      _mm256_storeu_ps(ci + 8, hi);
-    }
-    return;
-  }
-  for (int i = 0; i < mr; i++) {
-    float* ci = c + i * ldc;
-    if (accumulate) {
-      for (int j = 0; j < nr; j++) ci[j] += t[i][j];
-    } else {
-      for (int j = 0; j < nr; j++) ci[j] = t[i][j];
-    }
-  }
-}
-
-__attribute__((target("avx2,fma"))) void kernelAvx2(int kc, const RowsOfA& a, const float* b, float* c, int64_t ldc, int mr, int nr,
-                                                   bool accumulate) {
-  if (a.step == 1) {
-    kernelAvx2Body<false>(kc, a, b, c, ldc, mr, nr, accumulate);
-  } else {
-    kernelAvx2Body<true>(kc, a, b, c, ldc, mr, nr, accumulate);
-  }
-}
-
-bool cpuHasAvx2Fma() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-#endif
-
-struct Isa {
-  Kernel kernel;
-  const char* name;
-};
-
-Isa pickIsa() {
-  const char* forced = std::getenv("WRN_NATIVE_ISA");
-  bool portable = forced != nullptr && std::string(forced) == "portable";
-#ifdef WRN_X86
-  if (!portable && cpuHasAvx2Fma()) return {kernelAvx2, "avx2+fma"};
-#endif
-  (void)portable;
-  return {kernelPortable, "portable"};
-}
-
-const Isa ISA = pickIsa();
-
-// A strided matrix view: element (i, j) is at data[i * rs + j * cs].
-struct View {
-  const float* data;
-  int64_t rs;
-  int64_t cs;
-  const float* at(int64_t i, int64_t j) const { return data + i * rs + j * cs; }
-};
-
-// Panels of MR rows: out[p][k][r] = A(p*MR + r, k), zero beyond mc.
-void packA(View a, int mc, int kc, float* out) {
-  for (int p = 0; p < mc; p += MR) {
-    const int rows = std::min(MR, mc - p);
-    float* panel = out + static_cast<int64_t>(p) * kc;
-    if (a.cs == 1) {
-      for (int r = 0; r < rows; r++) {
-        const float* src = a.at(p + r, 0);
-        for (int k = 0; k < kc; k++) panel[k * MR + r] = src[k];
-      }
-    } else {
-      for (int k = 0; k < kc; k++) {
-        const float* src = a.at(p, k);
-        for (int r = 0; r < rows; r++) panel[k * MR + r] = src[r * a.rs];
-      }
-    }
-    for (int r = rows; r < MR; r++) {
-      for (int k = 0; k < kc; k++) panel[k * MR + r] = 0.f;
-    }
-  }
-}
-
-// Panels of NR columns: out[q][k][j] = B(k, q*NR + j), zero beyond nc.
-void packB(View b, int kc, int nc, float* out) {
-  for (int q = 0; q < nc; q += NR) {
-    const int cols = std::min(NR, nc - q);
-    float* panel = out + static_cast<int64_t>(q) * kc;
-    for (int k = 0; k < kc; k++) {
-      float* dst = panel + k * NR;
-      if (b.cs == 1) {
-        std::memcpy(dst, b.at(k, q), sizeof(float) * cols);
-      } else {
-        for (int j = 0; j < cols; j++) dst[j] = *b.at(k, q + j);
-      }
-      for (int j = cols; j < NR; j++) dst[j] = 0.f;
-    }
-  }
-}
-
-struct Workspace {
-  std::vector<float> a = std::vector<float>(static_cast<size_t>(MC) * KC);
-  std::vector<float> b = std::vector<float>(static_cast<size_t>(KC) * NC);
-};
-
-// C[m x n] (row-major, ldc) (+)= A[m x k] * B[k x n], single-threaded.
-void gemm(int64_t m, int64_t n, int64_t k, View a, View b, float* c, int64_t ldc, bool accumulate, Workspace& ws) {
-  for (int64_t jc = 0; jc < n; jc += NC) {
-    const int nc = static_cast<int>(std::min<int64_t>(NC, n - jc));
-    for (int64_t pc = 0; pc < k; pc += KC) {
-      const int kc = static_cast<int>(std::min<int64_t>(KC, k - pc));
-      packB({b.at(pc, jc), b.rs, b.cs}, kc, nc, ws.b.data());
-      const bool acc = accumulate || pc > 0;
-      for (int64_t ic = 0; ic < m; ic += MC) {
-        const int mc = static_cast<int>(std::min<int64_t>(MC, m - ic));
-        const bool packed = a.cs != 1;
-        if (packed) packA({a.at(ic, pc), a.rs, a.cs}, mc, kc, ws.a.data());
-        for (int jr = 0; jr < nc; jr += NR) {
-          const float* bp = ws.b.data() + static_cast<int64_t>(jr) * kc;
-          for (int ir = 0; ir < mc; ir += MR) {
-            const int mr = std::min(MR, mc - ir);
-            RowsOfA rows{};
-            if (packed) {
-              for (int r = 0; r < MR; r++) rows.rows[r] = ws.a.data() + static_cast<int64_t>(ir) * kc + r;
-              rows.step = MR;
-            } else {
-              // Rows past mr repeat the last real one: read, computed and dropped, never out of bounds.
-              for (int r = 0; r < MR; r++) rows.rows[r] = a.at(ic + ir + std::min(r, mr - 1), pc);
-              rows.step = 1;
-            }
-            ISA.kernel(kc, rows, bp, c + (ic + ir) * ldc + jc + jr, ldc, mr, std::min(NR, nc - jr), acc);
-          }
-        }
-      }
-    }
-  }
-}
 
 struct ConvShape {
   int64_t n, h, w, ci;   // input
@@ -328,7 +88,7 @@ void col2imAdd(const ConvShape& s, const float* col, int64_t m0, int64_t rows, f
 
 // Per thread, reused across calls: packing panels and the im2col block.
 struct ThreadBuffers {
-  Workspace ws;
+  GemmWorkspace ws;
   std::vector<float> col;
   float* colFor(int64_t size) {
     if (col.size() < static_cast<size_t>(size)) col.resize(static_cast<size_t>(size));
@@ -344,9 +104,9 @@ ThreadBuffers& threadBuffers() {
 void convForward(const ConvShape& s, const float* x, const float* filter, const float* bias, bool relu, float* out) {
   const int64_t k = s.k();
   const View b{filter, s.co, 1};
-  parallelFor(s.m(), MR, [&](int, int64_t begin, int64_t end) {
+  parallelFor(s.m(), wrn::gemmRowTile(), [&](int, int64_t begin, int64_t end) {
     ThreadBuffers& buffers = threadBuffers();
-    Workspace& ws = buffers.ws;
+    GemmWorkspace& ws = buffers.ws;
     float* col = s.pointwise() ? nullptr : buffers.colFor(ROW_BLOCK * k);
     for (int64_t m0 = begin; m0 < end; m0 += ROW_BLOCK) {
       const int64_t rows = std::min(ROW_BLOCK, end - m0);
@@ -381,7 +141,7 @@ void convBackpropInput(const ConvShape& s, const float* dy, const float* filter,
   }
   const View b{filterT.data(), k, 1};
   if (s.pointwise()) {
-    parallelFor(s.m(), MR, [&](int, int64_t begin, int64_t end) {
+    parallelFor(s.m(), wrn::gemmRowTile(), [&](int, int64_t begin, int64_t end) {
       gemm(end - begin, s.ci, s.co, {dy + begin * s.co, s.co, 1}, b, dx + begin * s.ci, s.ci, false, threadBuffers().ws);
     });
     return;
@@ -584,7 +344,7 @@ NAPI_MODULE_INIT() {
   }
   wrn::registerElementwise(env, exports);
   napi_value isa, threads;
-  napi_create_string_utf8(env, ISA.name, NAPI_AUTO_LENGTH, &isa);
+  napi_create_string_utf8(env, wrn::gemmIsa(), NAPI_AUTO_LENGTH, &isa);
   napi_set_named_property(env, exports, "isa", isa);
   napi_create_int32(env, threadCount(), &threads);
   napi_set_named_property(env, exports, "threads", threads);

@@ -2,12 +2,13 @@
 // Where this platform's prebuilt binary lives and the hash of the sources it must have been built from; shared
 // by the release script, the install script and the tests.
 const { createHash } = require('node:crypto');
-const { readFileSync } = require('node:fs');
+const { readdirSync, readFileSync } = require('node:fs');
 const { join } = require('node:path');
 
 const root = join(__dirname, '..');
 const PREBUILD_DIR = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
-const SOURCES = ['native/conv.cc', 'native/elementwise.cc', 'native/elementwise.h', 'native/parallel.h', 'binding.gyp'];
+// Every file under native/ (so a new source file is hashed without being listed here) and binding.gyp.
+const SOURCES = [...readdirSync(join(root, 'native')).sort().map((file) => `native/${file}`), 'binding.gyp'];
 
 function sourceHash() {
   const hash = createHash('sha256');
