@@ -58,8 +58,11 @@ export type TrainEvent =
   | { type: 'evaluating'; epoch: number }
   | { type: 'epoch'; metrics: EpochMetrics; totalEpochs: number; improved: boolean }
   | { type: 'checkpoint'; name: string; dir: string; epoch: number; step: number }
-  /** Something resume repaired or fell back on (a kill's leftovers, a damaged checkpoint), for the log. */
-  | { type: 'notice'; message: string };
+  /**
+   * Something resume repaired (a kill's leftovers: level 'info') or fell back on (a damaged checkpoint: level
+   * 'warning', whose message starts with "warning: "), for the log.
+   */
+  | { type: 'notice'; level: 'info' | 'warning'; message: string };
 
 export interface TrainArgs {
   model: LayersModel;
@@ -209,7 +212,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   const totalEpochs = config.epochs ?? Math.ceil(config.maxSteps! / itersPerEpoch);
 
   await fs.mkdir(runDir, { recursive: true });
-  const notice = (message: string) => onProgress?.({ type: 'notice', message });
+  const notice = (message: string, level: 'info' | 'warning' = 'info') => onProgress?.({ type: 'notice', level, message });
   // One writer per run directory: taken before anything in it is read or written, released on every way out.
   const ownLock = args.lock === undefined ? await acquireRunLock(runDir, { command: `train() in ${runDir}` }) : null;
 
@@ -261,7 +264,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
       startedAtCommit = readRunFile(runDir, 'config')?.gitCommit;
       for (const note of await settlePrevious(checkpointsDir)) notice(note);
       const { loaded, warnings } = await loadNewestGoodCheckpoint(checkpointsDir);
-      for (const warning of warnings) notice(`warning: ${warning}`);
+      for (const warning of warnings) notice(`warning: ${warning}`, 'warning');
       if (loaded.state.itersPerEpoch !== itersPerEpoch) {
         throw new ResumeMismatchError(`resume: ${loaded.dir} was written with ${loaded.state.itersPerEpoch} iterations per epoch, this run has ${itersPerEpoch} (size ${trainSource.size}, batch ${config.batchSize})`, 'itersPerEpoch');
       }

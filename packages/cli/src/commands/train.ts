@@ -202,7 +202,7 @@ async function trainLocked(
         break;
       case 'notice':
         // What resume repaired is worth a line; a fallback to an older checkpoint is worth one even with --quiet.
-        if (mode === 'quiet' && event.message.startsWith('warning:')) writeLine(io.stderr, event.message);
+        if (mode === 'quiet' && event.level === 'warning') writeLine(io.stderr, event.message);
         else progress.info(event.message);
         break;
       case 'step':
