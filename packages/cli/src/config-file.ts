@@ -25,5 +25,5 @@ export function readConfigFile(path: string): Record<string, unknown> {
 }
 
 // Config layers and their sources are @wrn/training's, the one recipe resolver's; re-exported for the CLI's modules.
-export { describeSource, mergeLayers, sourceOf } from '@wrn/training';
+export { describeSource, mergeLayers, showValue, sourceOf } from '@wrn/training';
 export type { ConfigLayer, ValueSource } from '@wrn/training';

@@ -15,7 +15,7 @@ import {
 } from '@wrn/training';
 import { BACKEND_CHOICES } from '@wrn/backend';
 import { readRunFile, RunFileError, runFilePath, trainingConfigOf, type RunConfigFile } from '@wrn/training/node';
-import { describeSource, mergeLayers, readConfigFile, sourceOf, type ConfigLayer, type ValueSource } from './config-file.js';
+import { describeSource, mergeLayers, readConfigFile, showValue, sourceOf, type ConfigLayer, type ValueSource } from './config-file.js';
 import { errorMessage, UsageError } from './errors.js';
 
 export const DATASET_NAMES = ['cifar10', 'cifar100', 'svhn'] as const;
@@ -73,11 +73,6 @@ export interface ResolvedTrainConfig {
   sources: Map<string, ValueSource>;
 }
 
-function show(value: unknown): string {
-  const text = JSON.stringify(value);
-  return text === undefined ? 'nothing' : text.length > 60 ? `${text.slice(0, 57)}...` : text;
-}
-
 function zodIssuesToUsage(error: z.ZodError, values: Record<string, unknown>, sources: Map<string, ValueSource>): UsageError {
   const lines = error.issues.flatMap((issue) => {
     const keys = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k]) : [issue.path];
@@ -86,7 +81,7 @@ function zodIssuesToUsage(error: z.ZodError, values: Record<string, unknown>, so
       let value: unknown = values;
       for (const part of path) value = (value as Record<PropertyKey, unknown> | undefined)?.[part as string];
       const allowed = issue.code === 'invalid_value' ? `; allowed: ${issue.values.map((v) => JSON.stringify(v)).join(', ')}` : '';
-      return `${describeSource(sourceOf(sources, key), key)}: ${issue.message} (got ${show(value)})${allowed}`;
+      return `${describeSource(sourceOf(sources, key), key)}: ${issue.message} (got ${showValue(value)})${allowed}`;
     });
   });
   return new UsageError(lines.length === 1 ? lines[0]! : `invalid run config:\n  ${lines.join('\n  ')}`);
@@ -142,7 +137,7 @@ export function resolveTrainConfig(input: {
   if (unknown.length > 0) {
     const allowed = [...RUN_OPTION_KEYS, ...TRAINING_KEYS].join(', ');
     throw new UsageError(
-      unknown.map((k) => `${describeSource(sourceOf(user.sources, k), k)}: unknown key (got ${show(user.values[k])}); allowed: ${allowed}`).join('\n'),
+      unknown.map((k) => `${describeSource(sourceOf(user.sources, k), k)}: unknown key (got ${showValue(user.values[k])}); allowed: ${allowed}`).join('\n'),
     );
   }
   const cliValues = Object.fromEntries(Object.entries(user.values).filter(([k]) => RUN_OPTION_KEYS.has(k)));

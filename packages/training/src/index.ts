@@ -18,7 +18,7 @@ export type { EvaluationResult } from './evaluate';
 export { outputKindOf } from './loss';
 export type { OutputKind } from './loss';
 export {
-  getPreset, resolveTrainingConfig, resolveRecipe, defaultPresetName, mergeLayers, sourceOf, describeSource, PRESET_NAMES, PRESET_AUGMENTATIONS,
+  getPreset, resolveTrainingConfig, resolveRecipe, defaultPresetName, mergeLayers, sourceOf, describeSource, showValue, PRESET_NAMES, PRESET_AUGMENTATIONS,
   PRESET_NORMALIZATIONS,
 } from './presets';
 export type { TrainingPreset, PresetName, PresetAugmentation, PresetNormalization, ResolvedRecipe, ConfigLayer, ValueSource } from './presets';

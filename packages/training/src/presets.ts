@@ -217,7 +217,8 @@ export interface ResolvedRecipe {
   sources: Map<string, ValueSource>;
 }
 
-function show(value: unknown): string {
+/** A value as an error message quotes it ("got ..."): JSON, cut to 60 characters. */
+export function showValue(value: unknown): string {
   const text = JSON.stringify(value);
   return text === undefined ? 'nothing' : text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
@@ -242,7 +243,7 @@ export function resolveRecipe(preset: PresetName | TrainingPreset, layers: reado
     if (!(error instanceof TrainingConfigError)) throw error;
     const lines = error.issues.map(
       (issue) =>
-        `${describeSource(sourceOf(merged.sources, issue.key), issue.key)}: ${issue.problem} (got ${show(issue.value)})` +
+        `${describeSource(sourceOf(merged.sources, issue.key), issue.key)}: ${issue.problem} (got ${showValue(issue.value)})` +
         (issue.allowed ? `; allowed: ${issue.allowed}` : ''),
     );
     throw new TrainingConfigError(lines.length === 1 ? lines[0]! : `invalid run config:\n  ${lines.join('\n  ')}`, error.issues);
