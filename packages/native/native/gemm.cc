@@ -66,8 +66,8 @@ void kernelPortable(int kc, const TileA& a, const float* b, float* c, int64_t ld
 }
 
 #ifdef WRN_X86
-// Packed A is one pointer stepping MR per k; A read in place is six row pointers stepping 1 (six more adds
-// per k, which measurably slows the packed case, so each case gets its own loop).
+// Packed A (or A transposed) is one pointer stepping kStride per k; A read in place is six row pointers stepping 1
+// (six more adds per k, which measurably slows the packed case, so each case gets its own loop).
 template <bool Packed>
 __attribute__((target("avx2,fma"), always_inline)) inline void kernelAvx2Body(int kc, const TileA& a, const float* b, float* c, int64_t ldc,
                                                                           int mr, int nr, bool accumulate) {
@@ -100,7 +100,7 @@ __attribute__((target("avx2,fma"), always_inline)) inline void kernelAvx2Body(in
     c50 = _mm256_fmadd_ps(ai, b0, c50);
     c51 = _mm256_fmadd_ps(ai, b1, c51);
     if (Packed) {
-      a0 += MR;
+      a0 += a.kStride;
     } else {
       a0++;
       a1++;
@@ -186,7 +186,7 @@ __attribute__((target("avx512f"), always_inline)) inline void kernelAvx512Body(i
       for (int j = 0; j < V; j++) acc[i][j] = _mm512_fmadd_ps(ai, bv[j], acc[i][j]);
     }
     if (Packed) {
-      base[0] += MR;
+      base[0] += a.kStride;
     } else {
 #pragma GCC unroll 16
       for (int g = 0; g < BASES; g++) base[g]++;
@@ -303,17 +303,22 @@ void packPanel(View b, int kc, int cols, int nr, float* out) {
 void macroKernel(const MicroKernel& mk, int64_t m, int nc, int kc, View a, const float* bp, float* c, int64_t ldc, bool accumulate,
                  float* packedA) {
   const bool inPlace = mk.inPlaceA && a.cs == 1;
+  // A transposed (the filter gradient's im2col, rs 1): a tile's MR rows at one k are contiguous, the packed layout
+  // with a longer step, so it is read in place too.
+  const bool stridedK = mk.inPlaceA && !inPlace && a.rs == 1;
   for (int64_t ic = 0; ic < m; ic += mk.mc) {
     const int mc = static_cast<int>(std::min<int64_t>(mk.mc, m - ic));
     const View block{a.at(ic, 0), a.rs, a.cs};
     // Whole tiles are read in place; a ragged last tile (and everything, where A's rows are strided) is packed.
-    const int inPlaceRows = inPlace ? mc / mk.mr * mk.mr : 0;
+    const int inPlaceRows = inPlace || stridedK ? mc / mk.mr * mk.mr : 0;
     if (mc > inPlaceRows) packA({block.at(inPlaceRows, 0), a.rs, a.cs}, mc - inPlaceRows, kc, mk.mr, packedA);
     for (int jr = 0; jr < nc; jr += mk.nr) {
       const float* panel = bp + static_cast<int64_t>(jr) * kc;
       const int nr = std::min(mk.nr, nc - jr);
       for (int ir = 0; ir < mc; ir += mk.mr) {
-        const TileA tile = ir < inPlaceRows ? TileA{block.at(ir, 0), a.rs, 1} : TileA{packedA + static_cast<int64_t>(ir - inPlaceRows) * kc, 1, mk.mr};
+        const TileA tile = ir >= inPlaceRows ? TileA{packedA + static_cast<int64_t>(ir - inPlaceRows) * kc, 1, mk.mr}
+                           : inPlace       ? TileA{block.at(ir, 0), a.rs, 1}
+                                           : TileA{block.at(ir, 0), 1, a.cs};
         mk.fn(kc, tile, panel, c + (ic + ir) * ldc + jr, ldc, std::min(mk.mr, mc - ir), nr, accumulate);
       }
     }
