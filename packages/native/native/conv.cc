@@ -104,6 +104,11 @@ ThreadBuffers& threadBuffers() {
 void convForward(const ConvShape& s, const float* x, const float* filter, const float* bias, bool relu, float* out) {
   const int64_t k = s.k();
   const View b{filter, s.co, 1};
+  // Packed once per call and shared read-only by every row block and thread (by reference: a thread_local named in
+  // the lambdas would be each worker's own).
+  thread_local wrn::PackedB callersPackedB;
+  wrn::PackedB& packedB = callersPackedB;
+  wrn::packB(k, s.co, b, packedB);
   parallelFor(s.m(), wrn::gemmRowTile(), [&](int, int64_t begin, int64_t end) {
     ThreadBuffers& buffers = threadBuffers();
     GemmWorkspace& ws = buffers.ws;
@@ -116,7 +121,7 @@ void convForward(const ConvShape& s, const float* x, const float* filter, const 
         a = {col, k, 1};
       }
       float* c = out + m0 * s.co;
-      gemm(rows, s.co, k, a, b, c, s.co, false, ws);
+      wrn::gemmPacked(rows, a, packedB, c, s.co, false, ws);
       if (bias != nullptr || relu) {
         for (int64_t r = 0; r < rows; r++) {
           float* cr = c + r * s.co;
@@ -140,9 +145,14 @@ void convBackpropInput(const ConvShape& s, const float* dy, const float* filter,
     for (int64_t o = 0; o < s.co; o++) filterT[static_cast<size_t>(o * k + j)] = filter[j * s.co + o];
   }
   const View b{filterT.data(), k, 1};
+  // Packed once per call and shared read-only by every row block and thread (by reference: a thread_local named in
+  // the lambdas would be each worker's own).
+  thread_local wrn::PackedB callersPackedB;
+  wrn::PackedB& packedB = callersPackedB;
+  wrn::packB(s.co, k, b, packedB);
   if (s.pointwise()) {
     parallelFor(s.m(), wrn::gemmRowTile(), [&](int, int64_t begin, int64_t end) {
-      gemm(end - begin, s.ci, s.co, {dy + begin * s.co, s.co, 1}, b, dx + begin * s.ci, s.ci, false, threadBuffers().ws);
+      wrn::gemmPacked(end - begin, {dy + begin * s.co, s.co, 1}, packedB, dx + begin * s.ci, s.ci, false, threadBuffers().ws);
     });
     return;
   }
@@ -154,7 +164,7 @@ void convBackpropInput(const ConvShape& s, const float* dy, const float* filter,
     float* col = buffers.colFor(ROW_BLOCK * k);
     for (int64_t m0 = b0 * perImage; m0 < b1 * perImage; m0 += ROW_BLOCK) {
       const int64_t rows = std::min(ROW_BLOCK, b1 * perImage - m0);
-      gemm(rows, k, s.co, {dy + m0 * s.co, s.co, 1}, b, col, k, false, buffers.ws);
+      wrn::gemmPacked(rows, {dy + m0 * s.co, s.co, 1}, packedB, col, k, false, buffers.ws);
       col2imAdd(s, col, m0, rows, dx);
     }
   });

@@ -2,7 +2,7 @@
 // The release step for @wrn/native's prebuilt binary: compiles the addon from source here and copies it to
 // prebuilds/<platform>-<arch>/, beside a hash of the sources it was built from (a test fails when the sources
 // change and this was not run again). The binary is N-API (one build serves every Node >= 20) and picks its
-// AVX2+FMA or portable kernel at run time. Built on Debian 12, it needs glibc 2.14+ and GCC 12's libstdc++
+// AVX-512F, AVX2+FMA or portable kernel at run time. Built on Debian 12, it needs glibc 2.14+ and GCC 12's libstdc++
 // (GLIBCXX_3.4.30: Debian 12, Ubuntu 22.04, RHEL 9 and later); elsewhere install.cjs compiles from source.
 // (Linking libstdc++ statically was tried: it raises the glibc requirement to 2.36, which excludes Ubuntu 22.04.)
 // Run: `npm run release:prebuilt -w @wrn/native`, then commit prebuilds/.

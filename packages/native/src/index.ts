@@ -54,7 +54,7 @@ export interface NativeConvKernels {
     epsilon: number,
     out: BatchNormGradients,
   ): void;
-  /** The micro-kernel in use: 'avx2+fma', or 'portable' (compiler-vectorised C++). */
+  /** The GEMM micro-kernel in use: 'avx512f', 'avx2+fma', or 'portable' (compiler-vectorised C++); WRN_NATIVE_ISA=avx512|avx2|portable forces one the CPU has. */
   isa: string;
   /** Threads each call splits its work over (WRN_NATIVE_THREADS, else one per logical core). */
   threads: number;

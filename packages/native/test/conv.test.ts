@@ -83,7 +83,7 @@ function loaded(): NativeConvKernels {
 describe('@wrn/native convolutions', () => {
   it('loads the addon built for this machine and says which micro-kernel and how many threads it uses', () => {
     const kernels = loaded();
-    expect(['avx2+fma', 'portable']).toContain(kernels.isa);
+    expect(['avx512f', 'avx2+fma', 'portable']).toContain(kernels.isa);
     expect(kernels.threads).toBeGreaterThanOrEqual(1);
   });
 
