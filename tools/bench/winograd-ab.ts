@@ -8,6 +8,7 @@
  *
  *   npx nx run-many -t build -p native
  *   npx tsx tools/bench/winograd-ab.ts [--batch 64] [--reps 7] [--threads 2] [--shapes resnet20,wrn-16-4] [--accuracy] [--no-torch]
+ *   npx tsx tools/bench/winograd-ab.ts --blocks 48,120,240   # F4 by tiles per block instead
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -22,15 +23,17 @@ const batch = Number(arg('batch', '64'));
 const reps = Number(arg('reps', '7'));
 const threads = arg('threads', '2');
 const families = arg('shapes', 'resnet20,wrn-16-4').split(',');
+const blocks = process.argv.includes('--blocks') ? arg('blocks', '').split(',') : undefined;
 const PYTHON = '/usr/bin/python3';
 
 // conv2d itself runs the im2col GEMM (A); the Winograd tiles are called by name (B, C). Both read once, at first use.
 process.env['WRN_NATIVE_WINOGRAD'] = '0';
 process.env['WRN_NATIVE_THREADS'] = threads;
 
-/** [label, h (= w), ci, co]: the 3x3 stride-1 convolutions of each model (the stride-2 ones and the 3-channel stem stay on im2col). */
+/** [label, h (= w), ci, co]: the 3x3 stride-1 convolutions of each model (the stride-2 ones stay on im2col). */
 const SHAPES: Record<string, [string, number, number, number][]> = {
   resnet20: [
+    ['resnet20 / wrn-16-4 / resnext29 stem', 32, 3, 16],
     ['resnet20 / resnext29-4x16d group, stage 1', 32, 16, 16],
     ['resnet20 / resnext29-4x16d group, stage 2', 16, 32, 32],
     ['resnet20 / resnext29-4x16d group, stage 3', 8, 64, 64],
@@ -128,11 +131,21 @@ async function main(): Promise<void> {
     const g = { n: batch, h, w: h, ci, kh: 3, kw: 3, co, ho: h, wo: h, sh: 1, sw: 1, padTop: 1, padLeft: 1 };
     const x = randomArray(batch * h * h * ci, 1), f = randomArray(9 * ci * co, 2), dy = randomArray(batch * h * h * co, 3);
     const y = new Float32Array(batch * h * h * co), dx = new Float32Array(x.length);
-    const variants = [
-      [() => k.conv2d(g, x, f, y), () => k.conv2dBackpropInput(g, dy, f, dx)],
-      [() => k.winogradConv2d(g, x, f, y, null, false, 2), () => k.winogradConv2dBackpropInput(g, dy, f, dx, 2)],
-      [() => k.winogradConv2d(g, x, f, y, null, false, 4), () => k.winogradConv2dBackpropInput(g, dy, f, dx, 4)],
-    ];
+    // With --blocks a,b,c: F4 at each block size (WRN_NATIVE_WINOGRAD_BLOCK, read per call) instead of im2col, F2, F4.
+    const withBlock = (tiles: string, fn: () => void) => () => {
+      process.env['WRN_NATIVE_WINOGRAD_BLOCK'] = tiles;
+      fn();
+    };
+    const variants = blocks
+      ? blocks.map((b) => [
+          withBlock(b, () => k.winogradConv2d(g, x, f, y, null, false, 4)),
+          withBlock(b, () => k.winogradConv2dBackpropInput(g, dy, f, dx, 4)),
+        ])
+      : [
+          [() => k.conv2d(g, x, f, y), () => k.conv2dBackpropInput(g, dy, f, dx)],
+          [() => k.winogradConv2d(g, x, f, y, null, false, 2), () => k.winogradConv2dBackpropInput(g, dy, f, dx, 2)],
+          [() => k.winogradConv2d(g, x, f, y, null, false, 4), () => k.winogradConv2dBackpropInput(g, dy, f, dx, 4)],
+        ];
     const times = variants.map(() => [[] as number[], [] as number[]]);
     for (const v of variants) v.forEach((fn) => fn()); // warm-up: buffers, pages
     for (let r = 0; r < reps; r++) {
@@ -146,6 +159,13 @@ async function main(): Promise<void> {
     }
     results.push({ label: `${label}: ${h}x${h} ${ci}->${co}`, ms: times.map((t) => t.map(median)) });
   }
+  if (blocks) {
+    console.log(`\n### F4, batch ${batch}, ms by tiles per block (median of ${reps}, interleaved)`);
+    console.log(`| shape | ${blocks.map((b) => `forward ${b}`).join(' | ')} | ${blocks.map((b) => `input grad ${b}`).join(' | ')} |`);
+    console.log(`|---|${blocks.map(() => '---|---|').join('')}`);
+    for (const { label, ms } of results) console.log(`| ${label} | ${[0, 1].map((dir) => ms.map((m) => m[dir]!.toFixed(1)).join(' | ')).join(' | ')} |`);
+    return;
+  }
   if (!flag('no-torch')) {
     const torch = spawnSync(PYTHON, ['-c', TORCH_TIMING], {
       input: JSON.stringify({ batch, reps, threads: Number(threads), shapes: shapes.map(([, h, ci, co]) => [h, ci, co]) }),
@@ -158,7 +178,7 @@ async function main(): Promise<void> {
   console.log('| shape | forward im2col | F2 | F4 | PyTorch | input grad im2col | F2 | F4 | PyTorch |');
   console.log('|---|---|---|---|---|---|---|---|---|');
   results.forEach(({ label, ms }, i) => {
-    const cell = (dir: number) => [0, 1, 2].map((v) => ms[v]![dir]!.toFixed(1)).join(' | ') + ` | ${torchMs ? torchMs[i]![dir]!.toFixed(1) : '-'}`;
+    const cell = (dir: number) => ms.map((m) => m[dir]!.toFixed(1)).join(' | ') + ` | ${torchMs ? torchMs[i]![dir]!.toFixed(1) : '-'}`;
     console.log(`| ${label} | ${cell(0)} | ${cell(1)} |`);
   });
 }

@@ -291,18 +291,17 @@ void filterTransform(const float* filter, int64_t ci, int64_t co, float* u) {
   });
 }
 
-// Tiles per block: the block's V and M (positions x tiles x (ci + co) floats) near this many bytes per thread,
-// enough tiles that the GEMMs' packing of U is spread over many rows. WRN_NATIVE_WINOGRAD_BLOCK=N sets N tiles
-// (for tuning in tools/bench/winograd-ab.ts).
+// Tiles per block: the block's V and M (positions x tiles x (ci + co) floats) near 8 MB per thread, within 96..180
+// tiles, so that the GEMMs' packing of U is spread over many rows (tools/bench/winograd-ab.ts --blocks: 48 was
+// up to 1.4x slower than 180 on WRN-16-4's 256 channels, 240 no faster). WRN_NATIVE_WINOGRAD_BLOCK=N sets N tiles,
+// read at each call so that tools/bench/winograd-ab.ts --blocks can interleave block sizes in one process.
 int64_t blockTiles(int a2, int64_t ci, int64_t co) {
-  static const int64_t forced = [] {
-    const char* env = std::getenv("WRN_NATIVE_WINOGRAD_BLOCK");
-    return env != nullptr ? std::max<int64_t>(std::atoll(env), 0) : int64_t{0};
-  }();
+  const char* env = std::getenv("WRN_NATIVE_WINOGRAD_BLOCK");
+  const int64_t forced = env != nullptr ? std::atoll(env) : 0;
   if (forced > 0) return forced;
-  constexpr int64_t BYTES = int64_t{2} << 20;
+  constexpr int64_t BYTES = int64_t{8} << 20;
   const int64_t tiles = BYTES / (a2 * (ci + co) * int64_t{sizeof(float)});
-  return std::clamp<int64_t>(tiles / 6 * 6, 48, 240);
+  return std::clamp<int64_t>(tiles / 6 * 6, 96, 180);
 }
 
 // Per thread, reused across calls.
@@ -370,9 +369,11 @@ int winogradTile(const WinogradShape& s, bool backward) {
   const int setting = winogradSetting();
   if (setting == 0 || s.pt > 2 || s.pl > 2 || s.pt < 0 || s.pl < 0) return 0;
   if (setting > 0) return setting;
-  (void)backward;
-  // The measured rule (tools/bench/winograd-ab.ts).
-  if (s.ci < 16 || s.co < 16) return 0;
+  // The measured rule (tools/bench/winograd-ab.ts, batch 64, 2 threads): F(4x4) beat the im2col GEMM by 1.3-3x on
+  // every 3x3 stride-1 shape of ResNet-20, WRN-16-4 and ResNeXt-29's groups, and F(2x2) on each, except the input
+  // gradient of a layer with few input channels (the 3-channel stem), where the output transform's scalar tail
+  // costs what Winograd saves.
+  if (backward && s.ci < 16) return 0;
   return 4;
 }
 

@@ -87,14 +87,16 @@ const CASES: Case[] = [
   makeCase(geometry(3, 13, 11, 5, 3, 1), 30), // channels under one vector; 3 x 4 x 3 = 36+ tiles of 4, 147 of 2
   makeCase(geometry(1, 9, 7, 6, 4, 0), 40), // 'valid': its input gradient is padded by 2
   makeCase(geometry(1, 6, 5, 4, 7, 2), 50), // padding 2: the input gradient's is 0
-  { ...makeCase(geometry(1, 8, 10, 3, 4, 1), 60), g: { ...geometry(1, 8, 10, 3, 4, 1), padTop: 0, ho: 7 } }, // pad (0, 1), TF's odd 'same'
+  makeCase({ ...geometry(1, 8, 10, 3, 4, 1), padTop: 0, ho: 7 }, 60), // pad (0, 1) before, (1, 1) after
   makeCase(geometry(3, 16, 16, 37, 35, 1), 70), // 192 tiles of 4, 768 of 2: several blocks on each thread
   makeCase(geometry(1, 8, 8, 128, 128, 1), 80), // WRN-like channel counts: the longest sums
 ];
 
-// The worst F(4x4) error here is about 1e-6 of the output's scale (F(2x2) 2e-7, the im2col GEMM 1e-7): the
-// bounds leave an order of magnitude.
+// The worst F(4x4) error here is a few 1e-6 of the output's scale (F(2x2) and the im2col GEMM a few 1e-7; see
+// tools/bench/winograd-ab.ts --accuracy for ci = co = 16..256): the bounds leave a factor of 4 or more.
 const TOLERANCE: Record<WinogradTile, number> = { 2: 4e-6, 4: 2e-5 };
+// Between ISAs only the rounding differs (FMA or not, the compiler's order of the transforms' adds).
+const ISA_TOLERANCE: Record<WinogradTile, number> = { 2: 1e-6, 4: 1e-5 };
 
 function describeCase({ g }: Case): string {
   return `n${g.n} ${g.h}x${g.w} ci${g.ci} co${g.co} pad (${g.padTop}, ${g.padLeft})`;
@@ -103,7 +105,7 @@ function describeCase({ g }: Case): string {
 describe.skipIf(torchMissing)("@wrn/native's Winograd convolutions equal PyTorch's (float64 oracle)", () => {
   const answers = torchMissing ? [] : torch(CASES);
 
-  it.each([2, 4] as const)('F(%ix%i, 3x3): forward, forward + bias + relu, and the input gradient, on ragged shapes', (tile) => {
+  it.each([2, 4] as const)('F(%i, 3x3) (output tile of that side): forward, forward + bias + relu, and the input gradient, on ragged shapes', (tile) => {
     const k = kernels();
     CASES.forEach((c, i) => {
       const expected = answers[i]!;
@@ -188,8 +190,8 @@ describe.skipIf(torchMissing)("@wrn/native's Winograd convolutions on each ISA a
       expect(other.isa).toBe(isa === 'portable' ? 'portable' : 'avx2+fma');
       other.results.forEach((r, i) => {
         for (const tile of [2, 4] as const) {
-          expect(relativeError(r.tiles[tile].y, here.results[i]!.tiles[tile].y)).toBeLessThan(1e-6);
-          expect(relativeError(r.tiles[tile].dx, here.results[i]!.tiles[tile].dx)).toBeLessThan(1e-6);
+          expect(relativeError(r.tiles[tile].y, here.results[i]!.tiles[tile].y)).toBeLessThan(ISA_TOLERANCE[tile]);
+          expect(relativeError(r.tiles[tile].dx, here.results[i]!.tiles[tile].dx)).toBeLessThan(ISA_TOLERANCE[tile]);
           expect(relativeError(r.tiles[tile].y, answers[i]!.yBiasRelu)).toBeLessThan(TOLERANCE[tile]);
           expect(relativeError(r.tiles[tile].dx, answers[i]!.dx)).toBeLessThan(TOLERANCE[tile]);
         }
