@@ -7,6 +7,7 @@
 #include "elementwise.h"
 #include "gemm.h"
 #include "parallel.h"
+#include "winograd.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -102,6 +103,7 @@ ThreadBuffers& threadBuffers() {
 }
 
 void convForward(const ConvShape& s, const float* x, const float* filter, const float* bias, bool relu, float* out) {
+  if (s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 && wrn::winogradConv2dIfFaster({s.n, s.h, s.w, s.ci, s.co, s.ho, s.wo, s.pt, s.pl}, x, filter, bias, relu, out)) return;
   const int64_t k = s.k();
   const View b{filter, s.co, 1};
   // Packed once per call and shared read-only by every row block and thread (by reference: a thread_local named in
@@ -138,6 +140,7 @@ void convForward(const ConvShape& s, const float* x, const float* filter, const 
 }
 
 void convBackpropInput(const ConvShape& s, const float* dy, const float* filter, float* dx) {
+  if (s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 && wrn::winogradConv2dBackpropInputIfFaster({s.n, s.h, s.w, s.ci, s.co, s.ho, s.wo, s.pt, s.pl}, dy, filter, dx)) return;
   const int64_t k = s.k();
   // B(o, j) = filter[j][o]: the filter transposed once to [co x kh*kw*ci], so that packing reads it in rows.
   std::vector<float> filterT(static_cast<size_t>(k * s.co));
@@ -353,6 +356,7 @@ NAPI_MODULE_INIT() {
     napi_set_named_property(env, exports, f.name, fn);
   }
   wrn::registerElementwise(env, exports);
+  wrn::registerWinograd(env, exports);
   napi_value isa, threads;
   napi_create_string_utf8(env, wrn::gemmIsa(), NAPI_AUTO_LENGTH, &isa);
   napi_set_named_property(env, exports, "isa", isa);

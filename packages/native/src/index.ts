@@ -60,7 +60,24 @@ export interface NativeConvKernels {
   threads: number;
   /** Which binary is loaded: 'compiled' on this machine (build/Release), or the 'prebuilt' one shipped in the package. */
   origin: NativeBinaryOrigin;
+  /**
+   * conv2d by Winograd F(tile x tile, 3x3), whatever the dispatch rule says: 3x3 filters, stride 1, padding 0..2
+   * only (conv2d itself takes this path where {@link NativeConvKernels.winogradTile} picks it).
+   */
+  winogradConv2d(geometry: ConvGeometry, x: Float32Array, filter: Float32Array, out: Float32Array, bias: Float32Array | null, relu: boolean, tile: WinogradTile): void;
+  /** conv2dBackpropInput by Winograd F(tile x tile, 3x3), as {@link NativeConvKernels.winogradConv2d}. */
+  winogradConv2dBackpropInput(geometry: ConvGeometry, dy: Float32Array, filter: Float32Array, dx: Float32Array, tile: WinogradTile): void;
+  /**
+   * The Winograd tile conv2d (backward: conv2dBackpropInput) uses for this geometry, 0 for the im2col GEMM: the
+   * measured rule, or WRN_NATIVE_WINOGRAD (0 off; 2 or 4 forces that tile on every 3x3 stride-1 layer).
+   */
+  winogradTile(geometry: ConvGeometry, backward?: boolean): 0 | WinogradTile;
+  /** The ISA of the Winograd transforms: 'avx512f', 'avx2+fma' or 'portable' (WRN_NATIVE_ISA=portable | avx2 caps it). */
+  winogradIsa: string;
 }
+
+/** The output tile of a Winograd convolution: F(2x2, 3x3) or F(4x4, 3x3). */
+export type WinogradTile = 2 | 4;
 
 /** The binary operations {@link NativeConvKernels.binary} computes. */
 export type NativeBinaryOp = 'add' | 'sub' | 'mul';
@@ -93,6 +110,10 @@ interface Addon {
   batchNormGrad(...buffers: [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array | null, number, ...Float32Array[]]): void;
   isa: string;
   threads: number;
+  winogradConv2d(shape: number[], x: Float32Array, filter: Float32Array, out: Float32Array, bias: Float32Array | null, relu: boolean, tile: number): void;
+  winogradConv2dBackpropInput(shape: number[], dy: Float32Array, filter: Float32Array, dx: Float32Array, tile: number): void;
+  winogradTile(shape: number[], backward: boolean): number;
+  winogradIsa: string;
 }
 
 // The op codes elementwise.cc switches on.
@@ -154,6 +175,10 @@ export function loadNativeConvKernels(): NativeConvLoad {
       isa: addon.isa,
       threads: addon.threads,
       origin,
+      winogradConv2d: (g, x, filter, out, bias, relu, tile) => kernels.winogradConv2d(shapeOf(g), x, filter, out, bias, relu, tile),
+      winogradConv2dBackpropInput: (g, dy, filter, dx, tile) => kernels.winogradConv2dBackpropInput(shapeOf(g), dy, filter, dx, tile),
+      winogradTile: (g, backward) => kernels.winogradTile(shapeOf(g), backward ?? false) as 0 | WinogradTile,
+      winogradIsa: addon.winogradIsa,
     },
   };
   return loaded;

@@ -1,0 +1,189 @@
+/**
+ * A/B/C of @wrn/native's 3x3 stride-1 convolutions: the im2col GEMM against Winograd F(2x2,3x3) and F(4x4,3x3), per
+ * conv shape of ResNet-20 (and ResNeXt-29 4x16d's groups, the same shapes per group), WRN-16-4, at batch 64, forward
+ * and input gradient, in one process, interleaved (im2col, F2, F4, im2col, ...), reporting medians: on a shared,
+ * loaded machine only a comparison made this way means anything. Beside them, PyTorch's conv2d on the same shapes
+ * (a /usr/bin/python3 child on the same threads, run after ours: not interleaved). With --accuracy, the max error of
+ * each tile relative to the output's scale against PyTorch in float64, at ci = co = 16..256.
+ *
+ *   npx nx run-many -t build -p native
+ *   npx tsx tools/bench/winograd-ab.ts [--batch 64] [--reps 7] [--threads 2] [--shapes resnet20,wrn-16-4] [--accuracy] [--no-torch]
+ *   npx tsx tools/bench/winograd-ab.ts --blocks 48,120,240   # F4 by tiles per block instead
+ */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] !== undefined ? (process.argv[i + 1] as string) : fallback;
+}
+const flag = (name: string) => process.argv.includes(`--${name}`);
+
+const batch = Number(arg('batch', '64'));
+const reps = Number(arg('reps', '7'));
+const threads = arg('threads', '2');
+const families = arg('shapes', 'resnet20,wrn-16-4').split(',');
+const blocks = process.argv.includes('--blocks') ? arg('blocks', '').split(',') : undefined;
+const PYTHON = '/usr/bin/python3';
+
+// conv2d itself runs the im2col GEMM (A); the Winograd tiles are called by name (B, C). Both read once, at first use.
+process.env['WRN_NATIVE_WINOGRAD'] = '0';
+process.env['WRN_NATIVE_THREADS'] = threads;
+
+/** [label, h (= w), ci, co]: the 3x3 stride-1 convolutions of each model (the stride-2 ones stay on im2col). */
+const SHAPES: Record<string, [string, number, number, number][]> = {
+  resnet20: [
+    ['resnet20 / wrn-16-4 / resnext29 stem', 32, 3, 16],
+    ['resnet20 / resnext29-4x16d group, stage 1', 32, 16, 16],
+    ['resnet20 / resnext29-4x16d group, stage 2', 16, 32, 32],
+    ['resnet20 / resnext29-4x16d group, stage 3', 8, 64, 64],
+  ],
+  'wrn-16-4': [
+    ['wrn-16-4 stage 1, first', 32, 16, 64],
+    ['wrn-16-4 stage 1', 32, 64, 64],
+    ['wrn-16-4 stage 2', 16, 128, 128],
+    ['wrn-16-4 stage 3', 8, 256, 256],
+  ],
+};
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+function randomArray(size: number, seed: number): Float32Array {
+  let state = seed >>> 0 || 1;
+  return Float32Array.from({ length: size }, () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 31 - 1;
+  });
+}
+
+const TORCH_TIMING = `
+import json, sys, time, statistics, torch, torch.nn.functional as F
+cfg = json.load(sys.stdin)
+torch.set_num_threads(cfg["threads"])
+out = []
+for h, ci, co in cfg["shapes"]:
+    x = torch.randn(cfg["batch"], ci, h, h)
+    w = torch.randn(co, ci, 3, 3)
+    dy = torch.randn(cfg["batch"], co, h, h)
+    def fwd():
+        with torch.no_grad():
+            F.conv2d(x, w, padding=1)
+    def bwd():
+        torch.nn.grad.conv2d_input(x.shape, w, dy, padding=1)
+    row = []
+    for fn in (fwd, bwd):
+        fn()
+        times = []
+        for _ in range(cfg["reps"]):
+            t = time.perf_counter(); fn(); times.append((time.perf_counter() - t) * 1000)
+        row.append(statistics.median(times))
+    out.append(row)
+json.dump(out, sys.stdout)
+`;
+
+async function main(): Promise<void> {
+  const { loadNativeConvKernels } = await import('@wrn/native');
+  const load = loadNativeConvKernels();
+  if (!load.ok) throw new Error(load.reason);
+  const k = load.kernels;
+  console.log(`@wrn/native: GEMM ${k.isa}, Winograd transforms ${k.winogradIsa}, ${k.threads} threads, ${load.kernels.origin} binary`);
+
+  if (flag('accuracy')) {
+    const script = fileURLToPath(new URL('../../packages/native/test/torch_winograd.py', import.meta.url));
+    console.log('\n### max |error| / max |y| against PyTorch float64, n 2, 8x8, pad 1 (inputs, filter uniform in [-1, 1))');
+    console.log('| ci = co | im2col y | F2 y | F4 y | im2col dx | F2 dx | F4 dx |');
+    console.log('|---|---|---|---|---|---|---|');
+    for (const c of [16, 32, 64, 128, 256]) {
+      const g = { n: 2, h: 8, w: 8, ci: c, kh: 3, kw: 3, co: c, ho: 8, wo: 8, sh: 1, sw: 1, padTop: 1, padLeft: 1 };
+      const x = randomArray(2 * 64 * c, c), f = randomArray(9 * c * c, c + 1), bias = new Float32Array(c), dy = randomArray(2 * 64 * c, c + 3);
+      const torch = spawnSync(PYTHON, [script], { input: JSON.stringify([{ ...g, x: [...x], f: [...f], bias: [...bias], dy: [...dy] }]), maxBuffer: 1 << 28, encoding: 'utf8' });
+      if (torch.status !== 0) throw new Error(`${script}: ${torch.stderr}`);
+      const [expected] = JSON.parse(torch.stdout) as { y: number[]; dx: number[] }[];
+      const err = (a: Float32Array, e: number[]) => {
+        let scale = 0, worst = 0;
+        e.forEach((v, i) => ((scale = Math.max(scale, Math.abs(v))), (worst = Math.max(worst, Math.abs(a[i]! - v)))));
+        return (worst / scale).toExponential(1);
+      };
+      const ys = [0, 2, 4].map((tile) => {
+        const y = new Float32Array(2 * 64 * c);
+        if (tile === 0) k.conv2d(g, x, f, y);
+        else k.winogradConv2d(g, x, f, y, null, false, tile as 2 | 4);
+        return err(y, expected!.y);
+      });
+      const dxs = [0, 2, 4].map((tile) => {
+        const dx = new Float32Array(x.length);
+        if (tile === 0) k.conv2dBackpropInput(g, dy, f, dx);
+        else k.winogradConv2dBackpropInput(g, dy, f, dx, tile as 2 | 4);
+        return err(dx, expected!.dx);
+      });
+      console.log(`| ${c} | ${ys.join(' | ')} | ${dxs.join(' | ')} |`);
+    }
+  }
+
+  const shapes = families.flatMap((f) => SHAPES[f] ?? []);
+  let torchMs: number[][] | undefined;
+  const results: { label: string; ms: number[][] }[] = [];
+  for (const [label, h, ci, co] of shapes) {
+    const g = { n: batch, h, w: h, ci, kh: 3, kw: 3, co, ho: h, wo: h, sh: 1, sw: 1, padTop: 1, padLeft: 1 };
+    const x = randomArray(batch * h * h * ci, 1), f = randomArray(9 * ci * co, 2), dy = randomArray(batch * h * h * co, 3);
+    const y = new Float32Array(batch * h * h * co), dx = new Float32Array(x.length);
+    // With --blocks a,b,c: F4 at each block size (WRN_NATIVE_WINOGRAD_BLOCK, read per call) instead of im2col, F2, F4.
+    const withBlock = (tiles: string, fn: () => void) => () => {
+      process.env['WRN_NATIVE_WINOGRAD_BLOCK'] = tiles;
+      fn();
+    };
+    const variants = blocks
+      ? blocks.map((b) => [
+          withBlock(b, () => k.winogradConv2d(g, x, f, y, null, false, 4)),
+          withBlock(b, () => k.winogradConv2dBackpropInput(g, dy, f, dx, 4)),
+        ])
+      : [
+          [() => k.conv2d(g, x, f, y), () => k.conv2dBackpropInput(g, dy, f, dx)],
+          [() => k.winogradConv2d(g, x, f, y, null, false, 2), () => k.winogradConv2dBackpropInput(g, dy, f, dx, 2)],
+          [() => k.winogradConv2d(g, x, f, y, null, false, 4), () => k.winogradConv2dBackpropInput(g, dy, f, dx, 4)],
+        ];
+    const times = variants.map(() => [[] as number[], [] as number[]]);
+    for (const v of variants) v.forEach((fn) => fn()); // warm-up: buffers, pages
+    for (let r = 0; r < reps; r++) {
+      variants.forEach((v, i) =>
+        v.forEach((fn, dir) => {
+          const start = performance.now();
+          fn();
+          times[i]![dir]!.push(performance.now() - start);
+        }),
+      );
+    }
+    results.push({ label: `${label}: ${h}x${h} ${ci}->${co}`, ms: times.map((t) => t.map(median)) });
+  }
+  if (blocks) {
+    console.log(`\n### F4, batch ${batch}, ms by tiles per block (median of ${reps}, interleaved)`);
+    console.log(`| shape | ${blocks.map((b) => `forward ${b}`).join(' | ')} | ${blocks.map((b) => `input grad ${b}`).join(' | ')} |`);
+    console.log(`|---|${blocks.map(() => '---|---|').join('')}`);
+    for (const { label, ms } of results) console.log(`| ${label} | ${[0, 1].map((dir) => ms.map((m) => m[dir]!.toFixed(1)).join(' | ')).join(' | ')} |`);
+    return;
+  }
+  if (!flag('no-torch')) {
+    const torch = spawnSync(PYTHON, ['-c', TORCH_TIMING], {
+      input: JSON.stringify({ batch, reps, threads: Number(threads), shapes: shapes.map(([, h, ci, co]) => [h, ci, co]) }),
+      encoding: 'utf8',
+    });
+    if (torch.status === 0) torchMs = JSON.parse(torch.stdout) as number[][];
+    else console.log(`PyTorch timing failed: ${torch.stderr.split('\n').slice(-2).join(' ')}`);
+  }
+  console.log(`\n### batch ${batch}, pad 1, ms (median of ${reps}, ours interleaved; PyTorch ${torchMs ? 'in a child after' : 'not run'})`);
+  console.log('| shape | forward im2col | F2 | F4 | PyTorch | input grad im2col | F2 | F4 | PyTorch |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  results.forEach(({ label, ms }, i) => {
+    const cell = (dir: number) => ms.map((m) => m[dir]!.toFixed(1)).join(' | ') + ` | ${torchMs ? torchMs[i]![dir]!.toFixed(1) : '-'}`;
+    console.log(`| ${label} | ${cell(0)} | ${cell(1)} |`);
+  });
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+  process.exitCode = 1;
+});
