@@ -4,8 +4,13 @@
  * With --reference the masked dense conv is timed too, for reference only (not an allowed implementation: it stores
  * and multiplies G times the weights).
  *
- *   npx nx run-many -t build -p blocks backend architectures && npx tsx tools/bench/grouped-conv.ts [--backend cpu|wasm|webgpu|both] [--reps 3] [--quick] [--reference]
- *     [--case <label substring>] [--methods split,depthwise,im2col]
+ *   npx nx run-many -t build -p blocks backend architectures && npx tsx tools/bench/grouped-conv.ts [--backend cpu|wasm|wasm-native|webgpu|both] [--reps 3] [--quick] [--reference]
+ *     [--case <label substring>] [--methods split,depthwise,im2col,native] [--resnext29]
+ *
+ * `wasm-native` is wasm as selectBackend('wasm') sets it up: convolutions on @wrn/native, and with them the `native`
+ * method (one WrnGroupedConv2D kernel). `--resnext29` times ResNeXt-29 4x16d's own grouped convs at batch 64
+ * (stage 1, and the strided entries of stages 2 and 3) instead of the reduced cases; the methods are interleaved
+ * per case in one process, so a loaded machine slows them alike.
  *
  * Prints a markdown table (median milliseconds per call over --reps runs after one warm-up). webgpu goes through
  * @wrn/backend's selectBackend('webgpu') (Dawn in Node; any adapter, SwiftShader's too: VK_ICD_FILENAMES) and reads
@@ -32,6 +37,13 @@ const CASES: Case[] = [
   { label: 'resnext29-8x64d / 4 (d=16)', batch: 2, size: 16, channels: 128, groups: 8, strides: 1 },
   { label: 'resnext50-32x4d stage1, 28x28', batch: 2, size: 28, channels: 128, groups: 32, strides: 1 },
   { label: 'resnext50-32x4d stage3 entry, stride 2', batch: 2, size: 28, channels: 512, groups: 32, strides: 2 },
+];
+// ResNeXt-29 4x16d at the bench's batch 64: widths 4*16, 4*32, 4*64 (the entries of stages 2, 3 stride 2).
+const RESNEXT29_CASES: Case[] = [
+  { label: 'resnext29-4x16d stage1', batch: 64, size: 32, channels: 64, groups: 4, strides: 1 },
+  { label: 'resnext29-4x16d stage2 entry', batch: 64, size: 32, channels: 128, groups: 4, strides: 2 },
+  { label: 'resnext29-4x16d stage2', batch: 64, size: 16, channels: 128, groups: 4, strides: 1 },
+  { label: 'resnext29-4x16d stage3 entry', batch: 64, size: 16, channels: 256, groups: 4, strides: 2 },
 ];
 const QUICK_CASES: Case[] = [
   { label: 'small, 8 groups', batch: 2, size: 16, channels: 64, groups: 8, strides: 1 },
@@ -89,7 +101,8 @@ async function main(): Promise<void> {
   const backends = arg('backend', 'both') === 'both' ? ['cpu', 'wasm'] : [arg('backend', 'cpu')];
   const reps = Number(arg('reps', '3'));
   const only = arg('case', '');
-  const cases = (process.argv.includes('--quick') ? QUICK_CASES : CASES).filter((c) => c.label.includes(only));
+  const all = process.argv.includes('--resnext29') ? RESNEXT29_CASES : process.argv.includes('--quick') ? QUICK_CASES : CASES;
+  const cases = all.filter((c) => c.label.includes(only));
   // The masked dense conv does G times the work; time it only on request (--reference).
   const formulations: Formulation[] = process.argv.includes('--reference')
     ? [...GROUPED_CONV_METHODS, 'masked-dense (reference)']
@@ -99,9 +112,9 @@ async function main(): Promise<void> {
   console.log('| backend | case | input | formulation | forward ms | forward+backward ms |');
   console.log('|---|---|---|---|---:|---:|');
   for (const backend of backends) {
-    if (backend === 'webgpu') {
-      const backend = await import('@wrn/backend/node');
-      console.error((await backend.selectBackend('webgpu')).reason);
+    if (backend === 'webgpu' || backend === 'wasm-native') {
+      const backendModule = await import('@wrn/backend/node');
+      console.error((await backendModule.selectBackend(backend === 'webgpu' ? 'webgpu' : 'wasm')).reason);
     } else if (!(await tf.setBackend(backend))) throw new Error(`backend '${backend}' did not initialise`);
     await tf.ready();
     if (backend === 'wasm') {

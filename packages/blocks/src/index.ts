@@ -6,11 +6,13 @@ export {
   CONV_KERNEL_INITIALIZERS,
   groupedConv2d,
   GROUPED_CONV_METHODS,
+  GROUPED_CONV2D_KERNEL,
+  hasGroupedConvKernel,
   DEFAULT_GROUPED_CONV_METHOD,
   fastestGroupedConvMethod,
   registerGroupedConvMethodResolver,
 } from './layers/grouped_conv.js';
-export type { GroupedConv2DArgs, GroupedConv2DOptions, GroupedConvMethod, GroupedConvContext, GroupedConvMethodResolver, ConvKernelInitializer } from './layers/grouped_conv.js';
+export type { GroupedConv2DArgs, GroupedConv2DKernelAttrs, GroupedConv2DOptions, GroupedConvMethod, GroupedConvContext, GroupedConvMethodResolver, ConvKernelInitializer } from './layers/grouped_conv.js';
 export { PaddedMaxPooling2D } from './layers/pooling.js';
 export type { PaddedMaxPooling2DArgs } from './layers/pooling.js';
 export { TorchBatchNormalization } from './layers/batch_norm.js';

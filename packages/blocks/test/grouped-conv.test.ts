@@ -5,7 +5,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import { input, model } from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { GROUPED_CONV_METHODS, GroupedConv2D, fastestGroupedConvMethod, groupedConv2d, registerGroupedConvMethodResolver } from '../src/index.js';
+import { GROUPED_CONV_METHODS, GroupedConv2D, fastestGroupedConvMethod, groupedConv2d, hasGroupedConvKernel, registerGroupedConvMethodResolver } from '../src/index.js';
 
 beforeAll(async () => {
   await setBackend('cpu');
@@ -143,9 +143,22 @@ describe('GroupedConv2D layer', () => {
     expect(layer.getConfig()).toMatchObject({ filters: 8, kernelSize: 3, groups: 4, strides: 1, padding: 'same', seed: 3 });
     expect(layer.getConfig()).not.toHaveProperty('method');
     expect(forced.getConfig()).toMatchObject({ method: 'depthwise' });
-    expect(() => new GroupedConv2D({ filters: 8, kernelSize: 3, groups: 4, method: 'fft' as never })).toThrow("method must be one of split, depthwise, im2col, got 'fft'");
+    expect(() => new GroupedConv2D({ filters: 8, kernelSize: 3, groups: 4, method: 'fft' as never })).toThrow("method must be one of split, depthwise, im2col, native, got 'fft'");
     layer.dispose();
     forced.dispose();
+  });
+
+  it("runs 'native' as split where the backend has no WrnGroupedConv2D kernel (cpu), as a forced method keeps it in its config", () => {
+    expect(hasGroupedConvKernel()).toBe(false);
+    const native = new GroupedConv2D({ filters: 8, kernelSize: 3, groups: 4, strides: 2, padding: 1, seed: 3, name: 'n', method: 'native' });
+    const split = new GroupedConv2D({ filters: 8, kernelSize: 3, groups: 4, strides: 2, padding: 1, seed: 3, name: 's', method: 'split' });
+    tidy(() => {
+      const x = randomNormal([2, 7, 7, 8], 0, 1, 'float32', 5);
+      expect(maxAbsDiff(native.apply(x) as Tensor, split.apply(x) as Tensor)).toBe(0);
+    });
+    expect(native.getConfig()).toMatchObject({ method: 'native' });
+    native.dispose();
+    split.dispose();
   });
 });
 

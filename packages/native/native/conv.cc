@@ -1,5 +1,5 @@
-// Float32 NHWC convolutions and their gradients for @wrn's TF.js backends, on gemm.h's packed GEMM with
-// implicit im2col per block of output pixels. Work is split over threads by output pixels (forward, input
+// Float32 NHWC convolutions and their gradients for @wrn's TF.js backends, dense or grouped (ResNeXt's), on
+// gemm.h's packed GEMM with implicit im2col per block of output pixels and per group. Work is split over threads by output pixels (forward, input
 // gradient) or by the reduction (filter gradient, with one partial sum per thread). The caller's buffers can be
 // any memory, the wasm backend's heap included.
 #include <node_api.h>
@@ -27,18 +27,24 @@ constexpr int64_t ROW_BLOCK = 192;  // output pixels im2col'd at once (forward, 
 constexpr int64_t REDUCTION_BLOCK = 256;  // output pixels per step of the filter gradient's reduction
 
 struct ConvShape {
-  int64_t n, h, w, ci;   // input
+  int64_t n, h, w, ci;   // input [n, h, w, g * ci]: ci is one group's channels (the filter's)
   int64_t kh, kw, co;    // filter [kh, kw, ci, co]
-  int64_t ho, wo;        // output
+  int64_t ho, wo;        // output [n, ho, wo, co]
   int64_t sh, sw;        // strides
   int64_t pt, pl;        // padding before (top, left); after is implied by ho, wo
-  int64_t k() const { return kh * kw * ci; }
+  // Groups: output channels [j * co/g, (j+1) * co/g) see input channels [j * ci, (j+1) * ci) only. 1 is a dense
+  // conv. Each group is its own GEMM on strided views of x, the filter and y, so no group is ever copied out.
+  int64_t g = 1;
+  int64_t k() const { return kh * kw * ci; }  // one group's reduction
   int64_t m() const { return n * ho * wo; }
+  int64_t cin() const { return g * ci; }      // input channels: the distance between two pixels of x
+  int64_t cog() const { return co / g; }      // one group's output channels
   bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && ho == h && wo == w; }
 };
 
-// Rows [m0, m0 + rows) of im2col(x): col[r][(ky*kw + kx)*ci + c] = x[b, oy*sh - pt + ky, ox*sw - pl + kx, c].
-void im2col(const ConvShape& s, const float* x, int64_t m0, int64_t rows, float* col) {
+// Rows [m0, m0 + rows) of group `group`'s im2col(x):
+// col[r][(ky*kw + kx)*ci + c] = x[b, oy*sh - pt + ky, ox*sw - pl + kx, group*ci + c].
+void im2col(const ConvShape& s, const float* x, int64_t group, int64_t m0, int64_t rows, float* col) {
   const int64_t k = s.k();
   for (int64_t r = 0; r < rows; r++) {
     const int64_t m = m0 + r;
@@ -56,7 +62,7 @@ void im2col(const ConvShape& s, const float* x, int64_t m0, int64_t rows, float*
         } else {
           // A plain loop, not memcpy: the runs are one pixel's channels (16-64 floats in CIFAR nets), where a
           // library call per run cost more than the copy.
-          const float* src = x + ((b * s.h + iy) * s.w + ix) * s.ci;
+          const float* src = x + ((b * s.h + iy) * s.w + ix) * s.cin() + group * s.ci;
           for (int64_t c = 0; c < s.ci; c++) d[c] = src[c];
         }
       }
@@ -64,8 +70,8 @@ void im2col(const ConvShape& s, const float* x, int64_t m0, int64_t rows, float*
   }
 }
 
-// dx[b, oy*sh - pt + ky, ox*sw - pl + kx, c] += col[r][(ky*kw + kx)*ci + c] for rows [m0, m0 + rows).
-void col2imAdd(const ConvShape& s, const float* col, int64_t m0, int64_t rows, float* dx) {
+// dx[b, oy*sh - pt + ky, ox*sw - pl + kx, group*ci + c] += col[r][(ky*kw + kx)*ci + c] for rows [m0, m0 + rows).
+void col2imAdd(const ConvShape& s, const float* col, int64_t group, int64_t m0, int64_t rows, float* dx) {
   const int64_t k = s.k();
   for (int64_t r = 0; r < rows; r++) {
     const int64_t m = m0 + r;
@@ -80,7 +86,7 @@ void col2imAdd(const ConvShape& s, const float* col, int64_t m0, int64_t rows, f
         const int64_t ix = ox * s.sw - s.pl + kx;
         if (ix < 0 || ix >= s.w) continue;
         const float* sv = src + (ky * s.kw + kx) * s.ci;
-        float* d = dx + ((b * s.h + iy) * s.w + ix) * s.ci;
+        float* d = dx + ((b * s.h + iy) * s.w + ix) * s.cin() + group * s.ci;
         for (int64_t c = 0; c < s.ci; c++) d[c] += sv[c];
       }
     }
@@ -103,27 +109,30 @@ ThreadBuffers& threadBuffers() {
 }
 
 void convForward(const ConvShape& s, const float* x, const float* filter, const float* bias, bool relu, float* out) {
-  if (s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 && wrn::winogradConv2dIfFaster({s.n, s.h, s.w, s.ci, s.co, s.ho, s.wo, s.pt, s.pl}, x, filter, bias, relu, out)) return;
+  if (s.g == 1 && s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 && wrn::winogradConv2dIfFaster({s.n, s.h, s.w, s.ci, s.co, s.ho, s.wo, s.pt, s.pl}, x, filter, bias, relu, out)) return;
   const int64_t k = s.k();
-  const View b{filter, s.co, 1};
-  // Packed once per call and shared read-only by every row block and thread (by reference: a thread_local named in
-  // the lambdas would be each worker's own).
-  thread_local wrn::PackedB callersPackedB;
-  wrn::PackedB& packedB = callersPackedB;
-  wrn::packB(k, s.co, b, packedB);
+  const int64_t cog = s.cog();
+  // Each group's filter [k x cog] packed once per call and shared read-only by every row block and thread (by
+  // reference: a thread_local named in the lambdas would be each worker's own).
+  thread_local std::vector<wrn::PackedB> callersPackedB;
+  std::vector<wrn::PackedB>& packedB = callersPackedB;
+  packedB.resize(static_cast<size_t>(s.g));
+  for (int64_t group = 0; group < s.g; group++) wrn::packB(k, cog, View{filter + group * cog, s.co, 1}, packedB[static_cast<size_t>(group)]);
   parallelFor(s.m(), wrn::gemmRowTile(), [&](int, int64_t begin, int64_t end) {
     ThreadBuffers& buffers = threadBuffers();
     GemmWorkspace& ws = buffers.ws;
     float* col = s.pointwise() ? nullptr : buffers.colFor(ROW_BLOCK * k);
     for (int64_t m0 = begin; m0 < end; m0 += ROW_BLOCK) {
       const int64_t rows = std::min(ROW_BLOCK, end - m0);
-      View a{x + m0 * s.ci, s.ci, 1};
-      if (col != nullptr) {
-        im2col(s, x, m0, rows, col);
-        a = {col, k, 1};
-      }
       float* c = out + m0 * s.co;
-      wrn::gemmPacked(rows, a, packedB, c, s.co, false, ws);
+      for (int64_t group = 0; group < s.g; group++) {
+        View a{x + m0 * s.cin() + group * s.ci, s.cin(), 1};
+        if (col != nullptr) {
+          im2col(s, x, group, m0, rows, col);
+          a = {col, k, 1};
+        }
+        wrn::gemmPacked(rows, a, packedB[static_cast<size_t>(group)], c + group * cog, s.co, false, ws);
+      }
       if (bias != nullptr || relu) {
         for (int64_t r = 0; r < rows; r++) {
           float* cr = c + r * s.co;
@@ -140,26 +149,29 @@ void convForward(const ConvShape& s, const float* x, const float* filter, const 
 }
 
 void convBackpropInput(const ConvShape& s, const float* dy, const float* filter, float* dx) {
-  if (s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 && wrn::winogradConv2dBackpropInputIfFaster({s.n, s.h, s.w, s.ci, s.co, s.ho, s.wo, s.pt, s.pl}, dy, filter, dx)) return;
+  if (s.g == 1 && s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 && wrn::winogradConv2dBackpropInputIfFaster({s.n, s.h, s.w, s.ci, s.co, s.ho, s.wo, s.pt, s.pl}, dy, filter, dx)) return;
   const int64_t k = s.k();
   // B(o, j) = filter[j][o]: the filter transposed once to [co x kh*kw*ci], so that packing reads it in rows.
   std::vector<float> filterT(static_cast<size_t>(k * s.co));
   for (int64_t j = 0; j < k; j++) {
     for (int64_t o = 0; o < s.co; o++) filterT[static_cast<size_t>(o * k + j)] = filter[j * s.co + o];
   }
-  const View b{filterT.data(), k, 1};
-  // Packed once per call and shared read-only by every row block and thread (by reference: a thread_local named in
-  // the lambdas would be each worker's own).
-  thread_local wrn::PackedB callersPackedB;
-  wrn::PackedB& packedB = callersPackedB;
-  wrn::packB(s.co, k, b, packedB);
+  // Group j's rows of filterT, B_j(o, c) for its cog output channels, packed once per call (as in convForward).
+  const int64_t cog = s.cog();
+  thread_local std::vector<wrn::PackedB> callersPackedB;
+  std::vector<wrn::PackedB>& packedB = callersPackedB;
+  packedB.resize(static_cast<size_t>(s.g));
+  for (int64_t group = 0; group < s.g; group++) wrn::packB(cog, k, View{filterT.data() + group * cog * k, k, 1}, packedB[static_cast<size_t>(group)]);
   if (s.pointwise()) {
     parallelFor(s.m(), wrn::gemmRowTile(), [&](int, int64_t begin, int64_t end) {
-      wrn::gemmPacked(end - begin, {dy + begin * s.co, s.co, 1}, packedB, dx + begin * s.ci, s.ci, false, threadBuffers().ws);
+      for (int64_t group = 0; group < s.g; group++) {
+        wrn::gemmPacked(end - begin, {dy + begin * s.co + group * cog, s.co, 1}, packedB[static_cast<size_t>(group)], dx + begin * s.cin() + group * s.ci, s.cin(), false,
+                        threadBuffers().ws);
+      }
     });
     return;
   }
-  std::memset(dx, 0, sizeof(float) * s.n * s.h * s.w * s.ci);
+  std::memset(dx, 0, sizeof(float) * s.n * s.h * s.w * s.cin());
   // Whole images per thread: col2im adds into neighbouring pixels, which never cross an image.
   const int64_t perImage = s.ho * s.wo;
   parallelFor(s.n, 1, [&](int, int64_t b0, int64_t b1) {
@@ -167,8 +179,10 @@ void convBackpropInput(const ConvShape& s, const float* dy, const float* filter,
     float* col = buffers.colFor(ROW_BLOCK * k);
     for (int64_t m0 = b0 * perImage; m0 < b1 * perImage; m0 += ROW_BLOCK) {
       const int64_t rows = std::min(ROW_BLOCK, b1 * perImage - m0);
-      wrn::gemmPacked(rows, {dy + m0 * s.co, s.co, 1}, packedB, col, k, false, buffers.ws);
-      col2imAdd(s, col, m0, rows, dx);
+      for (int64_t group = 0; group < s.g; group++) {
+        wrn::gemmPacked(rows, {dy + m0 * s.co + group * cog, s.co, 1}, packedB[static_cast<size_t>(group)], col, k, false, buffers.ws);
+        col2imAdd(s, col, group, m0, rows, dx);
+      }
     }
   });
 }
@@ -185,16 +199,19 @@ void convBackpropFilter(const ConvShape& s, const float* x, const float* dy, flo
       acc = partials[t].data();
     }
     float* col = s.pointwise() ? nullptr : buffers.colFor(REDUCTION_BLOCK * k);
+    const int64_t cog = s.cog();
     bool accumulate = false;
     for (int64_t m0 = begin; m0 < end; m0 += REDUCTION_BLOCK) {
       const int64_t rows = std::min(REDUCTION_BLOCK, end - m0);
-      // A(j, r) = col[r][j]: im2col read transposed, [kh*kw*ci x rows].
-      View a{x + m0 * s.ci, 1, s.ci};
-      if (col != nullptr) {
-        im2col(s, x, m0, rows, col);
-        a = {col, 1, k};
+      for (int64_t group = 0; group < s.g; group++) {
+        // A(j, r) = col[r][j]: group's im2col read transposed, [kh*kw*ci x rows].
+        View a{x + m0 * s.cin() + group * s.ci, 1, s.cin()};
+        if (col != nullptr) {
+          im2col(s, x, group, m0, rows, col);
+          a = {col, 1, k};
+        }
+        gemm(k, cog, rows, a, {dy + m0 * s.co + group * cog, s.co, 1}, acc + group * cog, s.co, accumulate, buffers.ws);
       }
-      gemm(k, s.co, rows, a, {dy + m0 * s.co, s.co, 1}, acc, s.co, accumulate, buffers.ws);
       accumulate = true;
     }
     if (!accumulate) std::fill(acc, acc + k * s.co, 0.f);
@@ -235,20 +252,33 @@ bool float32Arg(napi_env env, napi_value value, const char* name, int64_t expect
 }
 
 bool shapeArg(napi_env env, napi_value value, ConvShape& s, std::string& error) {
-  int64_t v[13];
-  for (uint32_t i = 0; i < 13; i++) {
+  // 13 integers, or 14 with the groups last (13: a dense conv).
+  uint32_t length = 0;
+  bool isArray = false;
+  napi_is_array(env, value, &isArray);
+  if (isArray) napi_get_array_length(env, value, &length);
+  int64_t v[14] = {};
+  v[13] = 1;
+  bool ok = isArray && (length == 13 || length == 14);
+  for (uint32_t i = 0; ok && i < length; i++) {
     napi_value item;
-    if (napi_get_element(env, value, i, &item) != napi_ok || napi_get_value_int64(env, item, &v[i]) != napi_ok) {
-      error = "shape must be 13 integers [n, h, w, ci, kh, kw, co, ho, wo, sh, sw, padTop, padLeft]";
+    ok = napi_get_element(env, value, i, &item) == napi_ok && napi_get_value_int64(env, item, &v[i]) == napi_ok;
+  }
+  if (!ok) {
+    error = "shape must be 13 integers [n, h, w, ci, kh, kw, co, ho, wo, sh, sw, padTop, padLeft], or 14 with groups last";
+    return false;
+  }
+  s = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12]};
+  s.g = v[13];
+  for (int i = 0; i < 14; i++) {
+    if (i != 11 && i != 12 && v[i] < 1) {
+      error = "shape[" + std::to_string(i) + "]" + (i == 13 ? " (groups)" : "") + " must be at least 1, got " + std::to_string(v[i]);
       return false;
     }
   }
-  s = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12]};
-  for (int i = 0; i < 11; i++) {
-    if (v[i] < 1) {
-      error = "shape[" + std::to_string(i) + "] must be at least 1, got " + std::to_string(v[i]);
-      return false;
-    }
+  if (s.co % s.g != 0) {
+    error = "co (" + std::to_string(s.co) + ") must be a multiple of groups (" + std::to_string(s.g) + ")";
+    return false;
   }
   if (s.pt < 0 || s.pl < 0 || s.pt >= s.kh || s.pl >= s.kw) {
     error = "padding (" + std::to_string(s.pt) + ", " + std::to_string(s.pl) + ") must be within the filter's size";
@@ -263,7 +293,7 @@ enum class Buffer { X, Filter, Y };
 int64_t elements(const ConvShape& s, Buffer role) {
   switch (role) {
     case Buffer::X:
-      return s.n * s.h * s.w * s.ci;
+      return s.n * s.h * s.w * s.cin();
     case Buffer::Filter:
       return s.k() * s.co;
     case Buffer::Y:

@@ -3,7 +3,9 @@ import { createRequire } from 'node:module';
 /**
  * The geometry of one NHWC convolution: input [n, h, w, ci], filter [kh, kw, ci, co], output [n, ho, wo, co],
  * strides (sh, sw) and the zero padding before the first row and column (padTop, padLeft); the padding after
- * the last ones follows from ho and wo. Dilation is 1.
+ * the last ones follows from ho and wo. Dilation is 1. With `groups` G > 1 the convolution is grouped (ResNeXt's):
+ * the input has G * ci channels, the filter stays [kh, kw, ci, co], and output channels [j*co/G, (j+1)*co/G) see
+ * input channels [j*ci, (j+1)*ci) only.
  */
 export interface ConvGeometry {
   n: number;
@@ -19,6 +21,8 @@ export interface ConvGeometry {
   sw: number;
   padTop: number;
   padLeft: number;
+  /** Groups G (default 1: a dense convolution); co must be a multiple of it. */
+  groups?: number;
 }
 
 /**
@@ -121,7 +125,7 @@ const BINARY_OPS: Record<NativeBinaryOp, number> = { add: 0, sub: 1, mul: 2 };
 const UNARY_OPS: Record<NativeUnaryOp, number> = { relu: 0, step: 1, square: 2 };
 
 function shapeOf(g: ConvGeometry): number[] {
-  return [g.n, g.h, g.w, g.ci, g.kh, g.kw, g.co, g.ho, g.wo, g.sh, g.sw, g.padTop, g.padLeft];
+  return [g.n, g.h, g.w, g.ci, g.kh, g.kw, g.co, g.ho, g.wo, g.sh, g.sw, g.padTop, g.padLeft, g.groups ?? 1];
 }
 
 // Relative to this file: src/ in the workspace's tests, dist/ once built; the addon is beside both. A binary

@@ -62,7 +62,7 @@ describe.runIf(native.ok)('wasm convolutions on @wrn/native', () => {
     registerWasmTrainingKernels({ native: native.kernels });
     expect(WASM_NATIVE_CONV_KERNEL_NAMES.map((name) => tf.getKernel(name, 'wasm')?.kernelFunc)).toEqual(nativeFuncs);
 
-    expect(fastestGroupedConvMethod('wasm', false)).toBe('split');
+    expect(fastestGroupedConvMethod('wasm', false)).toBe('native');
     // Without the option the native kernels stay (a second caller does not undo selectBackend's choice).
     registerWasmTrainingKernels();
     expect(wasmNativeConvKernels()).toBe(native.kernels);

@@ -18,7 +18,7 @@ export const WASM_NATIVE_CONV_KERNEL_NAMES: readonly string[] = [Conv2D, FusedCo
  * A tensor's data as a Float32Array over the wasm heap: the native kernels read and write it in place. Take the
  * views only after every makeOutput of the call, since allocating may grow (and so replace) the heap.
  */
-function nativeGeometry(
+export function nativeGeometry(
   inputShape: readonly number[],
   filterShape: readonly number[],
   attrs: { strides: number | [number, number]; pad: Conv2DAttrs['pad']; dataFormat: string; dimRoundingMode?: 'floor' | 'round' | 'ceil' },

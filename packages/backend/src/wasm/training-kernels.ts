@@ -19,7 +19,7 @@ import {
   unregisterKernel,
 } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc } from '@tensorflow/tfjs-core';
-import { registerGroupedConvMethodResolver, type GroupedConvMethod } from '@wrn/blocks';
+import { registerGroupedConvMethodResolver } from '@wrn/blocks';
 import type { NativeConvKernels } from '@wrn/native';
 import { conv2DBackpropFilterViaConv } from './kernels/conv2d-backprop-filter';
 import { makeConv2DBackpropInputViaConv } from './kernels/conv2d-backprop-input';
@@ -35,6 +35,7 @@ import { makeSumViaAvgPool } from './kernels/sum';
 import { makeTileOnHeap } from './kernels/tile';
 import { makeTransposeOnHeap } from './kernels/transpose';
 import { nativeConvKernelMakers } from './native-conv';
+import { nativeGroupedConvMethod, registerNativeGroupedConv } from './native-grouped-conv';
 import { makeNativeReduction, nativeElementwiseKernelMakers, setNativeBatchNormGradient, WASM_NATIVE_ELEMENTWISE_KERNEL_NAMES } from './native-elementwise';
 
 // Registration of the wasm training kernels: which kernel replaces which, and putting wasm's own back. Each
@@ -108,9 +109,8 @@ let nativeInUse: NativeConvKernels | undefined;
 let nativeElementwiseInUse = false;
 let removeGroupedConvMethods: (() => void) | undefined;
 
-// Measured with native convolutions: ResNeXt-29 4x16d inference 85 img/s with split, 34 with depthwise (the
-// measured default of plain wasm, which @wrn/blocks keeps when the native convolutions are not in use).
-const splitOnNativeConvs = (): GroupedConvMethod => 'split';
+// With native convolutions the grouped convs run as one native kernel each (native-grouped-conv.ts; split measured
+// 85 img/s in ResNeXt-29 4x16d inference, depthwise 34). Plain wasm keeps @wrn/blocks' measured default.
 
 /**
  * Registers, for the 'wasm' backend, the kernels a training step of our residual networks needs that
@@ -139,7 +139,8 @@ export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions =
   }
   nativeInUse = native;
   removeGroupedConvMethods?.();
-  removeGroupedConvMethods = native ? registerGroupedConvMethodResolver(WASM_BACKEND_NAME, splitOnNativeConvs) : undefined;
+  registerNativeGroupedConv(native);
+  removeGroupedConvMethods = native ? registerGroupedConvMethodResolver(WASM_BACKEND_NAME, nativeGroupedConvMethod) : undefined;
   install(Tile, (original) => makeTileOnHeap(original) as unknown as KernelFunc);
   install(Sum, (original) => {
     const viaPool = makeSumViaAvgPool(original) as unknown as KernelFunc;

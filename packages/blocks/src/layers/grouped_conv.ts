@@ -1,5 +1,7 @@
 import {
+  engine,
   getBackend,
+  getKernel,
   concat,
   conv2d,
   depthwiseConv2d,
@@ -27,11 +29,32 @@ import { subsample } from './zero_pad_shortcut.js';
  *   Cin/G partial products. One op, but its intermediate is Cin/G times larger than the output.
  * - `im2col`: gather the k*k shifted windows (pad + slices), then one batched matMul over the groups
  *   [G, N*Ho*Wo, k*k*Cin/G] x [G, k*k*Cin/G, Cout/G]. Its intermediate is k*k times the input.
+ * - `native`: one {@link GROUPED_CONV2D_KERNEL} kernel (and its gradient), where a backend registers one (@wrn/backend
+ *   does on wasm with @wrn/native: one GEMM per group on strided views, nothing copied, only x saved for the
+ *   gradient); elsewhere it is `split`.
  * `tools/bench/grouped-conv.ts` measures them; {@link fastestGroupedConvMethod} picks per backend and mode.
  */
-export type GroupedConvMethod = 'split' | 'depthwise' | 'im2col';
+export type GroupedConvMethod = 'split' | 'depthwise' | 'im2col' | 'native';
 
-export const GROUPED_CONV_METHODS: readonly GroupedConvMethod[] = ['split', 'depthwise', 'im2col'];
+export const GROUPED_CONV_METHODS: readonly GroupedConvMethod[] = ['split', 'depthwise', 'im2col', 'native'];
+
+/**
+ * The TF.js kernel the `native` method runs: inputs `x` [N,H,W,Cin] and `filter` [kh,kw,Cin/G,Cout], attrs
+ * {@link GroupedConv2DKernelAttrs}, output [N,Ho,Wo,Cout]. No backend has it unless a package registers it.
+ */
+export const GROUPED_CONV2D_KERNEL = 'WrnGroupedConv2D';
+
+/** The attributes of {@link GROUPED_CONV2D_KERNEL}: conv2d's stride and padding, and the groups. */
+export interface GroupedConv2DKernelAttrs {
+  strides: number;
+  pad: ConvPadding;
+  groups: number;
+}
+
+/** Whether the active backend has a {@link GROUPED_CONV2D_KERNEL} kernel (else the `native` method is `split`). */
+export function hasGroupedConvKernel(): boolean {
+  return getKernel(GROUPED_CONV2D_KERNEL, getBackend()) != null;
+}
 
 /** Used where no measurement says otherwise: every backend has conv2d and its gradients. */
 export const DEFAULT_GROUPED_CONV_METHOD: GroupedConvMethod = 'split';
@@ -118,9 +141,14 @@ export function groupedConv2d(x: Tensor4D, kernel: Tensor4D, options: GroupedCon
     throw new Error(`groupedConv2d: ${outChannels} output channels do not divide into ${groups} groups`);
   }
   if (groups === 1) return conv2d(x, kernel, strides, padding) as Tensor4D;
+  // The kernel covers float32 tensors that are not empty (the layer's are); anything else takes split.
+  if (method === 'native' && x.dtype === 'float32' && kernel.dtype === 'float32' && x.size > 0 && hasGroupedConvKernel()) {
+    const attrs: GroupedConv2DKernelAttrs = { strides, pad: padding, groups };
+    return engine().runKernel(GROUPED_CONV2D_KERNEL, { x, filter: kernel }, attrs as unknown as Record<string, number | string>) as Tensor4D;
+  }
   const outPerGroup = outChannels / groups;
   return tidy(() => {
-    if (method === 'split') {
+    if (method === 'split' || method === 'native') {
       const xs = split(x, groups, 3);
       const ks = split(kernel, groups, 3);
       return concat(xs.map((xg, g) => conv2d(xg as Tensor4D, ks[g] as Tensor4D, strides, padding)), 3) as Tensor4D;
