@@ -1,6 +1,6 @@
 // The memory-bound rest of a training step, for @wrn's TF.js wasm backend: broadcasting add/subtract/multiply,
 // relu/step/square, sums over leading axes, BatchNorm's whole backward pass in one sweep, BatchNorm in training
-// mode (statistics and normalisation, and its backward pass) and the SGD update in place. On wasm each of
+// mode (statistics and normalisation, and its backward pass), ReLU's gradient and the SGD update in place. On wasm each of
 // these is a single-threaded loop (or several kernels and materialised broadcasts: tfjs-core's BatchNorm
 // gradient tiles the per-channel factors to the activation's full size); here every call is split over the
 // shared thread pool and each loop is compiled twice, for AVX2+FMA and portable, chosen at run time like the
@@ -178,6 +178,15 @@ WRN_INLINE void batchNormGradApplyChunk(const float* __restrict x, const float* 
   }
 }
 
+// ReLU's gradient from its output y: dx = dy * step(y), step(y) = 1 where y > 0, NaN where y is NaN, else 0 (the
+// product tfjs-core's gradient takes, so infinities and NaN in dy come out as they do there).
+WRN_INLINE void reluGradChunk(const float* __restrict y, const float* __restrict dy, float* __restrict dx, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; i++) {
+    const float v = y[i];
+    dx[i] = dy[i] * (v > 0.f ? 1.f : (v != v ? v : 0.f));
+  }
+}
+
 // Elements [begin, end) of one SGD step in Torch's order of operations (torch.optim.SGD, sgd.ts), in place:
 //   d = g + wd * p;  buf = first ? d : momentum * buf + keep * d;  d = nesterov ? d + momentum * buf : buf;  p -= lr * d.
 struct SgdHyper {
@@ -231,6 +240,7 @@ void batchNormGradApplyPortable(const float* x, const float* dy, const float* me
                                 int64_t channels, float* dx, int64_t r0, int64_t r1) {
   batchNormGradApplyChunk(x, dy, mean, kDy, kXm, k0, channels, dx, r0, r1);
 }
+void reluGradPortable(const float* y, const float* dy, float* dx, int64_t begin, int64_t end) { reluGradChunk(y, dy, dx, begin, end); }
 void sgdPortable(float* p, const float* g, float* buf, const SgdHyper& h, int64_t begin, int64_t end) { sgdChunk(p, g, buf, h, begin, end); }
 
 #ifdef WRN_ELEMENTWISE_X86
@@ -260,6 +270,7 @@ WRN_TARGET_AVX2 void batchNormGradApplyAvx2(const float* x, const float* dy, con
                                             int64_t channels, float* dx, int64_t r0, int64_t r1) {
   batchNormGradApplyChunk(x, dy, mean, kDy, kXm, k0, channels, dx, r0, r1);
 }
+WRN_TARGET_AVX2 void reluGradAvx2(const float* y, const float* dy, float* dx, int64_t begin, int64_t end) { reluGradChunk(y, dy, dx, begin, end); }
 WRN_TARGET_AVX2 void sgdAvx2(float* p, const float* g, float* buf, const SgdHyper& h, int64_t begin, int64_t end) { sgdChunk(p, g, buf, h, begin, end); }
 #define WRN_PICK(name) (wrn::avx2Fma() ? name##Avx2 : name##Portable)
 #else
@@ -404,6 +415,11 @@ void batchNormTrainingGrad(const float* x, const float* dy, const float* scale, 
   }
   parallelFor(rows, std::max<int64_t>(1, grainSize() / channels),
               [&](int, int64_t r0, int64_t r1) { apply(x, dy, mean, kDy.data(), kXm.data(), k0.data(), channels, out.dx, r0, r1); });
+}
+
+void reluGrad(const float* y, const float* dy, float* dx, int64_t n) {
+  const auto chunk = WRN_PICK(reluGrad);
+  parallelFor(n, grainSize(), [&](int, int64_t begin, int64_t end) { chunk(y, dy, dx, begin, end); });
 }
 
 void sgdUpdate(float* p, const float* g, float* buf, int64_t n, const SgdHyper& h) {
@@ -614,6 +630,22 @@ napi_value BatchNormTrainingGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// reluGrad(y, dy, dx): dx = dy * step(y), y being ReLU's output (or input: the same mask).
+napi_value ReluGrad(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!args(env, info, argv, "reluGrad", "(y, dy, dx)")) return nullptr;
+  std::string error;
+  float *y = nullptr, *dy = nullptr, *dx = nullptr;
+  int64_t ny = 0, ndy = 0, ndx = 0;
+  if (floats(env, argv[0], "y", &y, &ny, error) && floats(env, argv[1], "dy", &dy, &ndy, error) && floats(env, argv[2], "dx", &dx, &ndx, error)) {
+    if (ndy != ny) error = sizeMismatch("dy", ndy, "y has " + std::to_string(ny));
+    else if (ndx != ny) error = sizeMismatch("dx", ndx, "y has " + std::to_string(ny));
+  }
+  if (!error.empty()) return fail(env, "reluGrad: " + error);
+  reluGrad(y, dy, dx, ny);
+  return nullptr;
+}
+
 // sgdUpdate(param, grad, buffer | null, lr, momentum, dampening, weightDecay, nesterov, first): one torch.optim.SGD
 // step in place on param and (with momentum) buffer; `first` sets buffer = d, as Torch does on its first step.
 napi_value SgdUpdate(napi_env env, napi_callback_info info) {
@@ -649,7 +681,7 @@ void registerElementwise(napi_env env, napi_value exports) {
     const char* name;
     napi_callback fn;
   } functions[] = {{"binary", Binary}, {"unary", Unary}, {"sum", Sum}, {"batchNormGrad", BatchNormGrad},
-                 {"batchNormTraining", BatchNormTraining}, {"batchNormTrainingGrad", BatchNormTrainingGrad}, {"sgdUpdate", SgdUpdate}};
+                 {"batchNormTraining", BatchNormTraining}, {"batchNormTrainingGrad", BatchNormTrainingGrad}, {"sgdUpdate", SgdUpdate}, {"reluGrad", ReluGrad}};
   for (const auto& f : functions) {
     napi_value fn;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &fn);

@@ -80,6 +80,8 @@ export interface NativeConvKernels {
    * `buffer` may be null only when momentum is 0.
    */
   sgdUpdate(param: Float32Array, grad: Float32Array, buffer: Float32Array | null, hyper: SgdUpdateHyper): void;
+  /** ReLU's gradient: dx = dy * step(y) (1 where y > 0, NaN where y is NaN, else 0), y ReLU's output. */
+  reluGrad(y: Float32Array, dy: Float32Array, dx: Float32Array): void;
   /** The micro-kernel in use: 'avx2+fma', or 'portable' (compiler-vectorised C++). */
   isa: string;
   /** Threads each call splits its work over (WRN_NATIVE_THREADS, else one per logical core). */
@@ -146,6 +148,7 @@ interface Addon {
   batchNormTrainingGrad(
     ...args: [Float32Array, Float32Array, Float32Array | null, Float32Array, Float32Array, number, Float32Array | null, Float32Array | null, ...Float32Array[]]
   ): void;
+  reluGrad(y: Float32Array, dy: Float32Array, dx: Float32Array): void;
   sgdUpdate(
     param: Float32Array,
     grad: Float32Array,
@@ -221,6 +224,7 @@ export function loadNativeConvKernels(): NativeConvLoad {
       batchNormTrainingGrad: (x, dy, scale, mean, variance, epsilon, grads, out) =>
         kernels.batchNormTrainingGrad(x, dy, scale, mean, variance, epsilon, grads.dmean, grads.dvariance, out.dx, out.dscale, out.doffset),
       sgdUpdate: (param, grad, buffer, h) => kernels.sgdUpdate(param, grad, buffer, h.lr, h.momentum, h.dampening, h.weightDecay, h.nesterov, h.first),
+      reluGrad: (y, dy, dx) => kernels.reluGrad(y, dy, dx),
       isa: addon.isa,
       threads: addon.threads,
       origin,

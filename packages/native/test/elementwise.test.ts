@@ -238,6 +238,27 @@ describe.skipIf(torchMissing)("@wrn/native's BatchNorm training kernels and SGD 
     });
   });
 
+  it("ReLU's gradient from its output equals autograd's, and gives NaN where the output is NaN (as tfjs-core's does)", () => {
+    const native = kernels();
+    const cases = [1001, 83_029].map((n, i) => {
+      const x = randomArray(n, 5 + i);
+      x[1] = 0;
+      x[2] = -0;
+      return { kind: 'reluGrad', x: [...x], dy: [...randomArray(n, 15 + i)], arrays: { x } };
+    });
+    const answers = torch(cases.map(({ arrays: _, ...c }) => c)) as number[][];
+    cases.forEach((c, i) => {
+      const y = new Float32Array(c.x.length);
+      native.unary('relu', c.arrays.x, y);
+      const dx = new Float32Array(y.length);
+      native.reluGrad(y, Float32Array.from(c.dy), dx);
+      expect(relativeError(dx, answers[i]!), `reluGrad ${y.length}`).toBeLessThan(1e-7);
+    });
+    const dx = new Float32Array(2);
+    native.reluGrad(Float32Array.from([Number.NaN, 1]), Float32Array.from([2, Number.POSITIVE_INFINITY]), dx);
+    expect([...dx]).toEqual([Number.NaN, Number.POSITIVE_INFINITY]);
+  });
+
   it('one SGD step (weight decay, momentum, dampening, Nesterov; first step and later) equals torch.optim.SGD', () => {
     const native = kernels();
     const cases = SGD_CASES.map(([n, lr, momentum, dampening, weightDecay, nesterov, withBuffer], i) => {
@@ -282,7 +303,9 @@ describe("@wrn/native's elementwise kernels, portable build", () => {
     k.batchNormTrainingGrad(x, dy, c, fwd.mean, fwd.variance, 1e-5, { dmean: c, dvariance: c }, bwd);
     const param = x.slice(), buffer = dy.slice();
     k.sgdUpdate(param, dy, buffer, { lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 5e-4, nesterov: true, first: false });
-    const training = { trainY: fwd.y, trainMean: fwd.mean, trainVariance: fwd.variance, trainDx: bwd.dx, trainDscale: bwd.dscale, trainDoffset: bwd.doffset, param, buffer };
+    const reluGrad = new Float32Array(x.length);
+    k.reluGrad(x, dy, reluGrad);
+    const training = { reluGrad, trainY: fwd.y, trainMean: fwd.mean, trainVariance: fwd.variance, trainDx: bwd.dx, trainDscale: bwd.dscale, trainDoffset: bwd.doffset, param, buffer };
     const result = { isa: k.isa, sub: [...sub], step: [...step], sum: [...sum], ...Object.fromEntries(Object.entries({ ...bn, ...training }).map(([key, v]) => [key, [...v]])) };
   `;
 
@@ -295,7 +318,7 @@ describe("@wrn/native's elementwise kernels, portable build", () => {
     const portable = JSON.parse(child.stdout) as Record<string, number[] | string>;
     expect(portable['isa']).toBe('portable');
     const here = new Function('loadNativeConvKernels', `${probe}; return result;`)(loadNativeConvKernels) as Record<string, number[] | string>;
-    const trainingKeys = ['trainY', 'trainMean', 'trainVariance', 'trainDx', 'trainDscale', 'trainDoffset', 'param', 'buffer'];
+    const trainingKeys = ['reluGrad', 'trainY', 'trainMean', 'trainVariance', 'trainDx', 'trainDscale', 'trainDoffset', 'param', 'buffer'];
     for (const key of ['sub', 'step', 'sum', 'dx', 'dmean', 'dvariance', 'dscale', 'doffset', ...trainingKeys]) {
       expect(relativeError(here[key] as number[], portable[key] as number[]), key).toBeLessThan(1e-6);
     }
@@ -336,6 +359,7 @@ describe("@wrn/native's elementwise kernels reject buffers that do not fit, nami
     expect(() => native.batchNormTrainingGrad(f(12), f(12), c(), c(), c(), 1e-5, { dmean: f(2), dvariance: null }, g)).toThrow(
       'batchNormTrainingGrad: dmean has 2 elements; mean has 4',
     );
+    expect(() => native.reluGrad(f(6), f(6), f(5))).toThrow('reluGrad: dx has 5 elements; y has 6');
     const hyper = { lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 0, nesterov: false, first: false };
     expect(() => native.sgdUpdate(f(6), f(5), f(6), hyper)).toThrow('sgdUpdate: grad has 5 elements; param has 6');
     expect(() => native.sgdUpdate(f(6), f(6), f(7), hyper)).toThrow('sgdUpdate: buffer has 7 elements; param has 6');

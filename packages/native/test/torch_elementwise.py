@@ -73,6 +73,10 @@ def answer(case):
             "dscale": scale.grad.tolist(),
             "doffset": offset.grad.tolist(),
         }
+    if kind == "reluGrad":
+        x = t(case["x"], [-1]).requires_grad_()
+        torch.relu(x).backward(t(case["dy"], [-1]))
+        return x.grad.tolist()
     if kind == "sgd":
         # torch.optim.SGD itself, one step from the given parameter, gradient and (if any) momentum buffer.
         param = torch.nn.Parameter(t(case["param"], [-1]))

@@ -36,6 +36,7 @@ import { makeTileOnHeap } from './kernels/tile';
 import { makeTransposeOnHeap } from './kernels/transpose';
 import { setNativeBatchNormTraining } from './native-batch-norm';
 import { nativeConvKernelMakers } from './native-conv';
+import { setNativeReluGrad } from './native-relu-grad';
 import { setNativeSgdUpdate } from './native-sgd';
 import { makeNativeReduction, nativeElementwiseKernelMakers, setNativeBatchNormGradient, WASM_NATIVE_ELEMENTWISE_KERNEL_NAMES } from './native-elementwise';
 
@@ -155,6 +156,7 @@ export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions =
   setNativeBatchNormGradient(elementwise ? native : undefined);
   setNativeBatchNormTraining(elementwise ? native : undefined);
   setNativeSgdUpdate(elementwise ? native : undefined);
+  setNativeReluGrad(elementwise ? native : undefined);
   nativeElementwiseInUse = elementwise;
   install(Transpose, (original) => makeTransposeOnHeap(original) as unknown as KernelFunc);
   install(Identity, (original) => makeIdentitySharingData(original) as unknown as KernelFunc);
