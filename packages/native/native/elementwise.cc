@@ -1,5 +1,6 @@
 // The memory-bound rest of a training step, for @wrn's TF.js wasm backend: broadcasting add/subtract/multiply,
-// relu/step/square, sums over leading axes and BatchNorm's whole backward pass in one sweep. On wasm each of
+// relu/step/square, sums over leading axes, BatchNorm's whole backward pass in one sweep, BatchNorm in training
+// mode (statistics and normalisation, and its backward pass), ReLU's gradient and the SGD update in place. On wasm each of
 // these is a single-threaded loop (or several kernels and materialised broadcasts: tfjs-core's BatchNorm
 // gradient tiles the per-channel factors to the activation's full size); here every call is split over the
 // shared thread pool and each loop is compiled twice, for AVX2+FMA and portable, chosen at run time like the
@@ -7,6 +8,7 @@
 // work was split between threads.
 #include "elementwise.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -126,6 +128,91 @@ WRN_INLINE void batchNormGradChunk(const float* __restrict x, const float* __res
   }
 }
 
+// Rows [r0, r1) of BatchNorm's training statistics: per-channel sums of x - shift and of its square, shift being
+// the first row's value, so that the one-pass variance E[(x-s)^2] - E[x-s]^2 does not cancel when |mean| >> std.
+WRN_INLINE void batchNormStatsChunk(const float* __restrict x, const float* __restrict shift, int64_t channels, double* __restrict sum,
+                                    double* __restrict sumSq, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float* xr = x + r * channels;
+    for (int64_t c = 0; c < channels; c++) {
+      const double v = static_cast<double>(xr[c]) - shift[c];
+      sum[c] += v;
+      sumSq[c] += v * v;
+    }
+  }
+}
+
+// y = (x - mean) * a + b per channel (a = scale / sqrt(variance + epsilon), b = offset), rows [r0, r1).
+WRN_INLINE void batchNormApplyChunk(const float* __restrict x, const float* __restrict mean, const float* __restrict a, const float* __restrict b,
+                                    int64_t channels, float* __restrict y, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float* xr = x + r * channels;
+    float* yr = y + r * channels;
+    for (int64_t c = 0; c < channels; c++) yr[c] = (xr[c] - mean[c]) * a[c] + b[c];
+  }
+}
+
+// Per-channel sums of dy and dy * (x - mean) over rows [r0, r1): the two reductions of BatchNorm's backward pass.
+WRN_INLINE void batchNormGradSumsChunk(const float* __restrict x, const float* __restrict dy, const float* __restrict mean, int64_t channels,
+                                       double* __restrict sumDy, double* __restrict sumDyXm, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float* xr = x + r * channels;
+    const float* dyr = dy + r * channels;
+    for (int64_t c = 0; c < channels; c++) {
+      const float g = dyr[c];
+      sumDy[c] += g;
+      sumDyXm[c] += static_cast<double>(g) * (xr[c] - mean[c]);
+    }
+  }
+}
+
+// dx = kDy * dy + kXm * (x - mean) + k0 per channel, rows [r0, r1).
+WRN_INLINE void batchNormGradApplyChunk(const float* __restrict x, const float* __restrict dy, const float* __restrict mean,
+                                        const float* __restrict kDy, const float* __restrict kXm, const float* __restrict k0, int64_t channels,
+                                        float* __restrict dx, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float* xr = x + r * channels;
+    const float* dyr = dy + r * channels;
+    float* dxr = dx + r * channels;
+    for (int64_t c = 0; c < channels; c++) dxr[c] = kDy[c] * dyr[c] + kXm[c] * (xr[c] - mean[c]) + k0[c];
+  }
+}
+
+// ReLU's gradient from its output y: dx = dy * step(y), step(y) = 1 where y > 0, NaN where y is NaN, else 0 (the
+// product tfjs-core's gradient takes, so infinities and NaN in dy come out as they do there).
+WRN_INLINE void reluGradChunk(const float* __restrict y, const float* __restrict dy, float* __restrict dx, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; i++) {
+    const float v = y[i];
+    dx[i] = dy[i] * (v > 0.f ? 1.f : (v != v ? v : 0.f));
+  }
+}
+
+// Elements [begin, end) of one SGD step in Torch's order of operations (torch.optim.SGD, sgd.ts), in place:
+//   d = g + wd * p;  buf = first ? d : momentum * buf + keep * d;  d = nesterov ? d + momentum * buf : buf;  p -= lr * d.
+struct SgdHyper {
+  float lr, momentum, keep, weightDecay;
+  bool nesterov, first;
+};
+
+template <bool HasMomentum>
+WRN_INLINE void sgdRun(float* __restrict p, const float* __restrict g, float* __restrict buf, const SgdHyper& h, int64_t begin, int64_t end) {
+  const float lr = h.lr, momentum = h.momentum, keep = h.keep, wd = h.weightDecay;
+  for (int64_t i = begin; i < end; i++) {
+    float d = wd != 0.f ? g[i] + p[i] * wd : g[i];
+    if (HasMomentum) {
+      const float b = h.first ? d : buf[i] * momentum + (keep == 1.f ? d : d * keep);
+      buf[i] = b;
+      d = h.nesterov ? d + b * momentum : b;
+    }
+    p[i] = p[i] - d * lr;
+  }
+}
+
+WRN_INLINE void sgdChunk(float* p, const float* g, float* buf, const SgdHyper& h, int64_t begin, int64_t end) {
+  if (buf != nullptr) sgdRun<true>(p, g, buf, h, begin, end);
+  else sgdRun<false>(p, g, buf, h, begin, end);
+}
+
 // Each loop above, compiled for AVX2+FMA and for the baseline ISA.
 void binaryPortable(int op, const float* a, int64_t na, const float* b, int64_t nb, float* out, int64_t begin, int64_t end) {
   binaryChunk(op, a, na, b, nb, out, begin, end);
@@ -139,6 +226,23 @@ void batchNormGradPortable(const float* x, const float* dy, const float* mean, c
   batchNormGradChunk(x, dy, mean, factor, channels, dx, sumDy, sumDyXm, r0, r1);
 }
 
+void batchNormStatsPortable(const float* x, const float* shift, int64_t channels, double* sum, double* sumSq, int64_t r0, int64_t r1) {
+  batchNormStatsChunk(x, shift, channels, sum, sumSq, r0, r1);
+}
+void batchNormApplyPortable(const float* x, const float* mean, const float* a, const float* b, int64_t channels, float* y, int64_t r0, int64_t r1) {
+  batchNormApplyChunk(x, mean, a, b, channels, y, r0, r1);
+}
+void batchNormGradSumsPortable(const float* x, const float* dy, const float* mean, int64_t channels, double* sumDy, double* sumDyXm, int64_t r0,
+                               int64_t r1) {
+  batchNormGradSumsChunk(x, dy, mean, channels, sumDy, sumDyXm, r0, r1);
+}
+void batchNormGradApplyPortable(const float* x, const float* dy, const float* mean, const float* kDy, const float* kXm, const float* k0,
+                                int64_t channels, float* dx, int64_t r0, int64_t r1) {
+  batchNormGradApplyChunk(x, dy, mean, kDy, kXm, k0, channels, dx, r0, r1);
+}
+void reluGradPortable(const float* y, const float* dy, float* dx, int64_t begin, int64_t end) { reluGradChunk(y, dy, dx, begin, end); }
+void sgdPortable(float* p, const float* g, float* buf, const SgdHyper& h, int64_t begin, int64_t end) { sgdChunk(p, g, buf, h, begin, end); }
+
 #ifdef WRN_ELEMENTWISE_X86
 WRN_TARGET_AVX2 void binaryAvx2(int op, const float* a, int64_t na, const float* b, int64_t nb, float* out, int64_t begin, int64_t end) {
   binaryChunk(op, a, na, b, nb, out, begin, end);
@@ -151,6 +255,23 @@ WRN_TARGET_AVX2 void batchNormGradAvx2(const float* x, const float* dy, const fl
                                        double* sumDy, double* sumDyXm, int64_t r0, int64_t r1) {
   batchNormGradChunk(x, dy, mean, factor, channels, dx, sumDy, sumDyXm, r0, r1);
 }
+WRN_TARGET_AVX2 void batchNormStatsAvx2(const float* x, const float* shift, int64_t channels, double* sum, double* sumSq, int64_t r0, int64_t r1) {
+  batchNormStatsChunk(x, shift, channels, sum, sumSq, r0, r1);
+}
+WRN_TARGET_AVX2 void batchNormApplyAvx2(const float* x, const float* mean, const float* a, const float* b, int64_t channels, float* y, int64_t r0,
+                                        int64_t r1) {
+  batchNormApplyChunk(x, mean, a, b, channels, y, r0, r1);
+}
+WRN_TARGET_AVX2 void batchNormGradSumsAvx2(const float* x, const float* dy, const float* mean, int64_t channels, double* sumDy, double* sumDyXm,
+                                           int64_t r0, int64_t r1) {
+  batchNormGradSumsChunk(x, dy, mean, channels, sumDy, sumDyXm, r0, r1);
+}
+WRN_TARGET_AVX2 void batchNormGradApplyAvx2(const float* x, const float* dy, const float* mean, const float* kDy, const float* kXm, const float* k0,
+                                            int64_t channels, float* dx, int64_t r0, int64_t r1) {
+  batchNormGradApplyChunk(x, dy, mean, kDy, kXm, k0, channels, dx, r0, r1);
+}
+WRN_TARGET_AVX2 void reluGradAvx2(const float* y, const float* dy, float* dx, int64_t begin, int64_t end) { reluGradChunk(y, dy, dx, begin, end); }
+WRN_TARGET_AVX2 void sgdAvx2(float* p, const float* g, float* buf, const SgdHyper& h, int64_t begin, int64_t end) { sgdChunk(p, g, buf, h, begin, end); }
 #define WRN_PICK(name) (wrn::avx2Fma() ? name##Avx2 : name##Portable)
 #else
 #define WRN_PICK(name) name##Portable
@@ -223,6 +344,87 @@ void batchNormGrad(const float* x, const float* dy, const float* mean, const flo
     out.dmean[c] = static_cast<float>(-sumDy * sc * r);
     out.dvariance[c] = static_cast<float>(-0.5 * r * r * r * sc * sumDyXm);
   }
+}
+
+// Per-thread double partials of `width` values each, summed in thread order: the result does not depend on the split.
+template <typename F>
+std::vector<double> rowSums(int64_t rows, int64_t channels, int64_t width, F chunk) {
+  const int threads = wrn::threadCount();
+  std::vector<std::vector<double>> partials(static_cast<size_t>(threads));
+  parallelFor(rows, std::max<int64_t>(1, grainSize() / channels), [&](int t, int64_t r0, int64_t r1) {
+    if (partials[t].empty()) partials[t].assign(static_cast<size_t>(width), 0.0);
+    chunk(partials[t].data(), r0, r1);
+  });
+  std::vector<double> total(static_cast<size_t>(width), 0.0);
+  for (const auto& p : partials) {
+    for (size_t i = 0; i < p.size(); i++) total[i] += p[i];
+  }
+  return total;
+}
+
+// BatchNorm in training mode over x [rows, channels]: the batch's mean and biased variance per channel (in double,
+// one pass), then y = (x - mean) / sqrt(variance + epsilon) * scale + offset (scale and offset may be null: 1, 0).
+void batchNormTraining(const float* x, const float* scale, const float* offset, float epsilon, int64_t n, int64_t channels, float* y, float* mean,
+                       float* variance) {
+  const auto stats = WRN_PICK(batchNormStats);
+  const auto apply = WRN_PICK(batchNormApply);
+  const int64_t rows = n / channels;
+  const std::vector<float> shift(x, x + channels);
+  const std::vector<double> sums = rowSums(rows, channels, 2 * channels, [&](double* acc, int64_t r0, int64_t r1) {
+    stats(x, shift.data(), channels, acc, acc + channels, r0, r1);
+  });
+  std::vector<float> a(static_cast<size_t>(channels)), b(static_cast<size_t>(channels));
+  for (int64_t c = 0; c < channels; c++) {
+    const double m = sums[c] / static_cast<double>(rows);
+    const double v = std::max(0.0, sums[channels + c] / static_cast<double>(rows) - m * m);
+    mean[c] = static_cast<float>(shift[c] + m);
+    variance[c] = static_cast<float>(v);
+    a[c] = static_cast<float>((scale != nullptr ? scale[c] : 1.0) / std::sqrt(v + epsilon));
+    b[c] = offset != nullptr ? offset[c] : 0.f;
+  }
+  parallelFor(rows, std::max<int64_t>(1, grainSize() / channels), [&](int, int64_t r0, int64_t r1) { apply(x, mean, a.data(), b.data(), channels, y, r0, r1); });
+}
+
+struct BatchNormTrainingGradOut {
+  float *dx, *dscale, *doffset;
+};
+
+// The backward pass of batchNormTraining (mean and variance being functions of x), PyTorch's formula with
+// xhat = (x - mean) * rstd:  dx = scale * rstd * (dy - mean(dy) - xhat * mean(dy * xhat)), dscale = sum(dy * xhat),
+// doffset = sum(dy); plus, where the mean and variance outputs got gradients of their own (dmean, dvariance, may be
+// null), dmean / N + dvariance * 2 (x - mean) / N.
+void batchNormTrainingGrad(const float* x, const float* dy, const float* scale, const float* mean, const float* variance, float epsilon,
+                           const float* dmean, const float* dvariance, int64_t n, int64_t channels, const BatchNormTrainingGradOut& out) {
+  const auto sumsChunk = WRN_PICK(batchNormGradSums);
+  const auto apply = WRN_PICK(batchNormGradApply);
+  const int64_t rows = n / channels;
+  const std::vector<double> sums = rowSums(rows, channels, 2 * channels, [&](double* acc, int64_t r0, int64_t r1) {
+    sumsChunk(x, dy, mean, channels, acc, acc + channels, r0, r1);
+  });
+  std::vector<float> kDy(static_cast<size_t>(channels)), kXm(static_cast<size_t>(channels)), k0(static_cast<size_t>(channels));
+  const double count = static_cast<double>(rows);
+  for (int64_t c = 0; c < channels; c++) {
+    const double rstd = 1.0 / std::sqrt(static_cast<double>(variance[c]) + epsilon);
+    const double g = scale != nullptr ? scale[c] : 1.0;
+    const double sumDy = sums[c], sumDyXm = sums[channels + c];
+    kDy[c] = static_cast<float>(g * rstd);
+    kXm[c] = static_cast<float>(-g * rstd * rstd * rstd * sumDyXm / count + (dvariance != nullptr ? 2.0 * dvariance[c] / count : 0.0));
+    k0[c] = static_cast<float>(-g * rstd * sumDy / count + (dmean != nullptr ? dmean[c] / count : 0.0));
+    out.dscale[c] = static_cast<float>(sumDyXm * rstd);
+    out.doffset[c] = static_cast<float>(sumDy);
+  }
+  parallelFor(rows, std::max<int64_t>(1, grainSize() / channels),
+              [&](int, int64_t r0, int64_t r1) { apply(x, dy, mean, kDy.data(), kXm.data(), k0.data(), channels, out.dx, r0, r1); });
+}
+
+void reluGrad(const float* y, const float* dy, float* dx, int64_t n) {
+  const auto chunk = WRN_PICK(reluGrad);
+  parallelFor(n, grainSize(), [&](int, int64_t begin, int64_t end) { chunk(y, dy, dx, begin, end); });
+}
+
+void sgdUpdate(float* p, const float* g, float* buf, int64_t n, const SgdHyper& h) {
+  const auto chunk = WRN_PICK(sgd);
+  parallelFor(n, grainSize(), [&](int, int64_t begin, int64_t end) { chunk(p, g, buf, h, begin, end); });
 }
 
 // ---- N-API glue ----
@@ -372,6 +574,104 @@ napi_value BatchNormGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// batchNormTraining(x, scale | null, offset | null, epsilon, y, mean, variance): x and y [rows, channels], the rest
+// [channels]; writes y and the batch's mean and biased variance.
+napi_value BatchNormTraining(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  if (!args(env, info, argv, "batchNormTraining", "(x, scale, offset, epsilon, y, mean, variance)")) return nullptr;
+  std::string error;
+  const char* names[7] = {"x", "scale", "offset", "epsilon", "y", "mean", "variance"};
+  float* p[7] = {};
+  int64_t len[7] = {};
+  double epsilon = 0;
+  for (int i = 0; i < 7 && error.empty(); i++) {
+    if (i == 3) number(env, argv[i], "epsilon", &epsilon, error);
+    else floats(env, argv[i], names[i], &p[i], &len[i], error, i == 1 || i == 2);
+  }
+  const int64_t n = len[0];
+  const int64_t channels = len[5];
+  if (error.empty() && !(epsilon > 0)) error = "epsilon must be > 0, got " + std::to_string(epsilon);
+  if (error.empty() && (channels < 1 || n < channels || n % channels != 0)) error = sizeMismatch("mean", channels, "x's " + std::to_string(n) + " must be a positive multiple of it");
+  if (error.empty() && len[4] != n) error = sizeMismatch("y", len[4], "x has " + std::to_string(n));
+  for (int i : {1, 2, 6}) {
+    if (error.empty() && p[i] != nullptr && len[i] != channels) error = sizeMismatch(names[i], len[i], "mean has " + std::to_string(channels));
+  }
+  if (!error.empty()) return fail(env, std::string("batchNormTraining: ") + error);
+  batchNormTraining(p[0], p[1], p[2], static_cast<float>(epsilon), n, channels, p[4], p[5], p[6]);
+  return nullptr;
+}
+
+// batchNormTrainingGrad(x, dy, scale | null, mean, variance, epsilon, dmean | null, dvariance | null, dx, dscale,
+// doffset): the gradients of batchNormTraining's y (and of its mean and variance outputs, where given).
+napi_value BatchNormTrainingGrad(napi_env env, napi_callback_info info) {
+  napi_value argv[11];
+  if (!args(env, info, argv, "batchNormTrainingGrad", "(x, dy, scale, mean, variance, epsilon, dmean, dvariance, dx, dscale, doffset)")) return nullptr;
+  std::string error;
+  const char* names[11] = {"x", "dy", "scale", "mean", "variance", "epsilon", "dmean", "dvariance", "dx", "dscale", "doffset"};
+  float* p[11] = {};
+  int64_t len[11] = {};
+  double epsilon = 0;
+  for (int i = 0; i < 11 && error.empty(); i++) {
+    if (i == 5) number(env, argv[i], "epsilon", &epsilon, error);
+    else floats(env, argv[i], names[i], &p[i], &len[i], error, i == 2 || i == 6 || i == 7);
+  }
+  const int64_t n = len[0];
+  const int64_t channels = len[3];
+  if (error.empty() && !(epsilon > 0)) error = "epsilon must be > 0, got " + std::to_string(epsilon);
+  if (error.empty() && (channels < 1 || n < channels || n % channels != 0)) error = sizeMismatch("mean", channels, "x's " + std::to_string(n) + " must be a positive multiple of it");
+  for (int i : {1, 8}) {
+    if (error.empty() && len[i] != n) error = sizeMismatch(names[i], len[i], "x has " + std::to_string(n));
+  }
+  for (int i : {2, 4, 6, 7, 9, 10}) {
+    if (error.empty() && p[i] != nullptr && len[i] != channels) error = sizeMismatch(names[i], len[i], "mean has " + std::to_string(channels));
+  }
+  if (!error.empty()) return fail(env, std::string("batchNormTrainingGrad: ") + error);
+  batchNormTrainingGrad(p[0], p[1], p[2], p[3], p[4], static_cast<float>(epsilon), p[6], p[7], n, channels, {p[8], p[9], p[10]});
+  return nullptr;
+}
+
+// reluGrad(y, dy, dx): dx = dy * step(y), y being ReLU's output (or input: the same mask).
+napi_value ReluGrad(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!args(env, info, argv, "reluGrad", "(y, dy, dx)")) return nullptr;
+  std::string error;
+  float *y = nullptr, *dy = nullptr, *dx = nullptr;
+  int64_t ny = 0, ndy = 0, ndx = 0;
+  if (floats(env, argv[0], "y", &y, &ny, error) && floats(env, argv[1], "dy", &dy, &ndy, error) && floats(env, argv[2], "dx", &dx, &ndx, error)) {
+    if (ndy != ny) error = sizeMismatch("dy", ndy, "y has " + std::to_string(ny));
+    else if (ndx != ny) error = sizeMismatch("dx", ndx, "y has " + std::to_string(ny));
+  }
+  if (!error.empty()) return fail(env, "reluGrad: " + error);
+  reluGrad(y, dy, dx, ny);
+  return nullptr;
+}
+
+// sgdUpdate(param, grad, buffer | null, lr, momentum, dampening, weightDecay, nesterov, first): one torch.optim.SGD
+// step in place on param and (with momentum) buffer; `first` sets buffer = d, as Torch does on its first step.
+napi_value SgdUpdate(napi_env env, napi_callback_info info) {
+  napi_value argv[9];
+  if (!args(env, info, argv, "sgdUpdate", "(param, grad, buffer, lr, momentum, dampening, weightDecay, nesterov, first)")) return nullptr;
+  std::string error;
+  float *p = nullptr, *g = nullptr, *buf = nullptr;
+  int64_t np = 0, ng = 0, nb = 0;
+  double hyper[4] = {};
+  const char* hyperNames[4] = {"lr", "momentum", "dampening", "weightDecay"};
+  bool flags[2] = {};
+  if (floats(env, argv[0], "param", &p, &np, error) && floats(env, argv[1], "grad", &g, &ng, error) && floats(env, argv[2], "buffer", &buf, &nb, error, true)) {
+    for (int i = 0; i < 4 && error.empty(); i++) number(env, argv[3 + i], hyperNames[i], &hyper[i], error);
+    for (int i = 0; i < 2 && error.empty(); i++) {
+      if (napi_get_value_bool(env, argv[7 + i], &flags[i]) != napi_ok) error = std::string(i == 0 ? "nesterov" : "first") + " must be a boolean";
+    }
+  }
+  if (error.empty() && ng != np) error = sizeMismatch("grad", ng, "param has " + std::to_string(np));
+  if (error.empty() && buf != nullptr && nb != np) error = sizeMismatch("buffer", nb, "param has " + std::to_string(np));
+  if (error.empty() && buf == nullptr && hyper[1] != 0) error = "buffer must be a Float32Array when momentum is not 0";
+  if (!error.empty()) return fail(env, "sgdUpdate: " + error);
+  const SgdHyper h{static_cast<float>(hyper[0]), static_cast<float>(hyper[1]), static_cast<float>(1 - hyper[2]), static_cast<float>(hyper[3]), flags[0], flags[1]};
+  if (np > 0) sgdUpdate(p, g, hyper[1] != 0 ? buf : nullptr, np, h);
+  return nullptr;
+}
+
 }  // namespace
 
 namespace wrn {
@@ -380,7 +680,8 @@ void registerElementwise(napi_env env, napi_value exports) {
   const struct {
     const char* name;
     napi_callback fn;
-  } functions[] = {{"binary", Binary}, {"unary", Unary}, {"sum", Sum}, {"batchNormGrad", BatchNormGrad}};
+  } functions[] = {{"binary", Binary}, {"unary", Unary}, {"sum", Sum}, {"batchNormGrad", BatchNormGrad},
+                 {"batchNormTraining", BatchNormTraining}, {"batchNormTrainingGrad", BatchNormTrainingGrad}, {"sgdUpdate", SgdUpdate}, {"reluGrad", ReluGrad}};
   for (const auto& f : functions) {
     napi_value fn;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &fn);

@@ -58,6 +58,34 @@ export interface NativeConvKernels {
     epsilon: number,
     out: BatchNormGradients,
   ): void;
+  /**
+   * BatchNorm in training mode over x [rows, C] in one call: the batch's per-channel mean and biased variance
+   * (accumulated in double), then y = (x - mean) / sqrt(variance + epsilon) * scale + offset (null: 1 and 0).
+   */
+  batchNormTraining(x: Float32Array, scale: Float32Array | null, offset: Float32Array | null, epsilon: number, out: BatchNormTrainingOutputs): void;
+  /**
+   * The backward pass of {@link NativeConvKernels.batchNormTraining}, its mean and variance being functions of x
+   * (PyTorch's formula): dx, dscale, doffset from x, dy and the forward's mean and variance; dmean and dvariance
+   * (null: none) are gradients reaching the mean and variance outputs themselves.
+   */
+  batchNormTrainingGrad(
+    x: Float32Array,
+    dy: Float32Array,
+    scale: Float32Array | null,
+    mean: Float32Array,
+    variance: Float32Array,
+    epsilon: number,
+    outputGradients: { dmean: Float32Array | null; dvariance: Float32Array | null },
+    out: BatchNormTrainingGradients,
+  ): void;
+  /**
+   * One torch.optim.SGD step in place: d = grad + weightDecay * param; with momentum, buffer = first ? d :
+   * momentum * buffer + (1 - dampening) * d and d = nesterov ? d + momentum * buffer : buffer; param -= lr * d.
+   * `buffer` may be null only when momentum is 0.
+   */
+  sgdUpdate(param: Float32Array, grad: Float32Array, buffer: Float32Array | null, hyper: SgdUpdateHyper): void;
+  /** ReLU's gradient: dx = dy * step(y) (1 where y > 0, NaN where y is NaN, else 0), y ReLU's output. */
+  reluGrad(y: Float32Array, dy: Float32Array, dx: Float32Array): void;
   /** The GEMM micro-kernel in use: 'avx512f', 'avx2+fma', or 'portable' (compiler-vectorised C++); WRN_NATIVE_ISA=avx512|avx2|portable forces one the CPU has. */
   isa: string;
   /** Threads each call splits its work over (WRN_NATIVE_THREADS, else one per logical core). */
@@ -98,6 +126,31 @@ export interface BatchNormGradients {
   doffset: Float32Array;
 }
 
+/** Where {@link NativeConvKernels.batchNormTraining} writes: y [rows, C], mean and variance [C]. */
+export interface BatchNormTrainingOutputs {
+  y: Float32Array;
+  mean: Float32Array;
+  variance: Float32Array;
+}
+
+/** Where {@link NativeConvKernels.batchNormTrainingGrad} writes: dx [rows, C], dscale and doffset [C]. */
+export interface BatchNormTrainingGradients {
+  dx: Float32Array;
+  dscale: Float32Array;
+  doffset: Float32Array;
+}
+
+/** The hyper-parameters of one {@link NativeConvKernels.sgdUpdate}, with torch.optim.SGD's meaning. */
+export interface SgdUpdateHyper {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+  /** The buffer's first step: buffer = d (its old contents are ignored). */
+  first: boolean;
+}
+
 /** Where the loaded addon came from. */
 export type NativeBinaryOrigin = 'compiled' | 'prebuilt';
 
@@ -112,6 +165,22 @@ interface Addon {
   unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
   sum(x: Float32Array, outer: number, reduced: number, kept: number, scale: number, out: Float32Array): void;
   batchNormGrad(...buffers: [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array | null, number, ...Float32Array[]]): void;
+  batchNormTraining(x: Float32Array, scale: Float32Array | null, offset: Float32Array | null, epsilon: number, ...out: Float32Array[]): void;
+  batchNormTrainingGrad(
+    ...args: [Float32Array, Float32Array, Float32Array | null, Float32Array, Float32Array, number, Float32Array | null, Float32Array | null, ...Float32Array[]]
+  ): void;
+  reluGrad(y: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  sgdUpdate(
+    param: Float32Array,
+    grad: Float32Array,
+    buffer: Float32Array | null,
+    lr: number,
+    momentum: number,
+    dampening: number,
+    weightDecay: number,
+    nesterov: boolean,
+    first: boolean,
+  ): void;
   isa: string;
   threads: number;
   winogradConv2d(shape: number[], x: Float32Array, filter: Float32Array, out: Float32Array, bias: Float32Array | null, relu: boolean, tile: number): void;
@@ -176,6 +245,11 @@ export function loadNativeConvKernels(): NativeConvLoad {
       sum: (x, outer, reduced, kept, out, scale) => kernels.sum(x, outer, reduced, kept, scale ?? 1, out),
       batchNormGrad: (x, dy, mean, variance, scale, epsilon, out) =>
         kernels.batchNormGrad(x, dy, mean, variance, scale, epsilon, out.dx, out.dmean, out.dvariance, out.dscale, out.doffset),
+      batchNormTraining: (x, scale, offset, epsilon, out) => kernels.batchNormTraining(x, scale, offset, epsilon, out.y, out.mean, out.variance),
+      batchNormTrainingGrad: (x, dy, scale, mean, variance, epsilon, grads, out) =>
+        kernels.batchNormTrainingGrad(x, dy, scale, mean, variance, epsilon, grads.dmean, grads.dvariance, out.dx, out.dscale, out.doffset),
+      sgdUpdate: (param, grad, buffer, h) => kernels.sgdUpdate(param, grad, buffer, h.lr, h.momentum, h.dampening, h.weightDecay, h.nesterov, h.first),
+      reluGrad: (y, dy, dx) => kernels.reluGrad(y, dy, dx),
       isa: addon.isa,
       threads: addon.threads,
       origin,

@@ -181,6 +181,106 @@ describe.skipIf(torchMissing)("@wrn/native's elementwise kernels equal PyTorch's
   });
 });
 
+// BatchNorm in training mode: [rows, channels, mean offset (|mean| >> std tests the one-pass variance), whether the
+// mean and variance outputs get gradients of their own].
+const BN_TRAINING_CASES: [rows: number, channels: number, shift: number, outputGradients: boolean][] = [
+  [105, 13, 0, false],
+  [64 * 9 * 9, 19, 0, true],
+  [3 * 7, 37, 100, false],
+  [2, 5, 0, true],
+];
+
+// torch.optim.SGD: [size, lr, momentum, dampening, weightDecay, nesterov, with a buffer from an earlier step].
+const SGD_CASES: [n: number, lr: number, momentum: number, dampening: number, weightDecay: number, nesterov: boolean, buffer: boolean][] = [
+  [1001, 0.1, 0.9, 0, 5e-4, true, false],
+  [83_029, 0.1, 0.9, 0, 5e-4, true, true],
+  [777, 0.05, 0.9, 0.25, 1e-4, false, true],
+  [777, 0.05, 0.9, 0.25, 0, false, false],
+  [513, 0.2, 0, 0, 5e-4, false, false],
+];
+
+describe.skipIf(torchMissing)("@wrn/native's BatchNorm training kernels and SGD update equal PyTorch's (float64 oracle)", () => {
+  it("BatchNorm training forward (batch mean, biased variance, y) and backward equal autograd's and F.batch_norm's", () => {
+    const native = kernels();
+    const cases = BN_TRAINING_CASES.map(([rows, channels, shift, outputGradients], i) => {
+      const x = randomArray(rows * channels, 13 + i, -2 + shift, 3 + shift);
+      const dy = randomArray(rows * channels, 31 + i);
+      const scale = randomArray(channels, 81 + i, 0.5, 1.5);
+      const offset = randomArray(channels, 91 + i);
+      const dmean = outputGradients ? randomArray(channels, 41 + i) : null;
+      const dvariance = outputGradients ? randomArray(channels, 51 + i) : null;
+      const arrays = { x, dy, scale, offset, dmean, dvariance };
+      return {
+        kind: 'batchNormTraining',
+        channels,
+        epsilon: 1e-5,
+        ...Object.fromEntries(Object.entries(arrays).map(([k, v]) => [k, v == null ? null : [...v]])),
+        arrays,
+      };
+    });
+    const answers = torch(cases.map(({ arrays: _, ...c }) => c)) as Record<string, number[]>[];
+    cases.forEach((c, i) => {
+      const { x, dy, scale, offset, dmean, dvariance } = c.arrays;
+      const channels = scale.length;
+      const where = `[${x.length / channels},${channels}]`;
+      const forward = { y: new Float32Array(x.length), mean: new Float32Array(channels), variance: new Float32Array(channels) };
+      native.batchNormTraining(x, scale, offset, c.epsilon, forward);
+      const answer = answers[i]!;
+      expect(relativeError(forward.y, answer['y']!), `y of ${where}`).toBeLessThan(2e-6);
+      expect(relativeError(forward.y, answer['yBatchNorm']!), `y of ${where} vs F.batch_norm`).toBeLessThan(2e-6);
+      expect(relativeError(forward.mean, answer['mean']!), `mean of ${where}`).toBeLessThan(1e-7);
+      expect(relativeError(forward.variance, answer['variance']!), `variance of ${where}`).toBeLessThan(1e-6);
+      const grads = { dx: new Float32Array(x.length), dscale: new Float32Array(channels), doffset: new Float32Array(channels) };
+      native.batchNormTrainingGrad(x, dy, scale, forward.mean, forward.variance, c.epsilon, { dmean, dvariance }, grads);
+      for (const key of ['dx', 'dscale', 'doffset'] as const) {
+        expect(relativeError(grads[key], answer[key]!), `${key} of ${where}`).toBeLessThan(2e-5);
+      }
+    });
+  });
+
+  it("ReLU's gradient from its output equals autograd's, and gives NaN where the output is NaN (as tfjs-core's does)", () => {
+    const native = kernels();
+    const cases = [1001, 83_029].map((n, i) => {
+      const x = randomArray(n, 5 + i);
+      x[1] = 0;
+      x[2] = -0;
+      return { kind: 'reluGrad', x: [...x], dy: [...randomArray(n, 15 + i)], arrays: { x } };
+    });
+    const answers = torch(cases.map(({ arrays: _, ...c }) => c)) as number[][];
+    cases.forEach((c, i) => {
+      const y = new Float32Array(c.x.length);
+      native.unary('relu', c.arrays.x, y);
+      const dx = new Float32Array(y.length);
+      native.reluGrad(y, Float32Array.from(c.dy), dx);
+      expect(relativeError(dx, answers[i]!), `reluGrad ${y.length}`).toBeLessThan(1e-7);
+    });
+    const dx = new Float32Array(2);
+    native.reluGrad(Float32Array.from([Number.NaN, 1]), Float32Array.from([2, Number.POSITIVE_INFINITY]), dx);
+    expect([...dx]).toEqual([Number.NaN, Number.POSITIVE_INFINITY]);
+  });
+
+  it('one SGD step (weight decay, momentum, dampening, Nesterov; first step and later) equals torch.optim.SGD', () => {
+    const native = kernels();
+    const cases = SGD_CASES.map(([n, lr, momentum, dampening, weightDecay, nesterov, withBuffer], i) => {
+      const param = randomArray(n, 17 + i);
+      const grad = randomArray(n, 27 + i, -0.1, 0.1);
+      const buffer = withBuffer ? randomArray(n, 37 + i, -0.05, 0.05) : null;
+      const hyper = { lr, momentum, dampening, weightDecay, nesterov };
+      return { kind: 'sgd', hyper, param: [...param], grad: [...grad], buffer: buffer == null ? null : [...buffer], arrays: { param, grad, buffer } };
+    });
+    const answers = torch(cases.map(({ arrays: _, ...c }) => c)) as { param: number[]; buffer: number[] | null }[];
+    cases.forEach((c, i) => {
+      const { param, grad } = c.arrays;
+      const buffer = c.hyper.momentum !== 0 ? (c.arrays.buffer ?? new Float32Array(param.length).fill(Number.NaN)) : null;
+      native.sgdUpdate(param, grad, buffer, { ...c.hyper, first: c.arrays.buffer == null });
+      const where = `${JSON.stringify(c.hyper)} n=${param.length}`;
+      expect(relativeError(param, answers[i]!.param), `param, ${where}`).toBeLessThan(2e-7);
+      if (buffer != null) expect(relativeError(buffer, answers[i]!.buffer!), `buffer, ${where}`).toBeLessThan(2e-7);
+      else expect(answers[i]!.buffer).toBeNull();
+    });
+  });
+});
+
 describe("@wrn/native's elementwise kernels, portable build", () => {
   // Every kernel once on the same inputs, in this process (AVX2+FMA where the CPU has it) and in a child process
   // with WRN_NATIVE_ISA=portable: PyTorch checks the first above, this checks the second agrees.
@@ -197,7 +297,16 @@ describe("@wrn/native's elementwise kernels, portable build", () => {
     k.sum(x, 1, 35, 13, sum, 0.5);
     const bn = { dx: new Float32Array(x.length), dmean: new Float32Array(13), dvariance: new Float32Array(13), dscale: new Float32Array(13), doffset: new Float32Array(13) };
     k.batchNormGrad(x, dy, c, c, c, 1e-3, bn);
-    const result = { isa: k.isa, sub: [...sub], step: [...step], sum: [...sum], ...Object.fromEntries(Object.entries(bn).map(([key, v]) => [key, [...v]])) };
+    const fwd = { y: new Float32Array(x.length), mean: new Float32Array(13), variance: new Float32Array(13) };
+    k.batchNormTraining(x, c, dy.subarray(0, 13), 1e-5, fwd);
+    const bwd = { dx: new Float32Array(x.length), dscale: new Float32Array(13), doffset: new Float32Array(13) };
+    k.batchNormTrainingGrad(x, dy, c, fwd.mean, fwd.variance, 1e-5, { dmean: c, dvariance: c }, bwd);
+    const param = x.slice(), buffer = dy.slice();
+    k.sgdUpdate(param, dy, buffer, { lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 5e-4, nesterov: true, first: false });
+    const reluGrad = new Float32Array(x.length);
+    k.reluGrad(x, dy, reluGrad);
+    const training = { reluGrad, trainY: fwd.y, trainMean: fwd.mean, trainVariance: fwd.variance, trainDx: bwd.dx, trainDscale: bwd.dscale, trainDoffset: bwd.doffset, param, buffer };
+    const result = { isa: k.isa, sub: [...sub], step: [...step], sum: [...sum], ...Object.fromEntries(Object.entries({ ...bn, ...training }).map(([key, v]) => [key, [...v]])) };
   `;
 
   it('gives the numbers of the AVX2 build', () => {
@@ -209,7 +318,8 @@ describe("@wrn/native's elementwise kernels, portable build", () => {
     const portable = JSON.parse(child.stdout) as Record<string, number[] | string>;
     expect(portable['isa']).toBe('portable');
     const here = new Function('loadNativeConvKernels', `${probe}; return result;`)(loadNativeConvKernels) as Record<string, number[] | string>;
-    for (const key of ['sub', 'step', 'sum', 'dx', 'dmean', 'dvariance', 'dscale', 'doffset']) {
+    const trainingKeys = ['reluGrad', 'trainY', 'trainMean', 'trainVariance', 'trainDx', 'trainDscale', 'trainDoffset', 'param', 'buffer'];
+    for (const key of ['sub', 'step', 'sum', 'dx', 'dmean', 'dvariance', 'dscale', 'doffset', ...trainingKeys]) {
       expect(relativeError(here[key] as number[], portable[key] as number[]), key).toBeLessThan(1e-6);
     }
   });
@@ -236,5 +346,23 @@ describe("@wrn/native's elementwise kernels reject buffers that do not fit, nami
     expect(() => native.batchNormGrad(f(12), f(12), c(), f(3), null, 1e-3, { dx: f(12), dmean: c(), dvariance: c(), dscale: c(), doffset: c() })).toThrow(
       'batchNormGrad: variance has 3 elements; mean has 4',
     );
+    const y = { y: f(12), mean: c(), variance: c() };
+    expect(() => native.batchNormTraining(f(12), c(), c(), 1e-5, { ...y, y: f(8) })).toThrow('batchNormTraining: y has 8 elements; x has 12');
+    expect(() => native.batchNormTraining(f(12), f(3), null, 1e-5, y)).toThrow('batchNormTraining: scale has 3 elements; mean has 4');
+    expect(() => native.batchNormTraining(f(12), null, null, 0, y)).toThrow('batchNormTraining: epsilon must be > 0, got 0');
+    expect(() => native.batchNormTraining(f(10), null, null, 1e-5, { ...y, y: f(10) })).toThrow(
+      "batchNormTraining: mean has 4 elements; x's 10 must be a positive multiple of it",
+    );
+    const g = { dx: f(12), dscale: c(), doffset: c() };
+    const none = { dmean: null, dvariance: null };
+    expect(() => native.batchNormTrainingGrad(f(12), f(11), c(), c(), c(), 1e-5, none, g)).toThrow('batchNormTrainingGrad: dy has 11 elements; x has 12');
+    expect(() => native.batchNormTrainingGrad(f(12), f(12), c(), c(), c(), 1e-5, { dmean: f(2), dvariance: null }, g)).toThrow(
+      'batchNormTrainingGrad: dmean has 2 elements; mean has 4',
+    );
+    expect(() => native.reluGrad(f(6), f(6), f(5))).toThrow('reluGrad: dx has 5 elements; y has 6');
+    const hyper = { lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 0, nesterov: false, first: false };
+    expect(() => native.sgdUpdate(f(6), f(5), f(6), hyper)).toThrow('sgdUpdate: grad has 5 elements; param has 6');
+    expect(() => native.sgdUpdate(f(6), f(6), f(7), hyper)).toThrow('sgdUpdate: buffer has 7 elements; param has 6');
+    expect(() => native.sgdUpdate(f(6), f(6), null, hyper)).toThrow('sgdUpdate: buffer must be a Float32Array when momentum is not 0');
   });
 });

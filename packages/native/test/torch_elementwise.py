@@ -49,6 +49,46 @@ def answer(case):
             "dscale": scale.grad.tolist() if scale is not None else None,
             "doffset": offset.grad.tolist(),
         }
+    if kind == "batchNormTraining":
+        # BatchNorm2d's training forward written out (biased variance normalises), so that autograd also reaches
+        # the mean and variance outputs, whose gradients dmean / dvariance stand for any use of them.
+        c = case["channels"]
+        x = t(case["x"], [-1, c]).requires_grad_()
+        scale = t(case["scale"], [c]).requires_grad_()
+        offset = t(case["offset"], [c]).requires_grad_()
+        mean = x.mean(dim=0)
+        variance = x.var(dim=0, unbiased=False)
+        y = (x - mean) / torch.sqrt(variance + case["epsilon"]) * scale + offset
+        loss = (y * t(case["dy"], [-1, c])).sum()
+        if case["dmean"] is not None:
+            loss = loss + (mean * t(case["dmean"], [c])).sum() + (variance * t(case["dvariance"], [c])).sum()
+        loss.backward()
+        reference = torch.nn.functional.batch_norm(x.detach(), None, None, scale.detach(), offset.detach(), True, 0.1, case["epsilon"])
+        return {
+            "y": y.detach().flatten().tolist(),
+            "yBatchNorm": reference.flatten().tolist(),
+            "mean": mean.detach().tolist(),
+            "variance": variance.detach().tolist(),
+            "dx": x.grad.flatten().tolist(),
+            "dscale": scale.grad.tolist(),
+            "doffset": offset.grad.tolist(),
+        }
+    if kind == "reluGrad":
+        x = t(case["x"], [-1]).requires_grad_()
+        torch.relu(x).backward(t(case["dy"], [-1]))
+        return x.grad.tolist()
+    if kind == "sgd":
+        # torch.optim.SGD itself, one step from the given parameter, gradient and (if any) momentum buffer.
+        param = torch.nn.Parameter(t(case["param"], [-1]))
+        param.grad = t(case["grad"], [-1])
+        h = case["hyper"]
+        opt = torch.optim.SGD([param], lr=h["lr"], momentum=h["momentum"], dampening=h["dampening"],
+                              weight_decay=h["weightDecay"], nesterov=h["nesterov"])
+        if case["buffer"] is not None:
+            opt.state[param]["momentum_buffer"] = t(case["buffer"], [-1])
+        opt.step()
+        buf = opt.state[param].get("momentum_buffer")
+        return {"param": param.detach().tolist(), "buffer": buf.tolist() if buf is not None else None}
     raise ValueError(f"unknown case kind {kind!r}")
 
 

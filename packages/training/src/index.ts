@@ -1,4 +1,4 @@
-export { SgdOptimizer } from './sgd';
+export { SGD_UPDATE_KERNEL, SgdOptimizer } from './sgd';
 export type { SgdOptions, SgdParam, SgdStateMeta, SerializedSgdState } from './sgd';
 export {
   learningRateAt, scheduleSchema, scheduleUnitSchema, warmupSchema, resolveSchedule, fractionMilestone, scheduleMilestones, resetsMomentumAt, formatSchedule,

@@ -1,5 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 
+/**
+ * A kernel a backend may register to take one parameter's whole SGD step at once (@wrn/backend registers it for
+ * wasm on @wrn/native, updating in place where that is safe): inputs param, grad and (with momentum, after its
+ * first step) buffer; attrs lr, momentum, dampening, weightDecay (0 where the parameter has none), nesterov, first
+ * (the buffer starts now: buf = d); outputs the new param and, with momentum, the new buffer.
+ */
+export const SGD_UPDATE_KERNEL = 'WrnSgdUpdate';
+
 /** SGD hyper-parameters with the meaning they have in Torch (`torch.optim.SGD`, also Lua `optim.sgd`). */
 export interface SgdOptions {
   /** Momentum factor; 0 disables the momentum buffer. */
@@ -105,12 +113,17 @@ export class SgdOptimizer {
     }
     const lrScalar = this.lrScalar!;
     const { momentum, nesterov, dampening, weightDecay } = this.options;
+    const fused = tf.getKernel(SGD_UPDATE_KERNEL, tf.getBackend()) != null;
     tf.tidy(() => {
       for (let i = 0; i < this.params.length; i++) {
         const g = grads[i];
         if (g == null) continue;
         const param = this.params[i]!;
         const p = param.variable;
+        if (fused && p.dtype === 'float32' && g.dtype === 'float32' && tf.util.arraysEqual(p.shape, g.shape)) {
+          this.fusedStep(i, g, lr);
+          continue;
+        }
         let d: tf.Tensor = weightDecay !== 0 && param.weightDecay ? tf.add(g, tf.mul(p, this.weightDecayScalar)) : g;
         if (momentum !== 0) {
           let buf = this.buffers[i];
@@ -127,6 +140,22 @@ export class SgdOptimizer {
       }
     });
     this.steps++;
+  }
+
+  // One parameter's step as the backend's SGD_UPDATE_KERNEL: the same arithmetic in the same order, one kernel.
+  private fusedStep(i: number, g: tf.Tensor, lr: number): void {
+    const { momentum, nesterov, dampening, weightDecay } = this.options;
+    const param = this.params[i]!;
+    const buf = this.buffers[i] ?? null;
+    const first = momentum !== 0 && buf == null;
+    const inputs: Record<string, tf.Tensor> = { param: param.variable, grad: g };
+    if (buf != null && momentum !== 0) inputs['buffer'] = buf;
+    const attrs = { lr, momentum, dampening, weightDecay: param.weightDecay ? weightDecay : 0, nesterov, first };
+    const [newParam, newBuffer] = tf.engine().runKernel(SGD_UPDATE_KERNEL, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    param.variable.assign(newParam!);
+    if (momentum === 0) return;
+    if (buf == null) this.buffers[i] = tf.variable(newBuffer!, false);
+    else buf.assign(newBuffer!);
   }
 
   /**

@@ -19,6 +19,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import type { FusedBatchNormAttrs, GradConfig, MeanAttrs, NamedAttrMap, Tensor } from '@tensorflow/tfjs-core';
 import { nativeBatchNormGradient } from './native-elementwise';
+import { registerReluGradientFromOutput } from './native-relu-grad';
 import { WASM_BACKEND_NAME } from './training-kernels';
 
 /** Kernels whose gradient {@link registerWasmTrainingGradients} replaces while the wasm backend is active. */
@@ -96,6 +97,7 @@ const ours = new Map<string, GradFunc>();
  * would overwrite these). Idempotent.
  */
 export function registerWasmTrainingGradients(): readonly string[] {
+  registerReluGradientFromOutput();
   for (const kernelName of WASM_TRAINING_GRADIENT_NAMES) {
     const current = getGradient(kernelName);
     // Nothing to speed up where no gradient is registered yet (tfjs-layers not loaded).

@@ -34,8 +34,11 @@ import { makeSplitOnHeap } from './kernels/split-v';
 import { makeSumViaAvgPool } from './kernels/sum';
 import { makeTileOnHeap } from './kernels/tile';
 import { makeTransposeOnHeap } from './kernels/transpose';
+import { setNativeBatchNormTraining } from './native-batch-norm';
 import { nativeConvKernelMakers } from './native-conv';
 import { nativeGroupedConvMethod, registerNativeGroupedConv } from './native-grouped-conv';
+import { setNativeReluGrad } from './native-relu-grad';
+import { setNativeSgdUpdate } from './native-sgd';
 import { makeNativeReduction, nativeElementwiseKernelMakers, setNativeBatchNormGradient, WASM_NATIVE_ELEMENTWISE_KERNEL_NAMES } from './native-elementwise';
 
 // Registration of the wasm training kernels: which kernel replaces which, and putting wasm's own back. Each
@@ -152,6 +155,9 @@ export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions =
     else restore(name);
   }
   setNativeBatchNormGradient(elementwise ? native : undefined);
+  setNativeBatchNormTraining(elementwise ? native : undefined);
+  setNativeSgdUpdate(elementwise ? native : undefined);
+  setNativeReluGrad(elementwise ? native : undefined);
   nativeElementwiseInUse = elementwise;
   install(Transpose, (original) => makeTransposeOnHeap(original) as unknown as KernelFunc);
   install(Identity, (original) => makeIdentitySharingData(original) as unknown as KernelFunc);

@@ -1,6 +1,21 @@
-import { batchNorm, moments, mul, scalar, serialization, sub, tidy, type Tensor, type Tensor1D } from '@tensorflow/tfjs-core';
+import { batchNorm, engine, getBackend, getKernel, moments, mul, scalar, serialization, sub, tidy, type Tensor, type Tensor1D } from '@tensorflow/tfjs-core';
 import { initializers, layers, type LayerVariable, type Shape } from '@tensorflow/tfjs-layers';
 import { singleShape, singleTensor, keepDtype, type LayerArgs } from './common.js';
+
+/**
+ * A kernel a backend may register to run BatchNorm in training mode at once: inputs x [..., C] (float32), scale
+ * and offset [C]; attrs {@link BatchNormTrainingAttrs}; outputs y (x's shape), the batch's mean and its BIASED
+ * variance [C], with a gradient for x, scale and offset (mean and variance being functions of x). Where the active
+ * backend has it, {@link TorchBatchNormalization} calls it instead of tf.moments + tf.batchNorm (@wrn/backend
+ * registers it for wasm on @wrn/native).
+ */
+export const BATCH_NORM_TRAINING_KERNEL = 'WrnBatchNormTraining';
+
+/** The attributes of {@link BATCH_NORM_TRAINING_KERNEL}. */
+export interface BatchNormTrainingAttrs {
+  /** Added to the variance before the square root. */
+  varianceEpsilon: number;
+}
 
 export interface TorchBatchNormalizationArgs extends LayerArgs {
   /**
@@ -21,7 +36,8 @@ export interface TorchBatchNormalizationArgs extends LayerArgs {
  * BatchNormalization updates it with the biased variance, so after training its moving variance is smaller by
  * n/(n-1) (1/127 for a batch of 128 at 1x1, 1/8191 at 8x8) and the inference function differs from the papers'.
  * Same weights as tfjs-layers' layer (gamma, beta, moving_mean, moving_variance) and the same ops
- * (tf.moments, tf.batchNorm), so every backend's BatchNorm kernels and gradients apply unchanged.
+ * (tf.moments, tf.batchNorm), so every backend's BatchNorm kernels and gradients apply unchanged; in training, a
+ * backend that registers {@link BATCH_NORM_TRAINING_KERNEL} runs the batch statistics and normalisation as one.
  */
 export class TorchBatchNormalization extends layers.Layer {
   static className = 'WrnBatchNormalization';
@@ -78,14 +94,25 @@ export class TorchBatchNormalization extends layers.Layer {
     const axes = x.shape.slice(0, -1).map((_, i) => i);
     const count = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
     return tidy(() => {
-      const { mean, variance } = moments(x, axes);
-      const normed = batchNorm(x, mean, variance, beta, gamma, this.epsilon);
+      const { normed, mean, variance } = this.normaliseBatch(x, gamma, beta, axes);
       // Torch's running_var update uses the unbiased batch variance (a single value per channel: left as is).
       const unbiased = count > 1 ? mul(variance, scalar(count / (count - 1))) : variance;
       this.updateMovingAverage(this.movingMean as LayerVariable, mean);
       this.updateMovingAverage(this.movingVariance as LayerVariable, unbiased);
       return normed;
     });
+  }
+
+  // The batch's mean and biased variance and x normalised with them: one kernel where the backend has one,
+  // else tf.moments + tf.batchNorm.
+  private normaliseBatch(x: Tensor, gamma: Tensor1D, beta: Tensor1D, axes: number[]): { normed: Tensor; mean: Tensor; variance: Tensor } {
+    if (x.dtype === 'float32' && x.size > 0 && getKernel(BATCH_NORM_TRAINING_KERNEL, getBackend()) != null) {
+      const attrs: BatchNormTrainingAttrs = { varianceEpsilon: this.epsilon };
+      const [normed, mean, variance] = engine().runKernel(BATCH_NORM_TRAINING_KERNEL, { x, scale: gamma, offset: beta }, attrs as unknown as Record<string, number>) as Tensor[];
+      return { normed: normed!, mean: mean!, variance: variance! };
+    }
+    const { mean, variance } = moments(x, axes);
+    return { normed: batchNorm(x, mean, variance, beta, gamma, this.epsilon), mean, variance };
   }
 
   private updateMovingAverage(variable: LayerVariable, value: Tensor): void {
