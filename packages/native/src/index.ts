@@ -54,6 +54,28 @@ export interface NativeConvKernels {
     epsilon: number,
     out: BatchNormGradients,
   ): void;
+  /**
+   * BatchNorm with fixed statistics (inference): out = (x - mean) * scale / sqrt(variance + epsilon) + offset over x
+   * [rows, C]; each of mean, variance, offset, scale has C values or one (offset null means 0, scale null means 1).
+   */
+  batchNormInference(
+    x: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    offset: Float32Array | null,
+    scale: Float32Array | null,
+    epsilon: number,
+    out: Float32Array,
+  ): void;
+  /** out = max(0, x) (NaN stays NaN), threaded on large tensors; out may be x. */
+  relu(x: Float32Array, out: Float32Array): void;
+  /** out = a + b, all three of one length, threaded on large tensors. */
+  add(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  /**
+   * ResNet's option-A shortcut in one pass: x [n, h, w, c] -> out [n, ceil(h/s), ceil(w/s), outChannels], x[:, ::s, ::s, :]
+   * in the first c channels and zeros after them.
+   */
+  zeroPadShortcut(x: Float32Array, shape: readonly [number, number, number, number], strides: number, outChannels: number, out: Float32Array): void;
   /** The micro-kernel in use: 'avx2+fma', or 'portable' (compiler-vectorised C++). */
   isa: string;
   /** Threads each call splits its work over (WRN_NATIVE_THREADS, else one per logical core). */
@@ -91,6 +113,18 @@ interface Addon {
   unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
   sum(x: Float32Array, outer: number, reduced: number, kept: number, scale: number, out: Float32Array): void;
   batchNormGrad(...buffers: [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array | null, number, ...Float32Array[]]): void;
+  batchNormInference(
+    x: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    offset: Float32Array | null,
+    scale: Float32Array | null,
+    epsilon: number,
+    out: Float32Array,
+  ): void;
+  relu(x: Float32Array, out: Float32Array): void;
+  add(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  zeroPadShortcut(x: Float32Array, shape: readonly number[], strides: number, outChannels: number, out: Float32Array): void;
   isa: string;
   threads: number;
 }
@@ -151,6 +185,10 @@ export function loadNativeConvKernels(): NativeConvLoad {
       sum: (x, outer, reduced, kept, out, scale) => kernels.sum(x, outer, reduced, kept, scale ?? 1, out),
       batchNormGrad: (x, dy, mean, variance, scale, epsilon, out) =>
         kernels.batchNormGrad(x, dy, mean, variance, scale, epsilon, out.dx, out.dmean, out.dvariance, out.dscale, out.doffset),
+      batchNormInference: (x, mean, variance, offset, scale, epsilon, out) => kernels.batchNormInference(x, mean, variance, offset, scale, epsilon, out),
+      relu: (x, out) => kernels.relu(x, out),
+      add: (a, b, out) => kernels.add(a, b, out),
+      zeroPadShortcut: (x, shape, strides, outChannels, out) => kernels.zeroPadShortcut(x, shape, strides, outChannels, out),
       isa: addon.isa,
       threads: addon.threads,
       origin,
