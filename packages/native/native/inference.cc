@@ -28,14 +28,15 @@ namespace {
 
 using wrn::parallelFor;
 
-// Elements per unit of work handed to a thread: below it a call stays on the calling thread, since waking the
-// pool costs more than a second core saves on a short memory-bound loop. WRN_NATIVE_INFERENCE_GRAIN=N changes it
-// (the tests split small tensors with it).
+// Elements per unit of work handed to a thread: below it a call stays on the calling thread. These loops run at
+// cache speed (a [64,32,32,16] ReLU in 0.12 ms), and splitting them at 256K elements made Add 5x and the shortcut 14x
+// slower on a loaded 2-core machine (tools/bench/native-inference-ab.ts), as elementwise.cc found: so only tensors
+// over 4M elements (16 MB) are split. WRN_NATIVE_INFERENCE_GRAIN=N changes it (the tests split small tensors).
 int64_t grainSize() {
   static const int64_t grain = [] {
     const char* env = std::getenv("WRN_NATIVE_INFERENCE_GRAIN");
     const long long n = env != nullptr ? std::atoll(env) : 0;
-    return n > 0 ? static_cast<int64_t>(n) : int64_t{1} << 18;
+    return n > 0 ? static_cast<int64_t>(n) : int64_t{1} << 22;
   }();
   return grain;
 }
