@@ -143,7 +143,7 @@ async function main(): Promise<void> {
       tf.dispose([value, grads]);
     };
     const inferStep = () => {
-      const out = model.predict(xs) as tf.Tensor;
+      const out = model.predict(xs, { batchSize: batch }) as tf.Tensor;
       out.dataSync();
       out.dispose();
     };
