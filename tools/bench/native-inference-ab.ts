@@ -11,6 +11,7 @@
  *   WRN_NATIVE_INFERENCE_GRAIN=N   elements per thread's share (the addon's default: 262144)
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { ZeroPadShortcut } from '@wrn/blocks';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -29,11 +30,10 @@ const median = (values: number[]) => {
 };
 
 async function main(): Promise<void> {
-  const tfl = await import('@tensorflow/tfjs-layers');
+  await import('@tensorflow/tfjs-layers');
   const { registerWasmTrainingKernels, wasmNativeConvKernels } = await import('@wrn/backend');
   const { selectBackend } = await import('@wrn/backend/node');
   const { buildModel } = await import('@wrn/architectures');
-  const { ZeroPadShortcut } = await import('@wrn/blocks');
   const selection = await selectBackend('wasm', {});
   console.log(`backend: ${selection.reason}`);
   const native = wasmNativeConvKernels();
@@ -100,7 +100,6 @@ async function main(): Promise<void> {
     tf.dispose(xs);
     model.dispose();
   }
-  void tfl;
 }
 
 main().catch((error: unknown) => {
