@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "wrn_native",
-      "sources": ["native/conv.cc", "native/elementwise.cc", "native/gemm.cc", "native/winograd.cc"],
+      "sources": ["native/conv.cc", "native/elementwise.cc", "native/gemm.cc", "native/inference.cc", "native/winograd.cc"],
       "cflags_cc": ["-O3", "-std=c++17", "-fno-exceptions"],
       "cflags_cc!": ["-fno-rtti"],
       "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-O3", "-std=c++17"] },

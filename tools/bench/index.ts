@@ -210,7 +210,8 @@ async function runChild(job: ChildJob): Promise<TfResult> {
   result.trainStepMs = trainMs.map((m) => Math.round(m));
   result.trainImagesPerSec = (job.batch * 1000) / median(trainMs);
   const inferStep = async () => {
-    const out = model.predict(xs) as import('@tensorflow/tfjs-core').Tensor;
+    // The whole batch in one pass, as PyTorch runs it (predict's default batchSize, 32, would run 64 as two).
+    const out = model.predict(xs, { batchSize: job.batch }) as import('@tensorflow/tfjs-core').Tensor;
     peakBytes = Math.max(peakBytes, tf.memory().numBytes);
     await out.data();
     out.dispose();

@@ -7,7 +7,7 @@
  *
  *   npx nx run-many -t build -p blocks backend architectures training
  *   npx tsx tools/bench/kernel-profile.ts [--models resnet20,wrn-16-4] [--backend wasm] [--threads 2] [--batch 64]
- *       [--warmup 1] [--steps 2] [--top 25]
+ *       [--warmup 1] [--steps 2] [--top 25] [--no-native-inference]
  *
  * Prints, per model and phase (train, infer), a markdown table: kernel, calls per step, self ms per step, share;
  * on wasm also the peak of live tensor data during the phase (every allocation the backend makes through the
@@ -117,6 +117,8 @@ async function main(): Promise<void> {
   const { buildModel } = await import('@wrn/architectures');
   const selection = await selectBackend(backendName, threads === 'auto' ? {} : { wasmThreads: Number(threads) });
   console.log(`backend: ${selection.reason}`);
+  // Profile with model.predict's BatchNorm/Relu/Add/shortcut on wasm's kernels, as before @wrn/native's inference kernels.
+  if (process.argv.includes('--no-native-inference')) (await import('@wrn/backend')).registerWasmTrainingKernels({ nativeInference: false });
   wrapKernels(tf.getBackend());
   const heapBytes = trackWasmAllocations();
   for (const modelName of models) {
@@ -141,7 +143,7 @@ async function main(): Promise<void> {
       tf.dispose([value, grads]);
     };
     const inferStep = () => {
-      const out = model.predict(xs) as tf.Tensor;
+      const out = model.predict(xs, { batchSize: batch }) as tf.Tensor;
       out.dataSync();
       out.dispose();
     };

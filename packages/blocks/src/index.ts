@@ -19,8 +19,8 @@ export { BATCH_NORM_TRAINING_KERNEL, TorchBatchNormalization } from './layers/ba
 export type { BatchNormTrainingAttrs, TorchBatchNormalizationArgs } from './layers/batch_norm.js';
 export { convOutputSize } from './layers/common.js';
 export type { ConvPadding } from './layers/common.js';
-export { ZeroPadShortcut, subsample } from './layers/zero_pad_shortcut.js';
-export type { ZeroPadShortcutArgs } from './layers/zero_pad_shortcut.js';
+export { ZeroPadShortcut, subsample, ZERO_PAD_SHORTCUT_KERNEL } from './layers/zero_pad_shortcut.js';
+export type { ZeroPadShortcutArgs, ZeroPadShortcutAttrs } from './layers/zero_pad_shortcut.js';
 export { SeededDropout, DropPath } from './layers/dropout.js';
 export type { StochasticLayerArgs } from './layers/dropout.js';
 export { registerCustomLayers, CUSTOM_LAYER_CLASSES } from './layers/index.js';

@@ -6,6 +6,7 @@
 
 #include "elementwise.h"
 #include "gemm.h"
+#include "inference.h"
 #include "parallel.h"
 #include "winograd.h"
 
@@ -387,6 +388,7 @@ NAPI_MODULE_INIT() {
   }
   wrn::registerElementwise(env, exports);
   wrn::registerWinograd(env, exports);
+  wrn::registerInference(env, exports);
   napi_value isa, threads;
   napi_create_string_utf8(env, wrn::gemmIsa(), NAPI_AUTO_LENGTH, &isa);
   napi_set_named_property(env, exports, "isa", isa);

@@ -86,6 +86,28 @@ export interface NativeConvKernels {
   sgdUpdate(param: Float32Array, grad: Float32Array, buffer: Float32Array | null, hyper: SgdUpdateHyper): void;
   /** ReLU's gradient: dx = dy * step(y) (1 where y > 0, NaN where y is NaN, else 0), y ReLU's output. */
   reluGrad(y: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  /**
+   * BatchNorm with fixed statistics (inference): out = (x - mean) * scale / sqrt(variance + epsilon) + offset over x
+   * [rows, C]; each of mean, variance, offset, scale has C values or one (offset null means 0, scale null means 1).
+   */
+  batchNormInference(
+    x: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    offset: Float32Array | null,
+    scale: Float32Array | null,
+    epsilon: number,
+    out: Float32Array,
+  ): void;
+  /** out = max(0, x) (NaN stays NaN), threaded on large tensors; out may be x. */
+  relu(x: Float32Array, out: Float32Array): void;
+  /** out = a + b, all three of one length, threaded on large tensors. */
+  add(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  /**
+   * ResNet's option-A shortcut in one pass: x [n, h, w, c] -> out [n, ceil(h/s), ceil(w/s), outChannels], x[:, ::s, ::s, :]
+   * in the first c channels and zeros after them.
+   */
+  zeroPadShortcut(x: Float32Array, shape: readonly [number, number, number, number], strides: number, outChannels: number, out: Float32Array): void;
   /** The GEMM micro-kernel in use: 'avx512f', 'avx2+fma', or 'portable' (compiler-vectorised C++); WRN_NATIVE_ISA=avx512|avx2|portable forces one the CPU has. */
   isa: string;
   /** Threads each call splits its work over (WRN_NATIVE_THREADS, else one per logical core). */
@@ -181,6 +203,18 @@ interface Addon {
     nesterov: boolean,
     first: boolean,
   ): void;
+  batchNormInference(
+    x: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    offset: Float32Array | null,
+    scale: Float32Array | null,
+    epsilon: number,
+    out: Float32Array,
+  ): void;
+  relu(x: Float32Array, out: Float32Array): void;
+  add(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  zeroPadShortcut(x: Float32Array, shape: readonly number[], strides: number, outChannels: number, out: Float32Array): void;
   isa: string;
   threads: number;
   winogradConv2d(shape: number[], x: Float32Array, filter: Float32Array, out: Float32Array, bias: Float32Array | null, relu: boolean, tile: number): void;
@@ -250,6 +284,10 @@ export function loadNativeConvKernels(): NativeConvLoad {
         kernels.batchNormTrainingGrad(x, dy, scale, mean, variance, epsilon, grads.dmean, grads.dvariance, out.dx, out.dscale, out.doffset),
       sgdUpdate: (param, grad, buffer, h) => kernels.sgdUpdate(param, grad, buffer, h.lr, h.momentum, h.dampening, h.weightDecay, h.nesterov, h.first),
       reluGrad: (y, dy, dx) => kernels.reluGrad(y, dy, dx),
+      batchNormInference: (x, mean, variance, offset, scale, epsilon, out) => kernels.batchNormInference(x, mean, variance, offset, scale, epsilon, out),
+      relu: (x, out) => kernels.relu(x, out),
+      add: (a, b, out) => kernels.add(a, b, out),
+      zeroPadShortcut: (x, shape, strides, outChannels, out) => kernels.zeroPadShortcut(x, shape, strides, outChannels, out),
       isa: addon.isa,
       threads: addon.threads,
       origin,

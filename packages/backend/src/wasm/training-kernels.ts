@@ -39,6 +39,7 @@ import { nativeConvKernelMakers } from './native-conv';
 import { nativeGroupedConvMethod, registerNativeGroupedConv } from './native-grouped-conv';
 import { setNativeReluGrad } from './native-relu-grad';
 import { setNativeSgdUpdate } from './native-sgd';
+import { installNativeInferenceKernels, WASM_NATIVE_INFERENCE_KERNEL_NAMES } from './native-inference';
 import { makeNativeReduction, nativeElementwiseKernelMakers, setNativeBatchNormGradient, WASM_NATIVE_ELEMENTWISE_KERNEL_NAMES } from './native-elementwise';
 
 // Registration of the wasm training kernels: which kernel replaces which, and putting wasm's own back. Each
@@ -106,10 +107,16 @@ export interface WasmTrainingKernelOptions {
    * (native-elementwise.ts). Default true; false keeps them on wasm (for A/B measurements).
    */
   nativeElementwise?: boolean;
+  /**
+   * With `native`: also run model.predict's BatchNorm, ReLU, same-shape Add and option-A shortcut on it
+   * (native-inference.ts). Default true; false keeps them on wasm (for A/B measurements).
+   */
+  nativeInference?: boolean;
 }
 
 let nativeInUse: NativeConvKernels | undefined;
 let nativeElementwiseInUse = false;
+let nativeInferenceInUse = false;
 let removeGroupedConvMethods: (() => void) | undefined;
 
 // With native convolutions the grouped convs run as one native kernel each (native-grouped-conv.ts; split measured
@@ -125,8 +132,11 @@ let removeGroupedConvMethods: (() => void) | undefined;
 export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions = {}): readonly string[] {
   const native = options.native === undefined ? nativeInUse : (options.native ?? undefined);
   const elementwise = native != null && (options.nativeElementwise ?? (options.native === undefined ? nativeElementwiseInUse : true));
-  const names = native ? [...WASM_TRAINING_KERNEL_NAMES, Conv2D, FusedConv2D, ...(elementwise ? WASM_NATIVE_ELEMENTWISE_KERNEL_NAMES : [])] : WASM_TRAINING_KERNEL_NAMES;
-  if (native === nativeInUse && elementwise === nativeElementwiseInUse && names.every((name) => ours.has(name) && getKernel(name, WASM_BACKEND_NAME)?.kernelFunc === ours.get(name))) return names;
+  const inference = native != null && (options.nativeInference ?? (options.native === undefined ? nativeInferenceInUse : true));
+  const names = native
+    ? [...WASM_TRAINING_KERNEL_NAMES, Conv2D, FusedConv2D, ...(elementwise ? WASM_NATIVE_ELEMENTWISE_KERNEL_NAMES : []), ...(inference ? WASM_NATIVE_INFERENCE_KERNEL_NAMES : [])]
+    : WASM_TRAINING_KERNEL_NAMES;
+  if (native === nativeInUse && elementwise === nativeElementwiseInUse && inference === nativeInferenceInUse && names.every((name) => ours.has(name) && getKernel(name, WASM_BACKEND_NAME)?.kernelFunc === ours.get(name))) return names;
   const viaConvFilter = conv2DBackpropFilterViaConv as unknown as KernelFunc;
   install(Conv2DBackpropFilter, () => (native ? nativeConvKernelMakers[Conv2DBackpropFilter](native, viaConvFilter) : viaConvFilter));
   install(Conv2DBackpropInput, (original) => {
@@ -168,6 +178,8 @@ export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions =
   install(Concat, (original) => makeConcatOnHeap(original) as unknown as KernelFunc);
   // tfjs-backend-wasm 4.22's gives a tied window's gradient to a later maximum and drops negative windows.
   install(MaxPoolGrad, makeMaxPoolGradOnHeap);
+  installNativeInferenceKernels(install, restore, inference ? native : undefined, elementwise ? native : undefined);
+  nativeInferenceInUse = inference;
   return names;
 }
 

@@ -1,4 +1,4 @@
-import { pad, reshape, slice, tidy, serialization, type Tensor, type Tensor4D } from '@tensorflow/tfjs-core';
+import { engine, getBackend, getKernel, pad, registerGradient, reshape, slice, tidy, serialization, type Tensor, type Tensor4D } from '@tensorflow/tfjs-core';
 import { layers, type Shape } from '@tensorflow/tfjs-layers';
 import { assertPositiveInteger, singleShape, singleTensor, keepDtype, type LayerArgs } from './common.js';
 
@@ -27,6 +27,40 @@ export function subsample(x: Tensor4D, strides: number): Tensor4D {
 }
 
 /**
+ * The name of a kernel computing the whole shortcut in one pass, x [n, h, w, c] -> [n, ceil(h/s), ceil(w/s),
+ * outChannels] (attrs {@link ZeroPadShortcutAttrs}), which a backend may register (@wrn/backend does on wasm with
+ * @wrn/native). Where it is registered, ZeroPadShortcut runs it in inference instead of its Slice, Slice and PadV2.
+ */
+export const ZERO_PAD_SHORTCUT_KERNEL = 'WrnZeroPadShortcut';
+
+/** The attributes of {@link ZERO_PAD_SHORTCUT_KERNEL}. */
+export interface ZeroPadShortcutAttrs {
+  strides: number;
+  outChannels: number;
+}
+
+// The kernel's gradient, for gradients taken through a model in inference mode (training runs the ops above, whose
+// gradients tfjs-core has): dy's first c channels put back at rows and columns 0, s, 2s, ..., zeros elsewhere.
+registerGradient({
+  kernelName: ZERO_PAD_SHORTCUT_KERNEL,
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved, attrs) => {
+    const [x] = saved as [Tensor4D];
+    const { strides: s } = attrs as unknown as ZeroPadShortcutAttrs;
+    return {
+      x: () => tidy(() => {
+        const [n, h, w, c] = x.shape;
+        const [, ho, wo] = (dy as Tensor4D).shape;
+        const kept = slice(dy as Tensor4D, [0, 0, 0, 0], [n, ho, wo, c]);
+        if (s === 1) return kept;
+        const spread = pad(reshape(kept, [n, ho, 1, wo, 1, c]), [[0, 0], [0, 0], [0, s - 1], [0, 0], [0, s - 1], [0, 0]]);
+        return slice(reshape(spread, [n, ho * s, wo * s, c]), [0, 0, 0, 0], [n, h, w, c]);
+      }),
+    };
+  },
+});
+
+/**
  * The parameter-free shortcut of the ResNet paper's option A: identity with stride-s subsampling, and the
  * channels beyond the input's filled with zeros (appended after the input's, as in fb.resnet.torch).
  */
@@ -53,12 +87,16 @@ export class ZeroPadShortcut extends layers.Layer {
     return [batch ?? null, down(height), down(width), this.outChannels];
   }
 
-  override call(inputs: Tensor | Tensor[]): Tensor {
+  override call(inputs: Tensor | Tensor[], kwargs: Record<string, unknown> = {}): Tensor {
     const x = singleTensor(inputs, 'ZeroPadShortcut');
     if (x.rank !== 4) throw new Error(`ZeroPadShortcut ${this.name}: expected an NHWC tensor, got shape [${x.shape.join(', ')}]`);
     const channels = x.shape[3] as number;
     if (channels > this.outChannels) {
       throw new Error(`ZeroPadShortcut ${this.name}: input has ${channels} channels, more than outChannels ${this.outChannels}`);
+    }
+    if (kwargs['training'] !== true && x.dtype === 'float32' && getKernel(ZERO_PAD_SHORTCUT_KERNEL, getBackend()) != null) {
+      const attrs: ZeroPadShortcutAttrs = { strides: this.strides, outChannels: this.outChannels };
+      return engine().runKernel(ZERO_PAD_SHORTCUT_KERNEL, { x }, attrs as unknown as Record<string, number>) as Tensor;
     }
     return tidy(() => {
       const sub = subsample(x as Tensor4D, this.strides);

@@ -99,7 +99,8 @@ export async function runBench(options: {
     try {
       for (let i = 0; i < totalSteps; i++) {
         const start = performance.now();
-        const out = model.predict(x) as tf.Tensor;
+        // The whole batch in one pass (predict's default batchSize, 32, would split a larger one).
+        const out = model.predict(x, { batchSize: options.batchSize }) as tf.Tensor;
         sample();
         await out.data();
         out.dispose();

@@ -1,0 +1,292 @@
+// The memory-bound kernels of a residual network's forward pass in inference, for @wrn's TF.js wasm backend:
+// BatchNorm with its moving statistics (per channel (x - mean) * scale / sqrt(variance + epsilon) + offset),
+// ReLU, a same-shape add, and the option-A shortcut (keep every s-th row and column, append zero channels) in one
+// pass instead of the Slice, Slice and PadV2 that ZeroPadShortcut's ops run. On wasm BatchNorm is a scalar loop
+// (or, in @wrn's wasm kernel, a 1x1 depthwise conv with two tensors built per call), and ReLU and Add are 128-bit
+// SIMD on one thread; here each loop is compiled for AVX2+FMA and portable (chosen at run time like the
+// convolutions' micro-kernel) and split over the shared thread pool when the tensor is large enough to pay for it.
+#include "inference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "parallel.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define WRN_INFERENCE_X86 1
+#define WRN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#endif
+#define WRN_INLINE __attribute__((always_inline)) inline
+
+namespace {
+
+using wrn::parallelFor;
+
+// Elements per unit of work handed to a thread: below it a call stays on the calling thread. These loops run at
+// cache speed (a [64,32,32,16] ReLU in 0.12 ms), and splitting them at 256K elements made Add 5x and the shortcut 14x
+// slower on a loaded 2-core machine (tools/bench/native-inference-ab.ts), as elementwise.cc found: so only tensors
+// over 4M elements (16 MB) are split. WRN_NATIVE_INFERENCE_GRAIN=N changes it (the tests split small tensors).
+int64_t grainSize() {
+  static const int64_t grain = [] {
+    const char* env = std::getenv("WRN_NATIVE_INFERENCE_GRAIN");
+    const long long n = env != nullptr ? std::atoll(env) : 0;
+    return n > 0 ? static_cast<int64_t>(n) : int64_t{1} << 22;
+  }();
+  return grain;
+}
+
+// Rows [r0, r1) of [rows, channels]: out = (x - mean) * factor + offset, per channel.
+WRN_INLINE void batchNormChunk(const float* __restrict x, const float* __restrict mean, const float* __restrict factor,
+                               const float* __restrict offset, int64_t channels, float* __restrict out, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float* __restrict xr = x + r * channels;
+    float* __restrict outr = out + r * channels;
+    for (int64_t c = 0; c < channels; c++) outr[c] = (xr[c] - mean[c]) * factor[c] + offset[c];
+  }
+}
+
+WRN_INLINE void reluChunk(const float* __restrict x, float* __restrict out, int64_t begin, int64_t end) {
+  // v < 0 ? 0 : v keeps NaN, as tfjs-core's cpu kernel and torch.relu do.
+  for (int64_t i = begin; i < end; i++) out[i] = x[i] < 0.f ? 0.f : x[i];
+}
+
+WRN_INLINE void addChunk(const float* __restrict a, const float* __restrict b, float* __restrict out, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; i++) out[i] = a[i] + b[i];
+}
+
+// Output rows [r0, r1) (r = image * outHeight + row) of the option-A shortcut: x [n, h, w, c] -> out [n, ho, wo, co]
+// with out[i, y, x, k] = x[i, y * s, x * s, k] for k < c, else 0.
+WRN_INLINE void shortcutChunk(const float* __restrict x, int64_t h, int64_t w, int64_t c, int64_t s, int64_t ho, int64_t wo, int64_t co,
+                              float* __restrict out, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; r++) {
+    const int64_t image = r / ho;
+    const int64_t row = r % ho;
+    const float* __restrict xr = x + ((image * h + row * s) * w) * c;
+    float* __restrict outr = out + r * wo * co;
+    for (int64_t j = 0; j < wo; j++) {
+      const float* __restrict from = xr + j * s * c;
+      float* __restrict to = outr + j * co;
+      for (int64_t k = 0; k < c; k++) to[k] = from[k];
+      for (int64_t k = c; k < co; k++) to[k] = 0.f;
+    }
+  }
+}
+
+// Each loop above, compiled for AVX2+FMA and for the baseline ISA.
+void batchNormPortable(const float* x, const float* mean, const float* factor, const float* offset, int64_t channels, float* out, int64_t r0,
+                       int64_t r1) {
+  batchNormChunk(x, mean, factor, offset, channels, out, r0, r1);
+}
+void reluPortable(const float* x, float* out, int64_t begin, int64_t end) { reluChunk(x, out, begin, end); }
+void addPortable(const float* a, const float* b, float* out, int64_t begin, int64_t end) { addChunk(a, b, out, begin, end); }
+void shortcutPortable(const float* x, int64_t h, int64_t w, int64_t c, int64_t s, int64_t ho, int64_t wo, int64_t co, float* out, int64_t r0,
+                      int64_t r1) {
+  shortcutChunk(x, h, w, c, s, ho, wo, co, out, r0, r1);
+}
+
+#ifdef WRN_INFERENCE_X86
+WRN_TARGET_AVX2 void batchNormAvx2(const float* x, const float* mean, const float* factor, const float* offset, int64_t channels, float* out,
+                                   int64_t r0, int64_t r1) {
+  batchNormChunk(x, mean, factor, offset, channels, out, r0, r1);
+}
+WRN_TARGET_AVX2 void reluAvx2(const float* x, float* out, int64_t begin, int64_t end) { reluChunk(x, out, begin, end); }
+WRN_TARGET_AVX2 void addAvx2(const float* a, const float* b, float* out, int64_t begin, int64_t end) { addChunk(a, b, out, begin, end); }
+WRN_TARGET_AVX2 void shortcutAvx2(const float* x, int64_t h, int64_t w, int64_t c, int64_t s, int64_t ho, int64_t wo, int64_t co, float* out,
+                                  int64_t r0, int64_t r1) {
+  shortcutChunk(x, h, w, c, s, ho, wo, co, out, r0, r1);
+}
+#define WRN_PICK(name) (wrn::avx2Fma() ? name##Avx2 : name##Portable)
+#else
+#define WRN_PICK(name) name##Portable
+#endif
+
+// ---- N-API glue ----
+
+napi_value fail(napi_env env, const std::string& message) {
+  napi_throw_type_error(env, "ERR_WRN_NATIVE", message.c_str());
+  return nullptr;
+}
+
+// A Float32Array argument (null allowed when `optional`): its data and length, or an error naming it.
+bool floats(napi_env env, napi_value value, const char* name, float** data, int64_t* length, std::string& error, bool optional = false) {
+  napi_valuetype type;
+  napi_typeof(env, value, &type);
+  if (optional && (type == napi_null || type == napi_undefined)) {
+    *data = nullptr;
+    *length = 0;
+    return true;
+  }
+  bool isTypedArray = false;
+  napi_is_typedarray(env, value, &isTypedArray);
+  napi_typedarray_type arrayType;
+  size_t size = 0;
+  void* ptr = nullptr;
+  if (!isTypedArray || napi_get_typedarray_info(env, value, &arrayType, &size, &ptr, nullptr, nullptr) != napi_ok || arrayType != napi_float32_array) {
+    error = std::string(name) + " must be a Float32Array" + (optional ? " or null" : "");
+    return false;
+  }
+  *data = static_cast<float*>(ptr);
+  *length = static_cast<int64_t>(size);
+  return true;
+}
+
+bool integer(napi_env env, napi_value value, const char* name, int64_t min, int64_t* out, std::string& error) {
+  if (napi_get_value_int64(env, value, out) != napi_ok || *out < min) {
+    error = std::string(name) + " must be an integer >= " + std::to_string(min);
+    return false;
+  }
+  return true;
+}
+
+template <size_t N>
+bool args(napi_env env, napi_callback_info info, napi_value (&argv)[N], const char* fn, const char* signature) {
+  size_t argc = N;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc < N) {
+    fail(env, std::string(fn) + ": takes " + signature);
+    return false;
+  }
+  return true;
+}
+
+std::string count(int64_t n) { return std::to_string(n); }
+
+// batchNormInference(x, mean, variance, offset | null, scale | null, epsilon, out): x and out [rows, C], C the
+// length of the longest parameter; each parameter has C values or one (then it applies to every channel).
+napi_value BatchNormInference(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  if (!args(env, info, argv, "batchNormInference", "(x, mean, variance, offset, scale, epsilon, out)")) return nullptr;
+  std::string error;
+  const char* names[7] = {"x", "mean", "variance", "offset", "scale", "epsilon", "out"};
+  float* p[7] = {};
+  int64_t len[7] = {};
+  double epsilon = 0;
+  for (int i = 0; i < 7 && error.empty(); i++) {
+    if (i == 5) {
+      if (napi_get_value_double(env, argv[i], &epsilon) != napi_ok || !(epsilon >= 0)) error = "epsilon must be a number >= 0";
+    } else {
+      floats(env, argv[i], names[i], &p[i], &len[i], error, i == 3 || i == 4);
+    }
+  }
+  int64_t channels = 1;
+  for (int i = 1; i <= 4; i++) channels = std::max(channels, len[i]);
+  for (int i = 1; i <= 4 && error.empty(); i++) {
+    const bool absent = p[i] == nullptr;
+    if (!absent && len[i] != 1 && len[i] != channels) error = std::string(names[i]) + " has " + count(len[i]) + " values; the channels are " + count(channels) + " (or give 1)";
+  }
+  const int64_t n = len[0];
+  if (error.empty() && n % channels != 0) error = "x has " + count(n) + " elements, not a multiple of the " + count(channels) + " channels";
+  if (error.empty() && len[6] != n) error = "out has " + count(len[6]) + " elements; x has " + count(n);
+  if (!error.empty()) return fail(env, "batchNormInference: " + error);
+  if (n == 0) return nullptr;
+  // Per channel, once: factor = scale / sqrt(variance + epsilon) (in double, then rounded once), so each element
+  // costs a subtract and a multiply-add.
+  const auto at = [&](int i, int64_t c, float absent) { return p[i] == nullptr ? absent : p[i][len[i] == 1 ? 0 : c]; };
+  std::vector<float> mean(static_cast<size_t>(channels)), factor(static_cast<size_t>(channels)), offset(static_cast<size_t>(channels));
+  for (int64_t c = 0; c < channels; c++) {
+    mean[c] = at(1, c, 0.f);
+    factor[c] = static_cast<float>(static_cast<double>(at(4, c, 1.f)) / std::sqrt(static_cast<double>(at(2, c, 1.f)) + epsilon));
+    offset[c] = at(3, c, 0.f);
+  }
+  const auto chunk = WRN_PICK(batchNorm);
+  const int64_t rows = n / channels;
+  const float* x = p[0];
+  float* out = p[6];
+  parallelFor(rows, std::max<int64_t>(1, grainSize() / channels),
+              [&](int, int64_t r0, int64_t r1) { chunk(x, mean.data(), factor.data(), offset.data(), channels, out, r0, r1); });
+  return nullptr;
+}
+
+// relu(x, out): out = max(0, x), NaN kept.
+napi_value Relu(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!args(env, info, argv, "relu", "(x, out)")) return nullptr;
+  std::string error;
+  float *x = nullptr, *out = nullptr;
+  int64_t nx = 0, n = 0;
+  if (floats(env, argv[0], "x", &x, &nx, error) && floats(env, argv[1], "out", &out, &n, error) && nx != n) {
+    error = "out has " + count(n) + " elements; x has " + count(nx);
+  }
+  if (!error.empty()) return fail(env, "relu: " + error);
+  const auto chunk = WRN_PICK(relu);
+  parallelFor(n, grainSize(), [&](int, int64_t begin, int64_t end) { chunk(x, out, begin, end); });
+  return nullptr;
+}
+
+// add(a, b, out): out = a + b, all of one length.
+napi_value Add(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!args(env, info, argv, "add", "(a, b, out)")) return nullptr;
+  std::string error;
+  float *a = nullptr, *b = nullptr, *out = nullptr;
+  int64_t na = 0, nb = 0, n = 0;
+  if (floats(env, argv[0], "a", &a, &na, error) && floats(env, argv[1], "b", &b, &nb, error) && floats(env, argv[2], "out", &out, &n, error)) {
+    if (na != n || nb != n) error = "a has " + count(na) + ", b " + count(nb) + " and out " + count(n) + " elements; they must be equal";
+  }
+  if (!error.empty()) return fail(env, "add: " + error);
+  const auto chunk = WRN_PICK(add);
+  parallelFor(n, grainSize(), [&](int, int64_t begin, int64_t end) { chunk(a, b, out, begin, end); });
+  return nullptr;
+}
+
+// zeroPadShortcut(x, [n, h, w, c], strides, outChannels, out): out [n, ceil(h/s), ceil(w/s), outChannels] holds
+// x[:, ::s, ::s, :] in its first c channels and zeros in the rest.
+napi_value ZeroPadShortcutCall(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!args(env, info, argv, "zeroPadShortcut", "(x, [n, h, w, c], strides, outChannels, out)")) return nullptr;
+  std::string error;
+  float *x = nullptr, *out = nullptr;
+  int64_t nx = 0, nOut = 0, s = 0, co = 0;
+  int64_t dims[4] = {};
+  bool isArray = false;
+  if (floats(env, argv[0], "x", &x, &nx, error)) {
+    napi_is_array(env, argv[1], &isArray);
+    uint32_t length = 0;
+    if (isArray) napi_get_array_length(env, argv[1], &length);
+    if (!isArray || length != 4) error = "shape must be [n, h, w, c]";
+    const char* dimNames[4] = {"n", "h", "w", "c"};
+    for (uint32_t i = 0; i < 4 && error.empty(); i++) {
+      napi_value d;
+      napi_get_element(env, argv[1], i, &d);
+      integer(env, d, dimNames[i], 1, &dims[i], error);
+    }
+  }
+  if (error.empty() && integer(env, argv[2], "strides", 1, &s, error) && integer(env, argv[3], "outChannels", 1, &co, error)) {
+    floats(env, argv[4], "out", &out, &nOut, error);
+  }
+  const auto [n, h, w, c] = std::tuple<int64_t, int64_t, int64_t, int64_t>{dims[0], dims[1], dims[2], dims[3]};
+  const int64_t ho = (h + s - 1) / (s > 0 ? s : 1);
+  const int64_t wo = (w + s - 1) / (s > 0 ? s : 1);
+  if (error.empty() && nx != n * h * w * c) error = "x has " + count(nx) + " elements; [n, h, w, c] needs " + count(n * h * w * c);
+  if (error.empty() && co < c) error = "outChannels " + count(co) + " is less than the input's " + count(c) + " channels";
+  if (error.empty() && nOut != n * ho * wo * co) error = "out has " + count(nOut) + " elements; [n, ceil(h/s), ceil(w/s), outChannels] needs " + count(n * ho * wo * co);
+  if (!error.empty()) return fail(env, "zeroPadShortcut: " + error);
+  const auto chunk = WRN_PICK(shortcut);
+  parallelFor(n * ho, std::max<int64_t>(1, grainSize() / std::max<int64_t>(1, wo * co)),
+              [&](int, int64_t r0, int64_t r1) { chunk(x, h, w, c, s, ho, wo, co, out, r0, r1); });
+  return nullptr;
+}
+
+}  // namespace
+
+namespace wrn {
+
+void registerInference(napi_env env, napi_value exports) {
+  const struct {
+    const char* name;
+    napi_callback fn;
+  } functions[] = {{"batchNormInference", BatchNormInference}, {"relu", Relu}, {"add", Add}, {"zeroPadShortcut", ZeroPadShortcutCall}};
+  for (const auto& f : functions) {
+    napi_value fn;
+    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &fn);
+    napi_set_named_property(env, exports, f.name, fn);
+  }
+}
+
+}  // namespace wrn

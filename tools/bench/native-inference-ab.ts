@@ -1,0 +1,108 @@
+/**
+ * A/B of @wrn/native's inference kernels on the wasm backend (@wrn/backend's wasm/native-inference.ts: BatchNorm
+ * with moving statistics, Relu, same-shape Add, the option-A shortcut) against what ran before them (BatchNorm as a
+ * 1x1 depthwise conv, wasm's XNNPACK Relu and Add, ZeroPadShortcut's Slice/Slice/PadV2), in one process,
+ * interleaved (A, B, A, B, ...), reporting medians: on a shared, loaded machine only a comparison made this way
+ * means anything. Per kernel on a ResNet-20-sized activation, then whole model.predict calls of each model, at
+ * predict's default batchSize (32: a batch of 64 runs as two) and with batchSize = the batch.
+ *
+ *   npx nx run-many -t build -p native blocks backend architectures
+ *   npx tsx tools/bench/native-inference-ab.ts [--models resnet20,wrn-16-4] [--batch 64] [--reps 5] [--kernel-reps 30]
+ *   WRN_NATIVE_INFERENCE_GRAIN=N   elements per thread's share (the addon's default: 262144)
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { ZeroPadShortcut } from '@wrn/blocks';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] !== undefined ? (process.argv[i + 1] as string) : fallback;
+}
+
+const models = arg('models', 'resnet20,wrn-16-4').split(',');
+const batch = Number(arg('batch', '64'));
+const reps = Number(arg('reps', '5'));
+const kernelReps = Number(arg('kernel-reps', '30'));
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+async function main(): Promise<void> {
+  await import('@tensorflow/tfjs-layers');
+  const { registerWasmTrainingKernels, wasmNativeConvKernels } = await import('@wrn/backend');
+  const { selectBackend } = await import('@wrn/backend/node');
+  const { buildModel } = await import('@wrn/architectures');
+  const selection = await selectBackend('wasm', {});
+  console.log(`backend: ${selection.reason}`);
+  const native = wasmNativeConvKernels();
+  if (native == null) throw new Error('@wrn/native is not in use on the wasm backend: nothing to compare');
+  const use = (on: boolean) => registerWasmTrainingKernels({ native, nativeInference: on });
+
+  /** Times `fn` alternately with the native inference kernels off (A) and on (B): median ms of each. */
+  const ab = (n: number, fn: () => void): { before: number; native: number } => {
+    const times: Record<'before' | 'native', number[]> = { before: [], native: [] };
+    for (const on of [false, true]) {
+      use(on);
+      fn(); // warm-up: first-call set-up, heap growth
+    }
+    for (let i = 0; i < n; i++) {
+      for (const on of [false, true]) {
+        use(on);
+        const start = performance.now();
+        fn();
+        times[on ? 'native' : 'before'].push(performance.now() - start);
+      }
+    }
+    return { before: median(times.before), native: median(times.native) };
+  };
+
+  const row = (name: string, r: { before: number; native: number }) =>
+    console.log(`| ${name} | ${r.before.toFixed(2)} | ${r.native.toFixed(2)} | ${(r.before / r.native).toFixed(2)}x |`);
+
+  console.log(`\n### kernels on [${batch},32,32,16] (ms, median of ${kernelReps}, interleaved; ${native.threads} native threads)`);
+  console.log('| kernel | before | native | native speed-up |');
+  console.log('|---|---|---|---|');
+  const shape = [batch, 32, 32, 16];
+  const x = tf.randomNormal(shape, 0, 1, 'float32', 1);
+  const y = tf.randomNormal(shape, 0, 1, 'float32', 2);
+  const mean = tf.randomNormal([16], 0, 1, 'float32', 3);
+  const variance = tf.randomUniform([16], 0.5, 2, 'float32', 4);
+  const gamma = tf.randomNormal([16], 1, 0.1, 'float32', 5);
+  const beta = tf.randomNormal([16], 0, 0.1, 'float32', 6);
+  const shortcut = new ZeroPadShortcut({ strides: 2, outChannels: 32 });
+  const timed = (f: () => tf.Tensor | tf.Tensor[]) => () => tf.dispose(f());
+  row('BatchNorm (inference)', ab(kernelReps, timed(() => tf.batchNorm(x, mean, variance, beta, gamma, 1e-5))));
+  row('Relu', ab(kernelReps, timed(() => tf.relu(x))));
+  row('Add (same shape)', ab(kernelReps, timed(() => tf.add(x, y))));
+  row('ZeroPadShortcut s2 16->32 (layer apply)', ab(kernelReps, timed(() => shortcut.apply(x) as tf.Tensor)));
+  tf.dispose([x, y, mean, variance, gamma, beta]);
+
+  for (const modelName of models) {
+    const model = buildModel(modelName, { seed: 1 });
+    const xs = tf.randomNormal([batch, 32, 32, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+    const before = tf.memory().numTensors;
+    console.log(`\n### ${modelName} model.predict, batch ${batch} (ms, median of ${reps}, interleaved)`);
+    console.log('| predict | before | native inference kernels | native speed-up |');
+    console.log('|---|---|---|---|');
+    for (const batchSize of [undefined, batch]) {
+      const predict = () => {
+        const out = model.predict(xs, batchSize == null ? {} : { batchSize }) as tf.Tensor;
+        out.dataSync();
+        out.dispose();
+      };
+      const r = ab(reps, predict);
+      row(`${modelName} predict (batchSize ${batchSize ?? 'default 32'})`, r);
+      console.log(`images/s: ${((batch * 1000) / r.before).toFixed(1)} -> ${((batch * 1000) / r.native).toFixed(1)}`);
+    }
+    console.log(`tensors alive after - before: ${tf.memory().numTensors - before}`);
+    tf.dispose(xs);
+    model.dispose();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+  process.exitCode = 1;
+});
