@@ -29,7 +29,7 @@ describe('wrn doctor', () => {
     expect(on.code, `signal ${on.signal}, stderr: ${on.stderr}`).toBe(0);
     const wasmOn = JSON.parse(on.stdout).backends.find((b: { choice: string }) => b.choice === 'wasm');
     expect(wasmOn.nativeConv).toMatchObject({ used: true });
-    expect(wasmOn.detail).toMatch(/convolutions native \(@wrn\/native, (avx2\+fma|portable), \d+ threads?\)/);
+    expect(wasmOn.detail).toMatch(/convolutions native \(@wrn\/native, (avx512f|avx2\+fma|portable), \d+ threads?\)/);
     const off = await runWrn(['doctor', '--json'], { env: { WRN_NATIVE_CONV: '0' } });
     const reportOff = JSON.parse(off.stdout);
     const wasmOff = reportOff.backends.find((b: { choice: string }) => b.choice === 'wasm');
