@@ -100,7 +100,7 @@ async function main(): Promise<void> {
     }
     if (withTraining) {
       const { SgdOptimizer, variableGrads } = await import('@wrn/training');
-      const labels = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32', 2) as tf.Tensor1D, 10);
+      const labels = tf.tidy(() => tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32', 2) as tf.Tensor1D, 10));
       const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
       const optimizer = new SgdOptimizer(
         variables.map((variable, i) => ({ variable, name: model.trainableWeights[i]!.originalName, weightDecay: true })),
