@@ -7,7 +7,8 @@
  * predict's default batchSize (32: a batch of 64 runs as two) and with batchSize = the batch.
  *
  *   npx nx run-many -t build -p native blocks backend architectures
- *   npx tsx tools/bench/native-inference-ab.ts [--models resnet20,wrn-16-4] [--batch 64] [--reps 5] [--kernel-reps 30]
+ *   npx tsx tools/bench/native-inference-ab.ts [--models resnet20,wrn-16-4] [--batch 64] [--reps 5] [--kernel-reps 30] [--train]
+ *   --train: also a training step (forward, variableGrads, SGD), whose forward runs the same BatchNorm/Relu/Add kernels
  *   WRN_NATIVE_INFERENCE_GRAIN=N   elements per thread's share (the addon's default: 262144)
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -22,6 +23,7 @@ const models = arg('models', 'resnet20,wrn-16-4').split(',');
 const batch = Number(arg('batch', '64'));
 const reps = Number(arg('reps', '5'));
 const kernelReps = Number(arg('kernel-reps', '30'));
+const withTraining = process.argv.includes('--train');
 
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -95,6 +97,29 @@ async function main(): Promise<void> {
       const r = ab(reps, predict);
       row(`${modelName} predict (batchSize ${batchSize ?? 'default 32'})`, r);
       console.log(`images/s: ${((batch * 1000) / r.before).toFixed(1)} -> ${((batch * 1000) / r.native).toFixed(1)}`);
+    }
+    if (withTraining) {
+      const { SgdOptimizer, variableGrads } = await import('@wrn/training');
+      const labels = tf.tidy(() => tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32', 2) as tf.Tensor1D, 10));
+      const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+      const optimizer = new SgdOptimizer(
+        variables.map((variable, i) => ({ variable, name: model.trainableWeights[i]!.originalName, weightDecay: true })),
+        { momentum: 0.9, nesterov: true, dampening: 0, weightDecay: 5e-4 },
+      );
+      const step = () => {
+        const { value, grads } = variableGrads(() => tf.losses.softmaxCrossEntropy(labels, model.apply(xs, { training: true }) as tf.Tensor) as tf.Scalar, variables);
+        optimizer.step(
+          variables.map((v) => grads[v.name] ?? null),
+          0.1,
+        );
+        value.dataSync();
+        tf.dispose([value, grads]);
+      };
+      const r = ab(reps, step);
+      row(`${modelName} training step`, r);
+      console.log(`images/s: ${((batch * 1000) / r.before).toFixed(1)} -> ${((batch * 1000) / r.native).toFixed(1)}`);
+      optimizer.dispose();
+      labels.dispose();
     }
     console.log(`tensors alive after - before: ${tf.memory().numTensors - before}`);
     tf.dispose(xs);

@@ -21,7 +21,7 @@ function fallback(kernelName: string, previous: KernelFunc | undefined, args: Ke
 }
 
 /** FusedBatchNorm over x [..., C] with mean/variance/offset/scale each of C values or one; `previous` does the rest. */
-export function makeNativeBatchNorm(native: NativeConvKernels, previous: KernelFunc): KernelFunc {
+function makeNativeBatchNorm(native: NativeConvKernels, previous: KernelFunc): KernelFunc {
   return (args: KernelArgs) => {
     const x = requireInput(args.inputs, 'x', FusedBatchNorm);
     const mean = requireInput(args.inputs, 'mean', FusedBatchNorm);
@@ -47,7 +47,7 @@ export function makeNativeBatchNorm(native: NativeConvKernels, previous: KernelF
 }
 
 /** Relu on float32; `previous` (wasm's XNNPACK kernel) for other dtypes and empty tensors. */
-export function makeNativeRelu(native: NativeConvKernels, previous: KernelFunc | undefined): KernelFunc {
+function makeNativeRelu(native: NativeConvKernels, previous: KernelFunc | undefined): KernelFunc {
   return (args: KernelArgs) => {
     const x = requireInput(args.inputs, 'x', Relu);
     if (x.dtype !== 'float32' || util.sizeFromShape(x.shape) === 0) return fallback(Relu, previous, args);
@@ -59,7 +59,7 @@ export function makeNativeRelu(native: NativeConvKernels, previous: KernelFunc |
 }
 
 /** Add of two float32 tensors of one shape (a residual block's sum); `previous` broadcasts and other dtypes. */
-export function makeNativeAdd(native: NativeConvKernels, previous: KernelFunc | undefined): KernelFunc {
+function makeNativeAdd(native: NativeConvKernels, previous: KernelFunc | undefined): KernelFunc {
   return (args: KernelArgs) => {
     const a = requireInput(args.inputs, 'a', Add);
     const b = requireInput(args.inputs, 'b', Add);
@@ -74,7 +74,7 @@ export function makeNativeAdd(native: NativeConvKernels, previous: KernelFunc | 
 }
 
 /** @wrn/blocks' option-A shortcut kernel: x [n, h, w, c] float32 -> [n, ceil(h/s), ceil(w/s), outChannels]. */
-export function makeNativeZeroPadShortcut(native: NativeConvKernels): KernelFunc {
+function makeNativeZeroPadShortcut(native: NativeConvKernels): KernelFunc {
   return (args: KernelArgs) => {
     const x = requireInput(args.inputs, 'x', ZERO_PAD_SHORTCUT_KERNEL);
     const { strides, outChannels } = args.attrs as unknown as ZeroPadShortcutAttrs;
