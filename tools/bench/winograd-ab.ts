@@ -9,6 +9,8 @@
  *   npx nx run-many -t build -p native
  *   npx tsx tools/bench/winograd-ab.ts [--batch 64] [--reps 7] [--threads 2] [--shapes resnet20,wrn-16-4] [--accuracy] [--no-torch]
  *   npx tsx tools/bench/winograd-ab.ts --blocks 48,120,240   # F4 by tiles per block instead
+ *   npx nx run-many -t build -p native blocks backend architectures training
+ *   npx tsx tools/bench/winograd-ab.ts --models resnet20,wrn-16-4 [--reps 5]   # whole steps and predict, im2col vs the rule
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -87,7 +89,80 @@ for h, ci, co in cfg["shapes"]:
 json.dump(out, sys.stdout)
 `;
 
+/**
+ * --models a,b: whole training steps (@wrn/training's: forward, variableGrads, SgdOptimizer) and model.predict on
+ * the wasm backend with @wrn/native, WRN_NATIVE_WINOGRAD=0 (im2col) against the rule, interleaved step by step.
+ */
+async function modelsAb(models: string[]): Promise<void> {
+  const tf = await import('@tensorflow/tfjs-core');
+  await import('@tensorflow/tfjs-layers');
+  const { SgdOptimizer, variableGrads } = await import('@wrn/training');
+  const { selectBackend } = await import('@wrn/backend/node');
+  const { buildModel } = await import('@wrn/architectures');
+  const selection = await selectBackend('wasm', {});
+  console.log(`backend: ${selection.reason}`);
+  const ab = (n: number, fn: () => void) => {
+    const times: Record<'im2col' | 'winograd', number[]> = { im2col: [], winograd: [] };
+    const settings = [['im2col', '0'], ['winograd', 'rule']] as const;
+    const set = (value: string) => {
+      if (value === 'rule') delete process.env['WRN_NATIVE_WINOGRAD'];
+      else process.env['WRN_NATIVE_WINOGRAD'] = value;
+    };
+    for (const [, value] of settings) {
+      set(value);
+      fn(); // warm-up
+    }
+    for (let i = 0; i < n; i++) {
+      for (const [name, value] of settings) {
+        set(value);
+        const start = performance.now();
+        fn();
+        times[name].push(performance.now() - start);
+      }
+    }
+    return { im2col: median(times.im2col), winograd: median(times.winograd) };
+  };
+  console.log(`\n### batch ${batch}, images/s (median of ${reps} steps each, interleaved)`);
+  console.log('| model | train im2col | train Winograd | speed-up | infer im2col | infer Winograd | speed-up |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const modelName of models) {
+    const model = buildModel(modelName, { seed: 1 });
+    const xs = tf.randomNormal([batch, 32, 32, 3], 0, 1, 'float32', 1) as import('@tensorflow/tfjs-core').Tensor4D;
+    const labels = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32', 2) as import('@tensorflow/tfjs-core').Tensor1D, 10);
+    const variables = model.trainableWeights.map((w) => w.read() as import('@tensorflow/tfjs-core').Variable);
+    const optimizer = new SgdOptimizer(
+      variables.map((variable, i) => ({ variable, name: model.trainableWeights[i]!.originalName, weightDecay: true })),
+      { momentum: 0.9, nesterov: true, dampening: 0, weightDecay: 5e-4 },
+    );
+    const step = () => {
+      const { value, grads } = variableGrads(
+        () => tf.losses.softmaxCrossEntropy(labels, model.apply(xs, { training: true }) as import('@tensorflow/tfjs-core').Tensor) as import('@tensorflow/tfjs-core').Scalar,
+        variables,
+      );
+      optimizer.step(variables.map((v) => grads[v.name] ?? null), 0.1);
+      value.dataSync();
+      tf.dispose([value, grads]);
+    };
+    const before = tf.memory().numTensors;
+    const train = ab(reps, step);
+    const predict = ab(reps, () => {
+      const out = model.predict(xs) as import('@tensorflow/tfjs-core').Tensor;
+      out.dataSync();
+      out.dispose();
+    });
+    const ips = (ms: number) => ((batch * 1000) / ms).toFixed(1);
+    console.log(
+      `| ${modelName} | ${ips(train.im2col)} | ${ips(train.winograd)} | ${(train.im2col / train.winograd).toFixed(2)}x | ${ips(predict.im2col)} | ${ips(predict.winograd)} | ${(predict.im2col / predict.winograd).toFixed(2)}x |`,
+    );
+    optimizer.dispose(); // its momentum buffers, made by the first step
+    if (tf.memory().numTensors !== before) console.log(`(tensors alive after - before: ${tf.memory().numTensors - before})`);
+    tf.dispose([xs, labels]);
+    model.dispose();
+  }
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--models')) return modelsAb(arg('models', 'resnet20').split(','));
   const { loadNativeConvKernels } = await import('@wrn/native');
   const load = loadNativeConvKernels();
   if (!load.ok) throw new Error(load.reason);

@@ -476,18 +476,16 @@ void filterGrad(const WinogradShape& s, const float* x, const float* dy, float* 
   });
 }
 
-// The env switch, read once: -1 = the rule, 0 = off, 2 or 4 = forced.
+// The env switch: -1 = the rule, 0 = off, 2 or 4 = forced. Read at each call (a getenv, nothing beside a conv),
+// so that an A/B (tools/bench/winograd-ab.ts --models) can switch it between the steps of one process.
 int winogradSetting() {
-  static const int setting = [] {
-    const char* env = std::getenv("WRN_NATIVE_WINOGRAD");
-    if (env == nullptr || std::string(env).empty() || std::string(env) == "auto") return -1;
-    const std::string v(env);
-    if (v == "0" || v == "off") return 0;
-    if (v == "2") return 2;
-    if (v == "4") return 4;
-    return -1;
-  }();
-  return setting;
+  const char* env = std::getenv("WRN_NATIVE_WINOGRAD");
+  if (env == nullptr) return -1;
+  const std::string v(env);
+  if (v == "0" || v == "off") return 0;
+  if (v == "2") return 2;
+  if (v == "4") return 4;
+  return -1;
 }
 
 }  // namespace

@@ -159,8 +159,8 @@ describe.skipIf(torchMissing)("@wrn/native's Winograd convolutions equal PyTorch
 
 /**
  * Runs conv2d, both its gradients and both Winograd tiles of each on CASES[6] and [7] in a child process with `env`, and
- * returns what it computed: each ISA and each WRN_NATIVE_WINOGRAD setting needs its own process (the addon reads
- * them once).
+ * returns what it computed: each ISA needs its own process (the addon picks it once), and a child sets
+ * WRN_NATIVE_WINOGRAD in its environment from the start, as a user would.
  */
 function inChild(env: Record<string, string>) {
   const script = `
