@@ -9,6 +9,8 @@
  *   npx nx run-many -t build -p native
  *   npx tsx tools/bench/winograd-ab.ts [--batch 64] [--reps 7] [--threads 2] [--shapes resnet20,wrn-16-4] [--accuracy] [--no-torch]
  *   npx tsx tools/bench/winograd-ab.ts --blocks 48,120,240   # F4 by tiles per block instead
+ *   npx nx run-many -t build -p native blocks backend architectures training
+ *   npx tsx tools/bench/winograd-ab.ts --models resnet20,wrn-16-4 [--reps 5]   # whole steps and predict, im2col vs the rule
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -74,8 +76,10 @@ for h, ci, co in cfg["shapes"]:
             F.conv2d(x, w, padding=1)
     def bwd():
         torch.nn.grad.conv2d_input(x.shape, w, dy, padding=1)
+    def wgrad():
+        torch.nn.grad.conv2d_weight(x, w.shape, dy, padding=1)
     row = []
-    for fn in (fwd, bwd):
+    for fn in (fwd, bwd, wgrad):
         fn()
         times = []
         for _ in range(cfg["reps"]):
@@ -85,7 +89,80 @@ for h, ci, co in cfg["shapes"]:
 json.dump(out, sys.stdout)
 `;
 
+/**
+ * --models a,b: whole training steps (@wrn/training's: forward, variableGrads, SgdOptimizer) and model.predict on
+ * the wasm backend with @wrn/native, WRN_NATIVE_WINOGRAD=0 (im2col) against the rule, interleaved step by step.
+ */
+async function modelsAb(models: string[]): Promise<void> {
+  const tf = await import('@tensorflow/tfjs-core');
+  await import('@tensorflow/tfjs-layers');
+  const { SgdOptimizer, variableGrads } = await import('@wrn/training');
+  const { selectBackend } = await import('@wrn/backend/node');
+  const { buildModel } = await import('@wrn/architectures');
+  const selection = await selectBackend('wasm', {});
+  console.log(`backend: ${selection.reason}`);
+  const ab = (n: number, fn: () => void) => {
+    const times: Record<'im2col' | 'winograd', number[]> = { im2col: [], winograd: [] };
+    const settings = [['im2col', '0'], ['winograd', 'rule']] as const;
+    const set = (value: string) => {
+      if (value === 'rule') delete process.env['WRN_NATIVE_WINOGRAD'];
+      else process.env['WRN_NATIVE_WINOGRAD'] = value;
+    };
+    for (const [, value] of settings) {
+      set(value);
+      fn(); // warm-up
+    }
+    for (let i = 0; i < n; i++) {
+      for (const [name, value] of settings) {
+        set(value);
+        const start = performance.now();
+        fn();
+        times[name].push(performance.now() - start);
+      }
+    }
+    return { im2col: median(times.im2col), winograd: median(times.winograd) };
+  };
+  console.log(`\n### batch ${batch}, images/s (median of ${reps} steps each, interleaved)`);
+  console.log('| model | train im2col | train Winograd | speed-up | infer im2col | infer Winograd | speed-up |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const modelName of models) {
+    const model = buildModel(modelName, { seed: 1 });
+    const xs = tf.randomNormal([batch, 32, 32, 3], 0, 1, 'float32', 1) as import('@tensorflow/tfjs-core').Tensor4D;
+    const labels = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32', 2) as import('@tensorflow/tfjs-core').Tensor1D, 10);
+    const variables = model.trainableWeights.map((w) => w.read() as import('@tensorflow/tfjs-core').Variable);
+    const optimizer = new SgdOptimizer(
+      variables.map((variable, i) => ({ variable, name: model.trainableWeights[i]!.originalName, weightDecay: true })),
+      { momentum: 0.9, nesterov: true, dampening: 0, weightDecay: 5e-4 },
+    );
+    const step = () => {
+      const { value, grads } = variableGrads(
+        () => tf.losses.softmaxCrossEntropy(labels, model.apply(xs, { training: true }) as import('@tensorflow/tfjs-core').Tensor) as import('@tensorflow/tfjs-core').Scalar,
+        variables,
+      );
+      optimizer.step(variables.map((v) => grads[v.name] ?? null), 0.1);
+      value.dataSync();
+      tf.dispose([value, grads]);
+    };
+    const before = tf.memory().numTensors;
+    const train = ab(reps, step);
+    const predict = ab(reps, () => {
+      const out = model.predict(xs) as import('@tensorflow/tfjs-core').Tensor;
+      out.dataSync();
+      out.dispose();
+    });
+    const ips = (ms: number) => ((batch * 1000) / ms).toFixed(1);
+    console.log(
+      `| ${modelName} | ${ips(train.im2col)} | ${ips(train.winograd)} | ${(train.im2col / train.winograd).toFixed(2)}x | ${ips(predict.im2col)} | ${ips(predict.winograd)} | ${(predict.im2col / predict.winograd).toFixed(2)}x |`,
+    );
+    optimizer.dispose(); // its momentum buffers, made by the first step
+    if (tf.memory().numTensors !== before) console.log(`(tensors alive after - before: ${tf.memory().numTensors - before})`);
+    tf.dispose([xs, labels]);
+    model.dispose();
+  }
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--models')) return modelsAb(arg('models', 'resnet20').split(','));
   const { loadNativeConvKernels } = await import('@wrn/native');
   const load = loadNativeConvKernels();
   if (!load.ok) throw new Error(load.reason);
@@ -95,14 +172,14 @@ async function main(): Promise<void> {
   if (flag('accuracy')) {
     const script = fileURLToPath(new URL('../../packages/native/test/torch_winograd.py', import.meta.url));
     console.log('\n### max |error| / max |y| against PyTorch float64, n 2, 8x8, pad 1 (inputs, filter uniform in [-1, 1))');
-    console.log('| ci = co | im2col y | F2 y | F4 y | im2col dx | F2 dx | F4 dx |');
-    console.log('|---|---|---|---|---|---|---|');
+    console.log('| ci = co | im2col y | F2 y | F4 y | im2col dx | F2 dx | F4 dx | im2col dw | F2 dw | F4 dw |');
+    console.log('|---|---|---|---|---|---|---|---|---|---|');
     for (const c of [16, 32, 64, 128, 256]) {
       const g = { n: 2, h: 8, w: 8, ci: c, kh: 3, kw: 3, co: c, ho: 8, wo: 8, sh: 1, sw: 1, padTop: 1, padLeft: 1 };
       const x = randomArray(2 * 64 * c, c), f = randomArray(9 * c * c, c + 1), bias = new Float32Array(c), dy = randomArray(2 * 64 * c, c + 3);
       const torch = spawnSync(PYTHON, [script], { input: JSON.stringify([{ ...g, x: [...x], f: [...f], bias: [...bias], dy: [...dy] }]), maxBuffer: 1 << 28, encoding: 'utf8' });
       if (torch.status !== 0) throw new Error(`${script}: ${torch.stderr}`);
-      const [expected] = JSON.parse(torch.stdout) as { y: number[]; dx: number[] }[];
+      const [expected] = JSON.parse(torch.stdout) as { y: number[]; dx: number[]; dw: number[] }[];
       const err = (a: Float32Array, e: number[]) => {
         let scale = 0, worst = 0;
         e.forEach((v, i) => ((scale = Math.max(scale, Math.abs(v))), (worst = Math.max(worst, Math.abs(a[i]! - v)))));
@@ -120,7 +197,13 @@ async function main(): Promise<void> {
         else k.winogradConv2dBackpropInput(g, dy, f, dx, tile as 2 | 4);
         return err(dx, expected!.dx);
       });
-      console.log(`| ${c} | ${ys.join(' | ')} | ${dxs.join(' | ')} |`);
+      const dws = [0, 2, 4].map((tile) => {
+        const dw = new Float32Array(f.length);
+        if (tile === 0) k.conv2dBackpropFilter(g, x, dy, dw);
+        else k.winogradConv2dBackpropFilter(g, x, dy, dw, tile as 2 | 4);
+        return err(dw, expected!.dw);
+      });
+      console.log(`| ${c} | ${ys.join(' | ')} | ${dxs.join(' | ')} | ${dws.join(' | ')} |`);
     }
   }
 
@@ -130,7 +213,7 @@ async function main(): Promise<void> {
   for (const [label, h, ci, co] of shapes) {
     const g = { n: batch, h, w: h, ci, kh: 3, kw: 3, co, ho: h, wo: h, sh: 1, sw: 1, padTop: 1, padLeft: 1 };
     const x = randomArray(batch * h * h * ci, 1), f = randomArray(9 * ci * co, 2), dy = randomArray(batch * h * h * co, 3);
-    const y = new Float32Array(batch * h * h * co), dx = new Float32Array(x.length);
+    const y = new Float32Array(batch * h * h * co), dx = new Float32Array(x.length), dw = new Float32Array(f.length);
     // With --blocks a,b,c: F4 at each block size (WRN_NATIVE_WINOGRAD_BLOCK, read per call) instead of im2col, F2, F4.
     const withBlock = (tiles: string, fn: () => void) => () => {
       process.env['WRN_NATIVE_WINOGRAD_BLOCK'] = tiles;
@@ -140,13 +223,14 @@ async function main(): Promise<void> {
       ? blocks.map((b) => [
           withBlock(b, () => k.winogradConv2d(g, x, f, y, null, false, 4)),
           withBlock(b, () => k.winogradConv2dBackpropInput(g, dy, f, dx, 4)),
+          withBlock(b, () => k.winogradConv2dBackpropFilter(g, x, dy, dw, 4)),
         ])
       : [
-          [() => k.conv2d(g, x, f, y), () => k.conv2dBackpropInput(g, dy, f, dx)],
-          [() => k.winogradConv2d(g, x, f, y, null, false, 2), () => k.winogradConv2dBackpropInput(g, dy, f, dx, 2)],
-          [() => k.winogradConv2d(g, x, f, y, null, false, 4), () => k.winogradConv2dBackpropInput(g, dy, f, dx, 4)],
+          [() => k.conv2d(g, x, f, y), () => k.conv2dBackpropInput(g, dy, f, dx), () => k.conv2dBackpropFilter(g, x, dy, dw)],
+          [() => k.winogradConv2d(g, x, f, y, null, false, 2), () => k.winogradConv2dBackpropInput(g, dy, f, dx, 2), () => k.winogradConv2dBackpropFilter(g, x, dy, dw, 2)],
+          [() => k.winogradConv2d(g, x, f, y, null, false, 4), () => k.winogradConv2dBackpropInput(g, dy, f, dx, 4), () => k.winogradConv2dBackpropFilter(g, x, dy, dw, 4)],
         ];
-    const times = variants.map(() => [[] as number[], [] as number[]]);
+    const times = variants.map(() => [[] as number[], [] as number[], [] as number[]]);
     for (const v of variants) v.forEach((fn) => fn()); // warm-up: buffers, pages
     for (let r = 0; r < reps; r++) {
       variants.forEach((v, i) =>
@@ -161,9 +245,9 @@ async function main(): Promise<void> {
   }
   if (blocks) {
     console.log(`\n### F4, batch ${batch}, ms by tiles per block (median of ${reps}, interleaved)`);
-    console.log(`| shape | ${blocks.map((b) => `forward ${b}`).join(' | ')} | ${blocks.map((b) => `input grad ${b}`).join(' | ')} |`);
-    console.log(`|---|${blocks.map(() => '---|---|').join('')}`);
-    for (const { label, ms } of results) console.log(`| ${label} | ${[0, 1].map((dir) => ms.map((m) => m[dir]!.toFixed(1)).join(' | ')).join(' | ')} |`);
+    console.log(`| shape | ${['forward', 'input grad', 'filter grad'].map((pass) => blocks.map((b) => `${pass} ${b}`).join(' | ')).join(' | ')} |`);
+    console.log(`|---|${blocks.map(() => '---|---|---|').join('')}`);
+    for (const { label, ms } of results) console.log(`| ${label} | ${[0, 1, 2].map((dir) => ms.map((m) => m[dir]!.toFixed(1)).join(' | ')).join(' | ')} |`);
     return;
   }
   if (!flag('no-torch')) {
@@ -175,11 +259,11 @@ async function main(): Promise<void> {
     else console.log(`PyTorch timing failed: ${torch.stderr.split('\n').slice(-2).join(' ')}`);
   }
   console.log(`\n### batch ${batch}, pad 1, ms (median of ${reps}, ours interleaved; PyTorch ${torchMs ? 'in a child after' : 'not run'})`);
-  console.log('| shape | forward im2col | F2 | F4 | PyTorch | input grad im2col | F2 | F4 | PyTorch |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('| shape | forward im2col | F2 | F4 | PyTorch | input grad im2col | F2 | F4 | PyTorch | filter grad im2col | F2 | F4 | PyTorch |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   results.forEach(({ label, ms }, i) => {
     const cell = (dir: number) => ms.map((m) => m[dir]!.toFixed(1)).join(' | ') + ` | ${torchMs ? torchMs[i]![dir]!.toFixed(1) : '-'}`;
-    console.log(`| ${label} | ${cell(0)} | ${cell(1)} |`);
+    console.log(`| ${label} | ${cell(0)} | ${cell(1)} | ${cell(2)} |`);
   });
 }
 

@@ -182,6 +182,65 @@ WRN_INLINE void outputBlockBody(const Tiling& g, const float* mb, int64_t posStr
   }
 }
 
+// u = A y along one line of a dy tile (m values in, m + 2 out): the transpose of the output transform, which the
+// filter gradient applies to dy (dL/dg = G^T [sum over tiles of (B^T d B) * (A dy A^T)] G).
+template <int M, typename T>
+WRN_INLINE void gradTransform1d(const T* y, int ys, T* u, int us) {
+  if constexpr (M == 2) {
+    const T y0 = y[0], y1 = y[ys];
+    u[0] = y0;
+    u[us] = y0 + y1;
+    u[2 * us] = y0 - y1;
+    u[3 * us] = zero<T>() - y1;
+  } else {
+    const T y0 = y[0], y1 = y[ys], y2 = y[2 * ys], y3 = y[3 * ys];
+    const T a = y0 + y2, b = y1 + y3, c = y0 + y2 * 4.f, d = (y1 + y3 * 4.f) * 2.f;
+    u[0] = y0;
+    u[us] = a + b;
+    u[2 * us] = a - b;
+    u[3 * us] = c + d;
+    u[4 * us] = c - d;
+    u[5 * us] = y3;
+  }
+}
+
+// Channels [o, o + lanes) of one dy tile: pixels[p] points at output pixel p's channels (a zero row past the edge);
+// writes (A dy A^T)[pos] at w + pos * posStride.
+template <int M, typename T>
+WRN_INLINE void gradTile(const float* const* pixels, int64_t o, float* w, int64_t posStride) {
+  constexpr int A = M + 2;
+  T y[M * M], t[M * A], col[A];
+  for (int p = 0; p < M * M; p++) y[p] = load<T>(pixels[p] + o);
+  for (int r = 0; r < M; r++) gradTransform1d<M>(y + r * M, 1, t + r * A, 1);
+  for (int j = 0; j < A; j++) {
+    gradTransform1d<M>(t + j, A, col, 1);
+    for (int i = 0; i < A; i++) store(w + (i * A + j) * posStride, col[i]);
+  }
+}
+
+// dy's transforms of tiles [t0, t0 + count) into w (W[pos][tile][o], posStride = block * co).
+template <int M>
+WRN_INLINE void gradBlockBody(const Tiling& g, const float* dy, const float* zeros, int64_t t0, int64_t count, float* w, int64_t posStride) {
+  const WinogradShape& s = g.s;
+  const float* pixels[M * M];
+  for (int64_t i = 0; i < count; i++) {
+    const int64_t t = t0 + i;
+    const int64_t b = t / (g.tilesY * g.tilesX);
+    const int64_t y0 = (t / g.tilesX) % g.tilesY * M;
+    const int64_t x0 = t % g.tilesX * M;
+    for (int r = 0; r < M; r++) {
+      for (int q = 0; q < M; q++) {
+        const int64_t oy = y0 + r, ox = x0 + q;
+        pixels[r * M + q] = oy < s.ho && ox < s.wo ? dy + ((b * s.ho + oy) * s.wo + ox) * s.co : zeros;
+      }
+    }
+    float* wt = w + i * s.co;
+    int64_t o = 0;
+    for (; o + 16 <= s.co; o += 16) gradTile<M, Vec>(pixels, o, wt + o, posStride);
+    for (; o < s.co; o++) gradTile<M, float>(pixels, o, wt + o, posStride);
+  }
+}
+
 #if defined(__x86_64__) || defined(_M_X64)
 #define WRN_X86 1
 #endif
@@ -196,6 +255,10 @@ WRN_INLINE void outputBlockBody(const Tiling& g, const float* mb, int64_t posStr
   TARGET void outputBlock##SUFFIX(const Tiling& g, const float* mb, int64_t ps, const float* bias, bool r, int64_t t0, int64_t count,    \
                                   float* out) {                                                                                      \
     outputBlockBody<M>(g, mb, ps, bias, r, t0, count, out);                                                                          \
+  }                                                                                                                                  \
+  template <int M>                                                                                                                   \
+  TARGET void gradBlock##SUFFIX(const Tiling& g, const float* dy, const float* zeros, int64_t t0, int64_t count, float* w, int64_t ps) { \
+    gradBlockBody<M>(g, dy, zeros, t0, count, w, ps);                                                                                \
   }
 
 WRN_BLOCK_FUNCTIONS(Portable, )
@@ -248,6 +311,15 @@ void outputBlock(const Tiling& g, const float* mb, int64_t ps, const float* bias
   if (TRANSFORM_ISA == TransformIsa::Avx2) return outputBlockAvx2<M>(g, mb, ps, bias, r, t0, count, out);
 #endif
   outputBlockPortable<M>(g, mb, ps, bias, r, t0, count, out);
+}
+
+template <int M>
+void gradBlock(const Tiling& g, const float* dy, const float* zeros, int64_t t0, int64_t count, float* w, int64_t ps) {
+#ifdef WRN_X86
+  if (TRANSFORM_ISA == TransformIsa::Avx512) return gradBlockAvx512<M>(g, dy, zeros, t0, count, w, ps);
+  if (TRANSFORM_ISA == TransformIsa::Avx2) return gradBlockAvx2<M>(g, dy, zeros, t0, count, w, ps);
+#endif
+  gradBlockPortable<M>(g, dy, zeros, t0, count, w, ps);
 }
 
 // G, the filter transform's (m + 2) x 3 matrix.
@@ -349,31 +421,84 @@ void conv(const WinogradShape& s, const float* x, const float* filter, const flo
   });
 }
 
-// The env switch, read once: -1 = the rule, 0 = off, 2 or 4 = forced.
+// dw = sum over tiles of G^T [(B^T d B) * (A dy A^T)] G: per block, x's and dy's tiles transformed, then per
+// position one GEMM [ci x tiles] x [tiles x co] accumulated into the thread's own sums S[pos][ci][co]; the threads'
+// sums added, then G^T S G once.
+template <int M>
+void filterGrad(const WinogradShape& s, const float* x, const float* dy, float* dw) {
+  constexpr int A = M + 2;
+  const Tiling g{s, (s.ho + M - 1) / M, (s.wo + M - 1) / M};
+  const int64_t block = blockTiles(A * A, s.ci, s.co);
+  const int64_t sums = int64_t{A * A} * s.ci * s.co;
+  std::vector<std::vector<float>> partials(static_cast<size_t>(threadCount()));
+  parallelFor(g.tiles(), block, [&](int thread, int64_t begin, int64_t end) {
+    WinogradBuffers& buffers = winogradBuffers();
+    float* v = sized(buffers.v, A * A * block * s.ci);
+    float* w = sized(buffers.m, A * A * block * s.co);
+    const float* zeros = sized(buffers.zeros, std::max(s.ci, s.co));
+    std::vector<float>& acc = partials[static_cast<size_t>(thread)];
+    acc.resize(static_cast<size_t>(sums));
+    for (int64_t t0 = begin; t0 < end; t0 += block) {
+      const int64_t count = std::min(block, end - t0);
+      inputBlock<M>(g, x, zeros, t0, count, v, block * s.ci);
+      gradBlock<M>(g, dy, zeros, t0, count, w, block * s.co);
+      for (int pos = 0; pos < A * A; pos++) {
+        // A(c, t) = V[pos][t][c]: the transposed tiles, which gemm packs.
+        gemm(s.ci, s.co, count, {v + pos * block * s.ci, 1, s.ci}, {w + pos * block * s.co, s.co, 1}, acc.data() + pos * s.ci * s.co, s.co, t0 != begin,
+             buffers.ws);
+      }
+    }
+  });
+  float* total = partials[0].data();
+  for (size_t t = 1; t < partials.size(); t++) {
+    if (partials[t].empty()) continue;
+    const float* p = partials[t].data();
+    for (int64_t i = 0; i < sums; i++) total[i] += p[i];
+  }
+  const float(*G)[3] = M == 2 ? G2 : G4;
+  parallelFor(s.ci, 1, [&](int, int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; c++) {
+      for (int ky = 0; ky < 3; ky++) {
+        for (int kx = 0; kx < 3; kx++) {
+          float* dst = dw + ((ky * 3 + kx) * s.ci + c) * s.co;
+          std::fill(dst, dst + s.co, 0.f);
+          for (int i = 0; i < A; i++) {
+            for (int j = 0; j < A; j++) {
+              const float gij = G[i][ky] * G[j][kx];
+              if (gij == 0.f) continue;
+              const float* src = total + ((i * A + j) * s.ci + c) * s.co;
+              for (int64_t o = 0; o < s.co; o++) dst[o] += gij * src[o];
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+// The env switch: -1 = the rule, 0 = off, 2 or 4 = forced. Read at each call (a getenv, nothing beside a conv),
+// so that an A/B (tools/bench/winograd-ab.ts --models) can switch it between the steps of one process.
 int winogradSetting() {
-  static const int setting = [] {
-    const char* env = std::getenv("WRN_NATIVE_WINOGRAD");
-    if (env == nullptr || std::string(env).empty() || std::string(env) == "auto") return -1;
-    const std::string v(env);
-    if (v == "0" || v == "off") return 0;
-    if (v == "2") return 2;
-    if (v == "4") return 4;
-    return -1;
-  }();
-  return setting;
+  const char* env = std::getenv("WRN_NATIVE_WINOGRAD");
+  if (env == nullptr) return -1;
+  const std::string v(env);
+  if (v == "0" || v == "off") return 0;
+  if (v == "2") return 2;
+  if (v == "4") return 4;
+  return -1;
 }
 
 }  // namespace
 
-int winogradTile(const WinogradShape& s, bool backward) {
+int winogradTile(const WinogradShape& s, WinogradPass pass) {
   const int setting = winogradSetting();
   if (setting == 0 || s.pt > 2 || s.pl > 2 || s.pt < 0 || s.pl < 0) return 0;
   if (setting > 0) return setting;
-  // The measured rule (tools/bench/winograd-ab.ts, batch 64, 2 threads): F(4x4) beat the im2col GEMM by 1.3-3x on
-  // every 3x3 stride-1 shape of ResNet-20, WRN-16-4 and ResNeXt-29's groups, and F(2x2) on each, except the input
-  // gradient of a layer with few input channels (the 3-channel stem), where the output transform's scalar tail
-  // costs what Winograd saves.
-  if (backward && s.ci < 16) return 0;
+  // The measured rule (tools/bench/winograd-ab.ts, batch 64, 2 threads): F(4x4) beat the im2col GEMM by 1.3-3x,
+  // and F(2x2), in all three passes of every 3x3 stride-1 shape of ResNet-20, WRN-16-4 and ResNeXt-29's groups,
+  // except the gradients of the 3-channel stem (a tie or a loss: the transforms' scalar tail over 3 channels
+  // costs what Winograd saves). Its forward pass gains.
+  if (pass != WinogradPass::Forward && s.ci < 16) return 0;
   return 4;
 }
 
@@ -400,17 +525,32 @@ void winogradConv2dBackpropInput(const WinogradShape& s, int tile, const float* 
   winogradConv2d(back, tile, dy, r, nullptr, false, dx);
 }
 
+void winogradConv2dBackpropFilter(const WinogradShape& s, int tile, const float* x, const float* dy, float* dw) {
+  if (tile == 2) {
+    filterGrad<2>(s, x, dy, dw);
+  } else {
+    filterGrad<4>(s, x, dy, dw);
+  }
+}
+
 bool winogradConv2dIfFaster(const WinogradShape& s, const float* x, const float* filter, const float* bias, bool relu, float* out) {
-  const int tile = winogradTile(s, false);
+  const int tile = winogradTile(s, WinogradPass::Forward);
   if (tile == 0) return false;
   winogradConv2d(s, tile, x, filter, bias, relu, out);
   return true;
 }
 
 bool winogradConv2dBackpropInputIfFaster(const WinogradShape& s, const float* dy, const float* filter, float* dx) {
-  const int tile = winogradTile(s, true);
+  const int tile = winogradTile(s, WinogradPass::InputGrad);
   if (tile == 0) return false;
   winogradConv2dBackpropInput(s, tile, dy, filter, dx);
+  return true;
+}
+
+bool winogradConv2dBackpropFilterIfFaster(const WinogradShape& s, const float* x, const float* dy, float* dw) {
+  const int tile = winogradTile(s, WinogradPass::FilterGrad);
+  if (tile == 0) return false;
+  winogradConv2dBackpropFilter(s, tile, x, dy, dw);
   return true;
 }
 
@@ -524,18 +664,40 @@ napi_value Conv2dBackpropInput(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// winogradTile(shape, backward): the tile conv2d (backward: conv2dBackpropInput) uses for this shape, 0 = im2col.
+// winogradConv2dBackpropFilter(shape, x, dy, dw, tile)
+napi_value Conv2dBackpropFilter(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value args[5];
+  napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
+  std::string error;
+  WinogradShape s{};
+  float *x = nullptr, *dy = nullptr, *dw = nullptr;
+  int tile = 0;
+  if (argc < 5) {
+    error = "takes the geometry, x, dy, dw, tile";
+  } else if (readShape(env, args[0], s, error) && floats(env, args[1], "x", s.n * s.h * s.w * s.ci, &x, error) &&
+             floats(env, args[2], "dy", s.n * s.ho * s.wo * s.co, &dy, error) && floats(env, args[3], "dw", 9 * s.ci * s.co, &dw, error)) {
+    readTile(env, args[4], tile, error);
+  }
+  if (!error.empty()) return throwError(env, "winogradConv2dBackpropFilter: " + error);
+  winogradConv2dBackpropFilter(s, tile, x, dy, dw);
+  return nullptr;
+}
+
+// winogradTile(shape, pass): the tile conv2d (pass 0), conv2dBackpropInput (1) or conv2dBackpropFilter (2) uses
+// for this shape, 0 = im2col (also for any shape Winograd does not compute).
 napi_value Tile(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value args[2];
   napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
   std::string error;
   WinogradShape s{};
-  bool backward = false;
+  int32_t pass = -1;
   int tile = 0;
-  if (argc < 2) return throwError(env, "winogradTile: takes the geometry and backward");
-  napi_get_value_bool(env, args[1], &backward);
-  if (readShape(env, args[0], s, error)) tile = winogradTile(s, backward);
+  if (argc < 2 || napi_get_value_int32(env, args[1], &pass) != napi_ok || pass < 0 || pass > 2) {
+    return throwError(env, "winogradTile: takes the geometry and the pass (0 forward, 1 input gradient, 2 filter gradient)");
+  }
+  if (readShape(env, args[0], s, error)) tile = winogradTile(s, static_cast<WinogradPass>(pass));
   napi_value result;
   napi_create_int32(env, tile, &result);
   return result;
@@ -547,7 +709,7 @@ void registerWinograd(napi_env env, napi_value exports) {
   const struct {
     const char* name;
     napi_callback fn;
-  } functions[] = {{"winogradConv2d", Conv2d}, {"winogradConv2dBackpropInput", Conv2dBackpropInput}, {"winogradTile", Tile}};
+  } functions[] = {{"winogradConv2d", Conv2d}, {"winogradConv2dBackpropInput", Conv2dBackpropInput}, {"winogradConv2dBackpropFilter", Conv2dBackpropFilter}, {"winogradTile", Tile}};
   for (const auto& f : functions) {
     napi_value fn;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &fn);

@@ -14,10 +14,13 @@ struct WinogradShape {
   int64_t n, h, w, ci, co, ho, wo, pt, pl;
 };
 
-// The output tile conv2d's dispatch picks for this shape: 0 (the im2col GEMM), 2 or 4. WRN_NATIVE_WINOGRAD=0
-// turns Winograd off, =2 or =4 forces that tile wherever a 3x3 stride-1 layer allows it; unset, the measured
-// rule (winograd.cc) decides. `backward`: the shape's input gradient (itself a Winograd conv of dy).
-int winogradTile(const WinogradShape& s, bool backward);
+// What a call computes: the convolution, or its gradient with respect to the input or the filter.
+enum class WinogradPass { Forward = 0, InputGrad = 1, FilterGrad = 2 };
+
+// The output tile conv.cc's dispatch picks for this shape and pass: 0 (the im2col GEMM), 2 or 4.
+// WRN_NATIVE_WINOGRAD=0 turns Winograd off, =2 or =4 forces that tile wherever a 3x3 stride-1 layer allows it;
+// unset, the measured rule (winograd.cc) decides.
+int winogradTile(const WinogradShape& s, WinogradPass pass);
 
 // out = conv(x, filter) (+ bias) (relu) with output tiles of `tile` (2 or 4).
 void winogradConv2d(const WinogradShape& s, int tile, const float* x, const float* filter, const float* bias, bool relu, float* out);
@@ -26,12 +29,18 @@ void winogradConv2d(const WinogradShape& s, int tile, const float* x, const floa
 // channels swapped, padded by (2 - pt, 2 - pl).
 void winogradConv2dBackpropInput(const WinogradShape& s, int tile, const float* dy, const float* filter, float* dx);
 
+// dw = the filter gradient of s's convolution, Winograd's transforms applied to x and dy tiles and the sum over
+// tiles done as GEMMs.
+void winogradConv2dBackpropFilter(const WinogradShape& s, int tile, const float* x, const float* dy, float* dw);
+
 // conv.cc's one-line dispatch: runs Winograd and returns true where winogradTile picks it, else returns false
 // having done nothing.
 bool winogradConv2dIfFaster(const WinogradShape& s, const float* x, const float* filter, const float* bias, bool relu, float* out);
 bool winogradConv2dBackpropInputIfFaster(const WinogradShape& s, const float* dy, const float* filter, float* dx);
+bool winogradConv2dBackpropFilterIfFaster(const WinogradShape& s, const float* x, const float* dy, float* dw);
 
-// Adds winogradConv2d, winogradConv2dBackpropInput, winogradTile and winogradIsa to the addon's exports.
+// Adds winogradConv2d, winogradConv2dBackpropInput, winogradConv2dBackpropFilter, winogradTile and winogradIsa to
+// the addon's exports.
 void registerWinograd(napi_env env, napi_value exports);
 
 }  // namespace wrn

@@ -121,17 +121,25 @@ export interface NativeConvKernels {
   winogradConv2d(geometry: ConvGeometry, x: Float32Array, filter: Float32Array, out: Float32Array, bias: Float32Array | null, relu: boolean, tile: WinogradTile): void;
   /** conv2dBackpropInput by Winograd F(tile x tile, 3x3), as {@link NativeConvKernels.winogradConv2d}. */
   winogradConv2dBackpropInput(geometry: ConvGeometry, dy: Float32Array, filter: Float32Array, dx: Float32Array, tile: WinogradTile): void;
+  /** conv2dBackpropFilter by Winograd F(tile x tile, 3x3): the transforms of x's and dy's tiles, summed by GEMMs. */
+  winogradConv2dBackpropFilter(geometry: ConvGeometry, x: Float32Array, dy: Float32Array, dw: Float32Array, tile: WinogradTile): void;
   /**
-   * The Winograd tile conv2d (backward: conv2dBackpropInput) uses for this geometry, 0 for the im2col GEMM: the
-   * measured rule, or WRN_NATIVE_WINOGRAD (0 off; 2 or 4 forces that tile on every 3x3 stride-1 layer).
+   * The Winograd tile conv2d ('forward'), conv2dBackpropInput ('input') or conv2dBackpropFilter ('filter') uses
+   * for this geometry, 0 for the im2col GEMM: the measured rule, or WRN_NATIVE_WINOGRAD (0 off; 2 or 4 forces that
+   * tile on every 3x3 stride-1 layer).
    */
-  winogradTile(geometry: ConvGeometry, backward?: boolean): 0 | WinogradTile;
+  winogradTile(geometry: ConvGeometry, pass?: WinogradPass): 0 | WinogradTile;
   /** The ISA of the Winograd transforms: 'avx512f', 'avx2+fma' or 'portable' (WRN_NATIVE_ISA=portable | avx2 caps it). */
   winogradIsa: string;
 }
 
 /** The output tile of a Winograd convolution: F(2x2, 3x3) or F(4x4, 3x3). */
 export type WinogradTile = 2 | 4;
+
+/** What a convolution call computes: the output, or the gradient with respect to the input or the filter. */
+export type WinogradPass = 'forward' | 'input' | 'filter';
+
+const WINOGRAD_PASSES: Record<WinogradPass, number> = { forward: 0, input: 1, filter: 2 };
 
 /** The binary operations {@link NativeConvKernels.binary} computes. */
 export type NativeBinaryOp = 'add' | 'sub' | 'mul';
@@ -219,7 +227,8 @@ interface Addon {
   threads: number;
   winogradConv2d(shape: number[], x: Float32Array, filter: Float32Array, out: Float32Array, bias: Float32Array | null, relu: boolean, tile: number): void;
   winogradConv2dBackpropInput(shape: number[], dy: Float32Array, filter: Float32Array, dx: Float32Array, tile: number): void;
-  winogradTile(shape: number[], backward: boolean): number;
+  winogradConv2dBackpropFilter(shape: number[], x: Float32Array, dy: Float32Array, dw: Float32Array, tile: number): void;
+  winogradTile(shape: number[], pass: number): number;
   winogradIsa: string;
 }
 
@@ -293,7 +302,8 @@ export function loadNativeConvKernels(): NativeConvLoad {
       origin,
       winogradConv2d: (g, x, filter, out, bias, relu, tile) => kernels.winogradConv2d(shapeOf(g), x, filter, out, bias, relu, tile),
       winogradConv2dBackpropInput: (g, dy, filter, dx, tile) => kernels.winogradConv2dBackpropInput(shapeOf(g), dy, filter, dx, tile),
-      winogradTile: (g, backward) => kernels.winogradTile(shapeOf(g), backward ?? false) as 0 | WinogradTile,
+      winogradConv2dBackpropFilter: (g, x, dy, dw, tile) => kernels.winogradConv2dBackpropFilter(shapeOf(g), x, dy, dw, tile),
+      winogradTile: (g, pass) => kernels.winogradTile(shapeOf(g), WINOGRAD_PASSES[pass ?? 'forward'] ?? -1) as 0 | WinogradTile,
       winogradIsa: addon.winogradIsa,
     },
   };

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { loadNativeConvKernels, type ConvGeometry, type NativeConvKernels, type WinogradTile } from '../src/index';
+import { loadNativeConvKernels, type ConvGeometry, type NativeConvKernels, type WinogradPass, type WinogradTile } from '../src/index';
 
 /**
  * The oracle is PyTorch in float64 (Debian's python3-torch at /usr/bin/python3): test/torch_winograd.py answers
@@ -72,6 +72,7 @@ interface Answer {
   y: number[];
   yBiasRelu: number[];
   dx: number[];
+  dw: number[];
 }
 
 function torch(cases: Case[]): Answer[] {
@@ -105,7 +106,7 @@ function describeCase({ g }: Case): string {
 describe.skipIf(torchMissing)("@wrn/native's Winograd convolutions equal PyTorch's (float64 oracle)", () => {
   const answers = torchMissing ? [] : torch(CASES);
 
-  it.each([2, 4] as const)('F(%i, 3x3) (output tile of that side): forward, forward + bias + relu, and the input gradient, on ragged shapes', (tile) => {
+  it.each([2, 4] as const)('F(%i, 3x3) (output tile of that side): forward, forward + bias + relu, both gradients, on ragged shapes', (tile) => {
     const k = kernels();
     CASES.forEach((c, i) => {
       const expected = answers[i]!;
@@ -118,34 +119,48 @@ describe.skipIf(torchMissing)("@wrn/native's Winograd convolutions equal PyTorch
       const dx = new Float32Array(c.x.length).fill(Number.NaN);
       k.winogradConv2dBackpropInput(c.g, c.dy, c.f, dx, tile);
       expect(relativeError(dx, expected.dx), `dx ${describeCase(c)}`).toBeLessThan(TOLERANCE[tile]);
+      const dw = new Float32Array(c.f.length).fill(Number.NaN);
+      k.winogradConv2dBackpropFilter(c.g, c.x, c.dy, dw, tile);
+      expect(relativeError(dw, expected.dw), `dw ${describeCase(c)}`).toBeLessThan(TOLERANCE[tile]);
     });
   });
 
-  it("conv2d and conv2dBackpropInput take the tile winogradTile names, and give the im2col GEMM's numbers where it names 0", () => {
+  it("conv2d and both gradients take the tile winogradTile names, and give the im2col GEMM's numbers where it names 0", () => {
     const k = kernels();
+    const picked: Record<WinogradPass, number[]> = { forward: [], input: [], filter: [] };
     CASES.forEach((c, i) => {
       const expected = answers[i]!;
-      for (const backward of [false, true]) {
-        const tile = k.winogradTile(c.g, backward);
-        const viaConv = new Float32Array(backward ? c.x.length : expected.y.length);
-        const direct = new Float32Array(viaConv.length);
-        if (backward) k.conv2dBackpropInput(c.g, c.dy, c.f, viaConv);
-        else k.conv2d(c.g, c.x, c.f, viaConv, c.bias, true);
-        expect(relativeError(viaConv, backward ? expected.dx : expected.yBiasRelu), describeCase(c)).toBeLessThan(tile === 0 ? 1e-6 : TOLERANCE[tile]);
+      const passes: [WinogradPass, number[], (out: Float32Array, tile?: WinogradTile) => void][] = [
+        ['forward', expected.yBiasRelu, (out, tile) => (tile ? k.winogradConv2d(c.g, c.x, c.f, out, c.bias, true, tile) : k.conv2d(c.g, c.x, c.f, out, c.bias, true))],
+        ['input', expected.dx, (out, tile) => (tile ? k.winogradConv2dBackpropInput(c.g, c.dy, c.f, out, tile) : k.conv2dBackpropInput(c.g, c.dy, c.f, out))],
+        ['filter', expected.dw, (out, tile) => (tile ? k.winogradConv2dBackpropFilter(c.g, c.x, c.dy, out, tile) : k.conv2dBackpropFilter(c.g, c.x, c.dy, out))],
+      ];
+      for (const [pass, reference, run] of passes) {
+        const tile = k.winogradTile(c.g, pass);
+        picked[pass].push(tile);
+        const viaConv = new Float32Array(reference.length);
+        run(viaConv);
+        expect(relativeError(viaConv, reference), `${pass} ${describeCase(c)}`).toBeLessThan(tile === 0 ? 2e-6 : TOLERANCE[tile]);
         if (tile !== 0) {
-          if (backward) k.winogradConv2dBackpropInput(c.g, c.dy, c.f, direct, tile);
-          else k.winogradConv2d(c.g, c.x, c.f, direct, c.bias, true, tile);
+          const direct = new Float32Array(viaConv.length);
+          run(direct, tile);
           expect(viaConv).toEqual(direct);
         }
       }
+    });
+    // The rule: F(4x4) everywhere but the gradients of layers with under 16 input channels.
+    expect(picked).toEqual({
+      forward: CASES.map(() => 4),
+      input: CASES.map((c) => (c.g.ci < 16 ? 0 : 4)),
+      filter: CASES.map((c) => (c.g.ci < 16 ? 0 : 4)),
     });
   });
 });
 
 /**
- * Runs conv2d, conv2dBackpropInput and both Winograd tiles on CASES[6] and [7] in a child process with `env`, and
- * returns what it computed: each ISA and each WRN_NATIVE_WINOGRAD setting needs its own process (the addon reads
- * them once).
+ * Runs conv2d, both its gradients and both Winograd tiles of each on CASES[6] and [7] in a child process with `env`, and
+ * returns what it computed: each ISA needs its own process (the addon picks it once), and a child sets
+ * WRN_NATIVE_WINOGRAD in its environment from the start, as a user would.
  */
 function inChild(env: Record<string, string>) {
   const script = `
@@ -158,25 +173,28 @@ function inChild(env: Record<string, string>) {
       const seed = ${JSON.stringify([70, 80])}[i];
       const x = randomArray(g.n * g.h * g.w * g.ci, seed), f = randomArray(9 * g.ci * g.co, seed + 1);
       const bias = randomArray(g.co, seed + 2), dy = randomArray(g.n * g.ho * g.wo * g.co, seed + 3);
-      const y = new Float32Array(g.n * g.ho * g.wo * g.co), dx = new Float32Array(x.length);
+      const y = new Float32Array(g.n * g.ho * g.wo * g.co), dx = new Float32Array(x.length), dw = new Float32Array(f.length);
       k.conv2d(g, x, f, y, bias, true);
       k.conv2dBackpropInput(g, dy, f, dx);
+      k.conv2dBackpropFilter(g, x, dy, dw);
       const tiles = Object.fromEntries([2, 4].map((tile) => {
-        const yt = new Float32Array(y.length), dxt = new Float32Array(dx.length);
+        const yt = new Float32Array(y.length), dxt = new Float32Array(dx.length), dwt = new Float32Array(dw.length);
         k.winogradConv2d(g, x, f, yt, bias, true, tile);
         k.winogradConv2dBackpropInput(g, dy, f, dxt, tile);
-        return [tile, { y: [...yt], dx: [...dxt] }];
+        k.winogradConv2dBackpropFilter(g, x, dy, dwt, tile);
+        return [tile, { y: [...yt], dx: [...dxt], dw: [...dwt] }];
       }));
-      return { tile: k.winogradTile(g, false), backwardTile: k.winogradTile(g, true), y: [...y], dx: [...dx], tiles };
+      const picked = ['forward', 'input', 'filter'].map((pass) => k.winogradTile(g, pass));
+      return { picked, y: [...y], dx: [...dx], dw: [...dw], tiles };
     });
     console.log(JSON.stringify({ isa: k.winogradIsa, results }));
   `;
   const child = spawnSync(process.execPath, [TSX, '--eval', script], { env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 1 << 28 });
   expect(child.stderr).toBe('');
-  type Computed = { y: number[]; dx: number[] };
+  type Computed = { y: number[]; dx: number[]; dw: number[] };
   return JSON.parse(child.stdout) as {
     isa: string;
-    results: (Computed & { tile: number; backwardTile: number; tiles: Record<WinogradTile, Computed> })[];
+    results: (Computed & { picked: number[]; tiles: Record<WinogradTile, Computed> })[];
   };
 }
 
@@ -190,31 +208,34 @@ describe.skipIf(torchMissing)("@wrn/native's Winograd convolutions on each ISA a
       expect(other.isa).toBe(isa === 'portable' ? 'portable' : 'avx2+fma');
       other.results.forEach((r, i) => {
         for (const tile of [2, 4] as const) {
-          expect(relativeError(r.tiles[tile].y, here.results[i]!.tiles[tile].y)).toBeLessThan(ISA_TOLERANCE[tile]);
-          expect(relativeError(r.tiles[tile].dx, here.results[i]!.tiles[tile].dx)).toBeLessThan(ISA_TOLERANCE[tile]);
-          expect(relativeError(r.tiles[tile].y, answers[i]!.yBiasRelu)).toBeLessThan(TOLERANCE[tile]);
-          expect(relativeError(r.tiles[tile].dx, answers[i]!.dx)).toBeLessThan(TOLERANCE[tile]);
+          for (const [key, reference] of [['y', answers[i]!.yBiasRelu], ['dx', answers[i]!.dx], ['dw', answers[i]!.dw]] as const) {
+            expect(relativeError(r.tiles[tile][key], here.results[i]!.tiles[tile][key]), `${isa} F${tile} ${key}`).toBeLessThan(ISA_TOLERANCE[tile]);
+            expect(relativeError(r.tiles[tile][key], reference), `${isa} F${tile} ${key}`).toBeLessThan(TOLERANCE[tile]);
+          }
         }
       });
     }
   });
 
-  it("WRN_NATIVE_WINOGRAD=0 gives the im2col GEMM's numbers; =2 and =4 put that tile under conv2d and its input gradient", () => {
+  it("WRN_NATIVE_WINOGRAD=0 gives the im2col GEMM's numbers; =2 and =4 put that tile under conv2d and both its gradients", () => {
     const off = inChild({ WRN_NATIVE_WINOGRAD: '0' });
     off.results.forEach((r, i) => {
-      expect([r.tile, r.backwardTile]).toEqual([0, 0]);
-      expect(relativeError(r.y, answers[i]!.yBiasRelu)).toBeLessThan(1e-6);
-      expect(relativeError(r.dx, answers[i]!.dx)).toBeLessThan(1e-6);
+      expect(r.picked).toEqual([0, 0, 0]);
+      expect(relativeError(r.y, answers[i]!.yBiasRelu)).toBeLessThan(2e-6);
+      expect(relativeError(r.dx, answers[i]!.dx)).toBeLessThan(2e-6);
+      expect(relativeError(r.dw, answers[i]!.dw)).toBeLessThan(2e-6);
       // Not by accident the same: each tile's rounding differs from the direct sum's.
       expect(r.y).not.toEqual(r.tiles[4].y);
+      expect(r.dw).not.toEqual(r.tiles[4].dw);
     });
     for (const tile of [2, 4] as const) {
       const forced = inChild({ WRN_NATIVE_WINOGRAD: String(tile) });
       forced.results.forEach((r, i) => {
-        expect([r.tile, r.backwardTile]).toEqual([tile, tile]);
-        expect(r.y).toEqual(r.tiles[tile].y);
-        expect(r.dx).toEqual(r.tiles[tile].dx);
-        expect(r.y).not.toEqual(off.results[i]!.y);
+        expect(r.picked).toEqual([tile, tile, tile]);
+        for (const key of ['y', 'dx', 'dw'] as const) {
+          expect(r[key]).toEqual(r.tiles[tile][key]);
+          expect(r[key]).not.toEqual(off.results[i]![key]);
+        }
       });
     }
   });
@@ -234,6 +255,9 @@ describe("@wrn/native's Winograd convolutions reject what they do not compute, n
     expect(() => k.winogradConv2d(g, f(32), f(54), f(48), null, false, 3 as WinogradTile)).toThrow('winogradConv2d: tile must be 2 or 4');
     expect(() => k.winogradConv2dBackpropInput({ ...g, padTop: 3 }, f(48), f(54), f(32), 4)).toThrow('winogradConv2dBackpropInput: padding (3, 1) must be 0..2');
     expect(() => k.winogradConv2dBackpropInput(g, f(48), [] as unknown as Float32Array, f(32), 4)).toThrow('winogradConv2dBackpropInput: filter must be a Float32Array');
+    expect(() => k.winogradConv2dBackpropFilter(g, f(32), f(48), f(53), 2)).toThrow('winogradConv2dBackpropFilter: dw has 53 elements; the shape needs 54');
+    expect(() => k.winogradTile(g, 'both' as WinogradPass)).toThrow('winogradTile: takes the geometry and the pass (0 forward, 1 input gradient, 2 filter gradient)');
     expect(k.winogradTile({ ...g, sh: 2 })).toBe(0);
+    expect(k.winogradTile({ ...g, ci: 16, co: 16 }, 'filter')).toBe(4);
   });
 });
