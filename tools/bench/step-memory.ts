@@ -44,16 +44,17 @@ function trackWasmAllocations(): () => number {
   if (wasm == null) throw new Error(`step-memory: the active backend (${tf.getBackend()}) is not wasm`);
   const malloc = wasm._malloc.bind(wasm);
   const free = wasm._free.bind(wasm);
+  // Addresses past 2 GB come back from malloc as negative int32s and may be freed as unsigned ones: key by the latter.
   wasm._malloc = (n: number) => {
     const p = malloc(n);
-    heapUse.sizes.set(p, n);
+    heapUse.sizes.set(p >>> 0, n);
     heapUse.live += n;
     heapUse.peak = Math.max(heapUse.peak, heapUse.live);
     return p;
   };
   wasm._free = (p: number) => {
-    heapUse.live -= heapUse.sizes.get(p) ?? 0;
-    heapUse.sizes.delete(p);
+    heapUse.live -= heapUse.sizes.get(p >>> 0) ?? 0;
+    heapUse.sizes.delete(p >>> 0);
     free(p);
   };
   return () => wasm.HEAPU8.buffer.byteLength;
