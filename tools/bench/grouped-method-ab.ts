@@ -7,6 +7,7 @@
  *   npx tsx tools/bench/grouped-method-ab.ts [--model resnext29-4x16d] [--batch 32] [--reps 3] [--methods split,native]
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { GROUPED_CONV_METHODS, registerGroupedConvMethodResolver } from '@wrn/blocks';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -20,7 +21,6 @@ async function main(): Promise<void> {
   const { SgdOptimizer, variableGrads } = await import('@wrn/training');
   const { selectBackend } = await import('@wrn/backend/node');
   const { buildModel } = await import('@wrn/architectures');
-  const { registerGroupedConvMethodResolver, GROUPED_CONV_METHODS } = await import('@wrn/blocks');
   const modelName = arg('model', 'resnext29-4x16d');
   const batch = Number(arg('batch', '32'));
   const reps = Number(arg('reps', '3'));

@@ -14,6 +14,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs-core';
+import * as blocks from '@wrn/blocks';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -65,7 +66,6 @@ async function child(modelName: string, batch: number, top: number, groupedMetho
   const { SgdOptimizer, variableGrads } = await import('@wrn/training');
   const { selectBackend } = await import('@wrn/backend/node');
   const { buildModel } = await import('@wrn/architectures');
-  const blocks = await import('@wrn/blocks');
   const selection = await selectBackend('wasm', arg('threads', 'auto') === 'auto' ? {} : { wasmThreads: Number(arg('threads', '1')) });
   if (groupedMethod !== '') blocks.registerGroupedConvMethodResolver('wasm', () => groupedMethod as never);
   const heapBytes = trackWasmAllocations();
