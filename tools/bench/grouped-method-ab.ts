@@ -54,7 +54,9 @@ async function main(): Promise<void> {
     return performance.now() - start;
   };
   const times = new Map(methods.map((m) => [m, { train: [] as number[], infer: [] as number[] }]));
+  let tensorsAfterWarmup = 0;
   for (let rep = -1; rep < reps; rep++) {
+    if (rep === 0) tensorsAfterWarmup = tf.memory().numTensors;
     for (const method of methods) {
       const remove = registerGroupedConvMethodResolver('wasm', () => method as never);
       const trainMs = timed(train);
@@ -75,7 +77,8 @@ async function main(): Promise<void> {
         `${t.train.map((v) => v.toFixed(0)).join(', ')} | ${t.infer.map((v) => v.toFixed(0)).join(', ')} |`,
     );
   }
-  console.log(`tensors alive: ${tf.memory().numTensors} (flat across reps), max RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
+  const growth = tf.memory().numTensors - tensorsAfterWarmup;
+  console.log(`tensors alive: ${tf.memory().numTensors} (${growth === 0 ? 'flat across reps' : `grew by ${growth} over the reps`}), max RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
 }
 
 main().catch((error: unknown) => {
