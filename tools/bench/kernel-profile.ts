@@ -84,14 +84,15 @@ function trackWasmAllocations(): (() => number) | undefined {
   const free = wasm._free.bind(wasm);
   wasm._malloc = (n: number) => {
     const p = malloc(n);
-    heapUse.sizes.set(p, n);
+    // Past 2 GB malloc's int32 is negative, and the backend frees it as unsigned (>>> 0): key by the latter.
+    heapUse.sizes.set(p >>> 0, n);
     heapUse.live += n;
     heapUse.peak = Math.max(heapUse.peak, heapUse.live);
     return p;
   };
   wasm._free = (p: number) => {
-    heapUse.live -= heapUse.sizes.get(p) ?? 0;
-    heapUse.sizes.delete(p);
+    heapUse.live -= heapUse.sizes.get(p >>> 0) ?? 0;
+    heapUse.sizes.delete(p >>> 0);
     free(p);
   };
   return () => wasm.HEAPU8.buffer.byteLength;

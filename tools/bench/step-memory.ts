@@ -14,6 +14,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs-core';
+import * as blocks from '@wrn/blocks';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -44,16 +45,17 @@ function trackWasmAllocations(): () => number {
   if (wasm == null) throw new Error(`step-memory: the active backend (${tf.getBackend()}) is not wasm`);
   const malloc = wasm._malloc.bind(wasm);
   const free = wasm._free.bind(wasm);
+  // Addresses past 2 GB come back from malloc as negative int32s and may be freed as unsigned ones: key by the latter.
   wasm._malloc = (n: number) => {
     const p = malloc(n);
-    heapUse.sizes.set(p, n);
+    heapUse.sizes.set(p >>> 0, n);
     heapUse.live += n;
     heapUse.peak = Math.max(heapUse.peak, heapUse.live);
     return p;
   };
   wasm._free = (p: number) => {
-    heapUse.live -= heapUse.sizes.get(p) ?? 0;
-    heapUse.sizes.delete(p);
+    heapUse.live -= heapUse.sizes.get(p >>> 0) ?? 0;
+    heapUse.sizes.delete(p >>> 0);
     free(p);
   };
   return () => wasm.HEAPU8.buffer.byteLength;
@@ -64,7 +66,6 @@ async function child(modelName: string, batch: number, top: number, groupedMetho
   const { SgdOptimizer, variableGrads } = await import('@wrn/training');
   const { selectBackend } = await import('@wrn/backend/node');
   const { buildModel } = await import('@wrn/architectures');
-  const blocks = await import('@wrn/blocks');
   const selection = await selectBackend('wasm', arg('threads', 'auto') === 'auto' ? {} : { wasmThreads: Number(arg('threads', '1')) });
   if (groupedMethod !== '') blocks.registerGroupedConvMethodResolver('wasm', () => groupedMethod as never);
   const heapBytes = trackWasmAllocations();

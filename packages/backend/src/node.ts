@@ -18,6 +18,7 @@ export { NATIVE_SGD_UPDATE } from './wasm/native-sgd';
 export type { SgdUpdateAttrs } from './wasm/native-sgd';
 export { WASM_NATIVE_CONV_KERNEL_NAMES } from './wasm/native-conv';
 export { registerWasmTrainingGradients, wasmTrainingGradientsRegistered, WASM_TRAINING_GRADIENT_NAMES } from './wasm/training-gradients';
+export { registerReluGradientFromOutput, reluGradientFromOutput } from './wasm/relu-gradient';
 export { adapterLabel, isSoftwareAdapter, webgpuBufferCounts, WEBGPU_INSTALL_ADVICE, WEBGPU_GROUPED_CONV_METHODS } from './webgpu';
 export type { WebGpuAdapterReport, WebGpuAdapterList } from './webgpu';
 export type { WasmThreadsResult } from './wasm/threads';
