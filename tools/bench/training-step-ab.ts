@@ -6,10 +6,11 @@
  * on a shared, loaded machine only a comparison made this way means anything.
  *
  *   npx nx run-many -t build -p native blocks backend architectures training
- *   npx tsx tools/bench/training-step-ab.ts [--models resnet20,wrn-16-4] [--batch 64] [--reps 5]
+ *   npx tsx tools/bench/training-step-ab.ts [--models resnet20,wrn-16-4 | none] [--batch 64] [--reps 5] [--kernel-reps 30]
  *
- * Prints per model the median step time with neither, with each alone and with both, and the kernel calls per
- * step of each (tf.profile).
+ * ReLU's gradient from its saved output on one native pass (@wrn/backend's NATIVE_RELU_GRAD; without it, the
+ * same gradient on Step, Cast and Multiply). Prints per model the median step time with none, each alone and all
+ * three, the kernel calls per step of each and the peak of live tensor data on the wasm heap in the step.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -18,7 +19,7 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && process.argv[i + 1] !== undefined ? (process.argv[i + 1] as string) : fallback;
 }
 
-const models = arg('models', 'resnet20,wrn-16-4').split(',');
+const models = arg('models', 'resnet20,wrn-16-4').split(',').filter((m) => m !== 'none');
 const batch = Number(arg('batch', '64'));
 const reps = Number(arg('reps', '5'));
 
@@ -33,15 +34,46 @@ async function main(): Promise<void> {
   const { SGD_UPDATE_KERNEL, SgdOptimizer, variableGrads } = await import('@wrn/training');
   const { BATCH_NORM_TRAINING_KERNEL } = await import('@wrn/blocks');
   const { selectBackend } = await import('@wrn/backend/node');
+  const { NATIVE_RELU_GRAD } = await import('@wrn/backend');
   const { buildModel } = await import('@wrn/architectures');
   const selection = await selectBackend('wasm', {});
   console.log(`backend: ${selection.reason}`);
-  const fused = { bn: tf.getKernel(BATCH_NORM_TRAINING_KERNEL, 'wasm'), sgd: tf.getKernel(SGD_UPDATE_KERNEL, 'wasm') };
-  if (fused.bn == null || fused.sgd == null) throw new Error('the fused kernels are not registered for wasm (@wrn/native not in use?)');
-  const configs = { bn: fused.bn, sgd: fused.sgd };
-  // Registering or removing a kernel is all it takes: the layer and the optimiser look them up per call.
-  const use = (which: { bn: boolean; sgd: boolean }) => {
-    for (const key of ['bn', 'sgd'] as const) {
+  // Live and peak bytes the wasm backend holds through the module's malloc/free (shared data counted once), as
+  // kernel-profile.ts measures them.
+  const heap = { live: 0, peak: 0, sizes: new Map<number, number>() };
+  const wasm = (tf.backend() as unknown as { wasm: { _malloc(n: number): number; _free(p: number): void } }).wasm;
+  const malloc = wasm._malloc.bind(wasm);
+  const free = wasm._free.bind(wasm);
+  wasm._malloc = (n: number) => {
+    const p = malloc(n);
+    heap.sizes.set(p, n);
+    heap.live += n;
+    heap.peak = Math.max(heap.peak, heap.live);
+    return p;
+  };
+  wasm._free = (p: number) => {
+    heap.live -= heap.sizes.get(p) ?? 0;
+    heap.sizes.delete(p);
+    free(p);
+  };
+  const fused = {
+    bn: tf.getKernel(BATCH_NORM_TRAINING_KERNEL, 'wasm'),
+    sgd: tf.getKernel(SGD_UPDATE_KERNEL, 'wasm'),
+    relu: tf.getKernel(NATIVE_RELU_GRAD, 'wasm'),
+  };
+  if (fused.bn == null || fused.sgd == null || fused.relu == null) throw new Error('the fused kernels are not registered for wasm (@wrn/native not in use?)');
+  const configs = { bn: fused.bn, sgd: fused.sgd, relu: fused.relu };
+  // Registering or removing a kernel is all it takes: the layer, the optimiser and the gradient look them up per call.
+  // ReLU's gradient as tfjs-core has it (from the saved input): for the memory that saving the output saves.
+  const reluFromOutput = tf.getGradient('Relu')!;
+  const reluFromInput: tf.GradConfig = {
+    kernelName: 'Relu',
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved) => ({ x: () => tf.mul(dy as tf.Tensor, tf.cast(tf.step(saved[0]!), 'float32')) }),
+  };
+  const use = (which: { bn: boolean; sgd: boolean; relu: boolean; reluInput?: boolean }) => {
+    tf.registerGradient(which.reluInput === true ? reluFromInput : reluFromOutput);
+    for (const key of ['bn', 'sgd', 'relu'] as const) {
       const config = configs[key];
       const registered = tf.getKernel(config.kernelName, 'wasm') != null;
       if (which[key] && !registered) tf.registerKernel(config);
@@ -49,11 +81,65 @@ async function main(): Promise<void> {
     }
   };
   const variants = [
-    { name: 'neither', bn: false, sgd: false },
-    { name: 'BN kernel', bn: true, sgd: false },
-    { name: 'SGD kernel', bn: false, sgd: true },
-    { name: 'both', bn: true, sgd: true },
+    { name: 'none', bn: false, sgd: false, relu: false },
+    { name: 'BN kernels', bn: true, sgd: false, relu: false },
+    { name: 'SGD kernel', bn: false, sgd: true, relu: false },
+    { name: 'ReLU-grad kernel', bn: false, sgd: false, relu: true },
+    { name: 'all three', bn: true, sgd: true, relu: true },
+    { name: 'all three, ReLU grad from its input', bn: true, sgd: true, relu: false, reluInput: true },
   ];
+
+  // Each kernel alone against what it replaces, on a ResNet-20-sized activation: less noisy than whole steps.
+  const kernelReps = Number(arg('kernel-reps', '30'));
+  const abKernel = (on: () => void, off: () => void, fn: () => void): { off: number; on: number } => {
+    const t: { off: number[]; on: number[] } = { off: [], on: [] };
+    for (let i = 0; i <= kernelReps; i++) {
+      for (const which of ['off', 'on'] as const) {
+        (which === 'on' ? on : off)();
+        const start = performance.now();
+        fn();
+        if (i > 0) t[which].push(performance.now() - start);
+      }
+    }
+    return { off: median(t.off), on: median(t.on) };
+  };
+  {
+    const all = { bn: true, sgd: true, relu: true };
+    const x = tf.randomNormal([batch, 32, 32, 16], 0, 1, 'float32', 1);
+    const dy = tf.randomNormal([batch, 32, 32, 16], 0, 1, 'float32', 2);
+    const gamma = tf.ones([16]);
+    const beta = tf.zeros([16]);
+    const { TorchBatchNormalization } = await import('@wrn/blocks');
+    const layer = new TorchBatchNormalization({});
+    layer.build([null, 32, 32, 16]);
+    const bnStep = () => {
+      const { value, grads } = tf.variableGrads(
+        () => tf.sum(tf.mul(layer.apply(x, { training: true }) as tf.Tensor, dy)) as tf.Scalar,
+        layer.trainableWeights.map((w) => w.read() as tf.Variable),
+      );
+      tf.dispose([value, ...Object.values(grads)]);
+    };
+    const reluGrad = () => tf.dispose(tf.grad((v: tf.Tensor) => tf.relu(v))(x, dy));
+    const params = Array.from({ length: 20 }, (_, i) => tf.variable(tf.randomNormal([3, 3, 32, 32], 0, 0.1, 'float32', 10 + i)));
+    const grads = params.map((p, i) => tf.randomNormal(p.shape, 0, 0.01, 'float32', 100 + i));
+    const sgd = new SgdOptimizer(
+      params.map((variable, i) => ({ variable, name: `p${i}`, weightDecay: true })),
+      { momentum: 0.9, nesterov: true, dampening: 0, weightDecay: 5e-4 },
+    );
+    const sgdStep = () => sgd.step(grads, 0.1);
+    console.log(`\n### each kernel against what it replaces (ms, median of ${kernelReps}, interleaved)`);
+    console.log('| what | replaced | fused | speed-up |');
+    console.log('|---|---|---|---|');
+    const row = (name: string, r: { off: number; on: number }) =>
+      console.log(`| ${name} | ${r.off.toFixed(2)} | ${r.on.toFixed(2)} | ${(r.off / r.on).toFixed(2)}x |`);
+    row(`BatchNorm layer, training forward + backward, [${batch},32,32,16]`, abKernel(() => use(all), () => use({ ...all, bn: false }), bnStep));
+    row(`ReLU gradient, [${batch},32,32,16]`, abKernel(() => use(all), () => use({ ...all, relu: false }), reluGrad));
+    row('SGD step (Nesterov, weight decay), 20 x [3,3,32,32]', abKernel(() => use(all), () => use({ ...all, sgd: false }), sgdStep));
+    use(all);
+    sgd.dispose();
+    for (const w of layer.weights) w.dispose();
+    tf.dispose([x, dy, gamma, beta, ...params, ...grads]);
+  }
 
   for (const modelName of models) {
     const model = buildModel(modelName, { seed: 1 });
@@ -75,11 +161,14 @@ async function main(): Promise<void> {
     };
     const times = new Map<string, number[]>(variants.map((v) => [v.name, []]));
     const calls = new Map<string, number>();
+    const peak = new Map<string, number>();
     for (const v of variants) {
       use(v);
       step(); // warm-up: first-call set-up, heap growth
+      heap.peak = heap.live;
       const info = await tf.profile(step);
       calls.set(v.name, info.kernels.length);
+      peak.set(v.name, heap.peak);
     }
     const before = tf.memory().numTensors;
     for (let i = 0; i < reps; i++) {
@@ -91,14 +180,14 @@ async function main(): Promise<void> {
       }
     }
     console.log(`\n### ${modelName} training step, batch ${batch} (ms, median of ${reps}, interleaved)`);
-    console.log('| variant | ms per step | images/s | kernel calls per step |');
-    console.log('|---|---|---|---|');
+    console.log('| variant | ms per step | images/s | kernel calls per step | peak live tensor data in the step (MB) |');
+    console.log('|---|---|---|---|---|');
     for (const v of variants) {
       const ms = median(times.get(v.name)!);
-      console.log(`| ${v.name} | ${ms.toFixed(1)} | ${((batch * 1000) / ms).toFixed(1)} | ${calls.get(v.name)} |`);
+      console.log(`| ${v.name} | ${ms.toFixed(1)} | ${((batch * 1000) / ms).toFixed(1)} | ${calls.get(v.name)} | ${(peak.get(v.name)! / 2 ** 20).toFixed(0)} |`);
     }
     console.log(`tensors alive after - before: ${tf.memory().numTensors - before}`);
-    use({ bn: true, sgd: true });
+    use({ bn: true, sgd: true, relu: true });
     optimizer.dispose();
     tf.dispose([xs, labels]);
     model.dispose();

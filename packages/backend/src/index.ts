@@ -9,6 +9,7 @@ export { checkConvGradients, checkConvGradientsAsync } from './conv-gradient-che
 export { registerWasmTrainingKernels, wasmTrainingKernelsRegistered, wasmNativeConvKernels, WASM_TRAINING_KERNEL_NAMES } from './wasm/training-kernels';
 export type { WasmTrainingKernelOptions } from './wasm/training-kernels';
 export { NATIVE_BATCH_NORM_TRAINING_GRAD } from './wasm/native-batch-norm';
+export { NATIVE_RELU_GRAD } from './wasm/native-relu-grad';
 export { NATIVE_SGD_UPDATE } from './wasm/native-sgd';
 export type { SgdUpdateAttrs } from './wasm/native-sgd';
 export { WASM_NATIVE_CONV_KERNEL_NAMES } from './wasm/native-conv';
