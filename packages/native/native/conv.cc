@@ -189,7 +189,7 @@ void convBackpropInput(const ConvShape& s, const float* dy, const float* filter,
 }
 
 void convBackpropFilter(const ConvShape& s, const float* x, const float* dy, float* dw) {
-  if (s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 && wrn::winogradConv2dBackpropFilterIfFaster({s.n, s.h, s.w, s.ci, s.co, s.ho, s.wo, s.pt, s.pl}, x, dy, dw)) return;
+  if (s.g == 1 && s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 && wrn::winogradConv2dBackpropFilterIfFaster({s.n, s.h, s.w, s.ci, s.co, s.ho, s.wo, s.pt, s.pl}, x, dy, dw)) return;
   const int64_t k = s.k();
   const int threads = threadCount();
   std::vector<std::vector<float>> partials(static_cast<size_t>(threads));
