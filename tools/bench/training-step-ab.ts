@@ -13,6 +13,8 @@
  * three, the kernel calls per step of each and the peak of live tensor data on the wasm heap in the step.
  */
 import * as tf from '@tensorflow/tfjs-core';
+// Static, as the other benches import it (the module-boundary rule forbids mixing static and lazy imports of one library).
+import { BATCH_NORM_TRAINING_KERNEL } from '@wrn/blocks';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -32,7 +34,6 @@ const median = (values: number[]) => {
 async function main(): Promise<void> {
   await import('@tensorflow/tfjs-layers');
   const { SGD_UPDATE_KERNEL, SgdOptimizer, variableGrads } = await import('@wrn/training');
-  const { BATCH_NORM_TRAINING_KERNEL } = await import('@wrn/blocks');
   const { selectBackend } = await import('@wrn/backend/node');
   const { NATIVE_RELU_GRAD } = await import('@wrn/backend');
   const { buildModel } = await import('@wrn/architectures');
