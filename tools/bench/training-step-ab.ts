@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 // Static, as the other benches import it (the module-boundary rule forbids mixing static and lazy imports of one library).
-import { BATCH_NORM_TRAINING_KERNEL } from '@wrn/blocks';
+import { BATCH_NORM_TRAINING_KERNEL, TorchBatchNormalization } from '@wrn/blocks';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -110,7 +110,6 @@ async function main(): Promise<void> {
     const dy = tf.randomNormal([batch, 32, 32, 16], 0, 1, 'float32', 2);
     const gamma = tf.ones([16]);
     const beta = tf.zeros([16]);
-    const { TorchBatchNormalization } = await import('@wrn/blocks');
     const layer = new TorchBatchNormalization({});
     layer.build([null, 32, 32, 16]);
     const bnStep = () => {
