@@ -18,6 +18,7 @@ export type { ChannelStats, Normalization } from './normalization.js';
 export { PAPER_NORMALIZATION, channelStats, meanStdNormalization, normalizeBatch } from './normalization.js';
 export type { AugmentationDraw, AugmentationName, AugmentationOptions } from './augment.js';
 export { augmentBatch, augmentationOptions, cropAndFlip, drawAugmentation } from './augment.js';
+export type { CropAndFlipMethod } from './augment.js';
 export type { Random } from './random.js';
 export { keyedRandom, permutation } from './random.js';
 export type { Batch, Pipeline, PipelineOptions } from './pipeline.js';

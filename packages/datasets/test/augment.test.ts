@@ -21,11 +21,16 @@ function draw(rows: number[], cols: number[], flips: number[]): AugmentationDraw
   return { rowOffsets: Int32Array.from(rows), colOffsets: Int32Array.from(cols), flips: Uint8Array.from(flips) };
 }
 
+/** Both methods' answer, which must be the same. */
 function run(x: tf.Tensor4D, d: AugmentationDraw, padMode: 'reflect' | 'zero', padding: number): number[][][][] {
-  const out = cropAndFlip(x, d, { padMode, padding, flip: true });
-  const values = out.arraySync();
-  out.dispose();
-  return values;
+  const [copied, gathered] = (['copy', 'gather'] as const).map((method) => {
+    const out = cropAndFlip(x, d, { padMode, padding, flip: true }, method);
+    const values = out.arraySync();
+    out.dispose();
+    return values;
+  });
+  expect(copied).toEqual(gathered);
+  return copied!;
 }
 
 function squeeze(values: number[][][][], image = 0): number[][] {
@@ -121,20 +126,44 @@ describe('cropAndFlip, pixel-exact on a 4x4 image padded by 2', () => {
     x.dispose();
   });
 
-  it('matches mirrorPad + slice + reverse on a 32x32 batch with the WRN settings', () => {
+  it.each(['copy', 'gather'] as const)('%s: matches mirrorPad / pad + slice + reverse on a 32x32 batch with the WRN and ResNet settings', (method) => {
     const x = tf.tidy(() => tf.randomUniform([3, 32, 32, 3], 0, 255, 'float32', 7)) as tf.Tensor4D;
     const d = draw([0, 8, 5], [8, 0, 3], [1, 0, 1]);
-    const out = cropAndFlip(x, d, { padMode: 'reflect', padding: 4, flip: true });
-    const reference = tf.tidy(() => {
-      const padded = tf.mirrorPad(x, [[0, 0], [4, 4], [4, 4], [0, 0]], 'reflect');
-      const crops = [0, 1, 2].map((b) => {
-        const crop = tf.slice(padded, [b, d.rowOffsets[b]!, d.colOffsets[b]!, 0], [1, 32, 32, 3]);
-        return d.flips[b] ? tf.reverse(crop, 2) : crop;
+    for (const padMode of ['reflect', 'zero'] as const) {
+      const out = cropAndFlip(x, d, { padMode, padding: 4, flip: true }, method);
+      const reference = tf.tidy(() => {
+        const paddings: [number, number][] = [[0, 0], [4, 4], [4, 4], [0, 0]];
+        const padded = padMode === 'reflect' ? tf.mirrorPad(x, paddings, 'reflect') : tf.pad(x, paddings);
+        const crops = [0, 1, 2].map((b) => {
+          const crop = tf.slice(padded, [b, d.rowOffsets[b]!, d.colOffsets[b]!, 0], [1, 32, 32, 3]);
+          return d.flips[b] ? tf.reverse(crop, 2) : crop;
+        });
+        return tf.concat(crops, 0);
       });
-      return tf.concat(crops, 0);
-    });
-    expect(out.arraySync()).toEqual(reference.arraySync());
-    tf.dispose([x, out, reference]);
+      expect(out.arraySync()).toEqual(reference.arraySync());
+      tf.dispose([out, reference]);
+    }
+    x.dispose();
+  });
+
+  it('copies on the cpu backend by default (no Gather kernel) and gathers where asked, the same pixels either way', async () => {
+    const x = tf.tidy(() => tf.randomUniform([2, 5, 7, 2], -1, 1, 'float32', 3)) as tf.Tensor4D;
+    const d = draw([0, 6], [6, 1], [1, 0]);
+    const options = { padMode: 'zero', padding: 3, flip: true } as const;
+    const run = async (method?: 'copy' | 'gather') => {
+      let values: number[][][][] = [];
+      const { kernelNames } = await tf.profile(() => {
+        const out = cropAndFlip(x, d, options, method);
+        values = out.arraySync();
+        out.dispose();
+      });
+      return { values, gathered: kernelNames.includes('GatherV2') };
+    };
+    const byDefault = await run();
+    const gathered = await run('gather');
+    expect([byDefault.gathered, gathered.gathered]).toEqual([false, true]);
+    expect(byDefault.values).toEqual(gathered.values);
+    x.dispose();
   });
 });
 
