@@ -14,12 +14,11 @@ export { checkConvGradients, checkConvGradientsAsync } from './conv-gradient-che
 export { registerWasmTrainingKernels, wasmTrainingKernelsRegistered, wasmNativeConvKernels, WASM_TRAINING_KERNEL_NAMES } from './wasm/training-kernels';
 export type { WasmTrainingKernelOptions } from './wasm/training-kernels';
 export { NATIVE_BATCH_NORM_TRAINING_GRAD } from './wasm/native-batch-norm';
-export { NATIVE_RELU_GRAD } from './wasm/native-relu-grad';
+export { NATIVE_RELU_GRAD, registerReluGradientFromOutput } from './wasm/native-relu-grad';
 export { NATIVE_SGD_UPDATE } from './wasm/native-sgd';
 export type { SgdUpdateAttrs } from './wasm/native-sgd';
 export { WASM_NATIVE_CONV_KERNEL_NAMES } from './wasm/native-conv';
 export { registerWasmTrainingGradients, wasmTrainingGradientsRegistered, WASM_TRAINING_GRADIENT_NAMES } from './wasm/training-gradients';
-export { registerReluGradientFromOutput, reluGradientFromOutput } from './wasm/relu-gradient';
 export { adapterLabel, isSoftwareAdapter, webgpuBufferCounts, WEBGPU_INSTALL_ADVICE, WEBGPU_GROUPED_CONV_METHODS } from './webgpu';
 export type { WebGpuAdapterReport, WebGpuAdapterList } from './webgpu';
 export type { WasmThreadsResult } from './wasm/threads';

@@ -11,7 +11,6 @@ import {
   type BackendSelection,
   type SelectBackendOptions,
 } from './selection';
-import { registerReluGradientFromOutput } from './wasm/relu-gradient';
 import { initWasmBackendWithThreads } from './wasm/threads';
 import { registerWasmTrainingGradients } from './wasm/training-gradients';
 import { registerWasmTrainingKernels } from './wasm/training-kernels';
@@ -107,7 +106,6 @@ async function tryWasm(
   }
   // After tfjs-layers: its first import registers every gradient, ours included otherwise.
   registerWasmTrainingGradients();
-  registerReluGradientFromOutput();
   let threadsError: string | undefined;
   try {
     if (tf.engine().registry['wasm'] == null) {
