@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 /**
  * A kernel a backend may register to take one parameter's whole SGD step at once (@wrn/backend registers it for
- * wasm on @wrn/native, updating in place where that is safe): inputs param, grad and (with momentum, after its
+ * wasm on @wrn/native, into fresh tensors: see @wrn/backend's native-sgd.ts for why never in place): inputs param, grad and (with momentum, after its
  * first step) buffer; attrs lr, momentum, dampening, weightDecay (0 where the parameter has none), nesterov, first
  * (the buffer starts now: buf = d); outputs the new param and, with momentum, the new buffer.
  */

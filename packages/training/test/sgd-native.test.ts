@@ -7,7 +7,7 @@ import { selectBackend } from '@wrn/backend/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SGD_UPDATE_KERNEL, SgdOptimizer, type SgdOptions } from '../src/sgd';
 
-// SgdOptimizer on the wasm backend's one-kernel update (@wrn/native, in place) against torch.optim.SGD (float64) and
+// SgdOptimizer on the wasm backend's one-kernel update (@wrn/native) against torch.optim.SGD (float64) and
 // against the same optimiser on the cpu backend (its tf ops); @wrn/native's tests check the kernel alone.
 const PYTHON = '/usr/bin/python3';
 const torchMissing = spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status !== 0;
@@ -136,29 +136,38 @@ json.dump(trace, sys.stdout)
     }
   });
 
-  it('updates in place where only the variable holds its data, and leaves a clone of it alone', async () => {
+  it('gives each step fresh data, which a dense layer on XNNPACK (weights cached by data id) sees, and leaves a clone alone', async () => {
     if (!nativeOk) return;
     await tf.setBackend('wasm');
-    const p = tf.variable(tf.tensor([1, -2, 3], [3]));
-    const sgd = new SgdOptimizer([{ variable: p, name: 'p', weightDecay: true }], { momentum: 0.9, nesterov: true, dampening: 0, weightDecay: 0 });
-    const g = tf.tensor([0.5, 0.5, -1], [3]);
-    sgd.step([g], 0.1); // buffers start here
-    const dataId = p.dataId;
-    const bufferDataId = sgd.momentumBuffers[0]!.dataId;
-    sgd.step([g], 0.1);
-    expect(p.dataId).toBe(dataId);
-    expect(sgd.momentumBuffers[0]!.dataId).toBe(bufferDataId);
+    // (tidy: the initial tensor goes, so only the variable holds its data, the case an in-place update would take.)
+    const w = tf.tidy(() => tf.variable(tf.tensor2d([1, -2, 3, 0.5, 0.25, -1], [3, 2])));
+    const x = tf.tensor2d([1, 2, 3, -1, 0, 2], [2, 3]);
+    const sgd = new SgdOptimizer([{ variable: w, name: 'w', weightDecay: true }], { momentum: 0.9, nesterov: true, dampening: 0, weightDecay: 0 });
+    const g = tf.tensor2d([0.5, 0.5, -1, 2, 0, 1], [3, 2]);
+    // tfjs-backend-wasm's _FusedMatMul (XNNPACK) packs and caches w under its data id on first use.
+    const dense = () => tf.tidy(() => Array.from(tf.fused.matMul({ a: x, b: w, bias: tf.zeros([2]) }).dataSync()));
+    const product = () => {
+      const values = w.arraySync();
+      return [0, 1].flatMap((r) => [0, 1].map((c) => [0, 1, 2].reduce((sum, k) => sum + x.arraySync()[r]![k]! * values[k]![c]!, 0)));
+    };
+    for (let step = 0; step < 2; step++) {
+      dense();
+      const dataId = w.dataId;
+      sgd.step([g], 0.1);
+      expect(w.dataId).not.toBe(dataId);
+      // What the dense layer computes is x times the weights the optimiser wrote, not the ones it packed before.
+      const expectedProduct = product();
+      dense().forEach((v, i) => expect(v).toBeCloseTo(expectedProduct[i]!, 5));
+    }
     // A clone shares the variable's data: the step must not change what the clone reads.
-    const snapshot = tf.clone(p);
+    const snapshot = tf.clone(w);
     const before = Array.from(snapshot.dataSync());
     sgd.step([g], 0.1);
     expect(Array.from(snapshot.dataSync())).toEqual(before);
-    expect(p.dataId).not.toBe(dataId);
-    // buf = [0.5, 0.5, -1] * (1 + 0.9 + 0.81); three Nesterov steps: p -= 0.1 * (g + 0.9 buf) each.
-    const bufs = [1, 1.9, 2.71];
-    const expected = [1, -2, 3].map((v, i) => v - bufs.reduce((sum, b) => sum + 0.1 * (g.dataSync()[i]! + 0.9 * b * g.dataSync()[i]!), 0));
-    Array.from(p.dataSync()).forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, 5));
-    tf.dispose([snapshot, g, p]);
+    // buf = g * (1 + 0.9 + 0.81); three Nesterov steps: w -= 0.1 * (g + 0.9 buf) each.
+    const expected = [1, -2, 3, 0.5, 0.25, -1].map((v, i) => v - [1, 1.9, 2.71].reduce((sum, b) => sum + 0.1 * (g.dataSync()[i]! + 0.9 * b * g.dataSync()[i]!), 0));
+    Array.from(w.dataSync()).forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, 5));
+    tf.dispose([snapshot, g, w, x]);
     sgd.dispose();
   });
 

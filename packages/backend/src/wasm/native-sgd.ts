@@ -9,10 +9,12 @@ import { heapView, requireInput, type KernelArgs, type WasmHeapBackend } from '.
  * Inputs param, grad and (with momentum, after the first step) buffer; attrs {@link SgdUpdateAttrs}; outputs the
  * new param and (with momentum) the new buffer, which the optimiser assigns to its variables.
  *
- * The outputs are written IN PLACE over param and buffer, sharing their data, where that is safe: where no
- * tensor but the variable itself uses that data (the backend's reference count is 1), so nothing else can see
- * the old values change; the variable's assign of its own data is then a no-op. Otherwise (a clone still alive,
- * say) the kernel writes fresh outputs and leaves the inputs as they were.
+ * The outputs are always fresh tensors (param and buffer copied, then updated), never the inputs' data written
+ * in place: tfjs-backend-wasm's XNNPACK kernels (_FusedMatMul, and Conv2D/depthwise wherever they run) cache their
+ * packed weights by the weight tensor's data id, so a weight changed under the same id is never seen by them
+ * (measured: a dense layer kept its initial weights through training, `wrn eval` of the checkpoint then disagreed
+ * with the run's own test loss). A new data id per step frees the cache with the old tensor. The copies are of
+ * parameters only, small next to activations.
  * The name must equal @wrn/training's SGD_UPDATE_KERNEL (training's tests check it).
  */
 export const NATIVE_SGD_UPDATE = 'WrnSgdUpdate';
@@ -29,16 +31,8 @@ export interface SgdUpdateAttrs {
 
 const WASM = 'wasm';
 
-interface RefCountingBackend extends WasmHeapBackend {
-  refCount(dataId: object): number;
-}
-
-/** `input`'s data shared as the output where only its variable uses it, else a fresh copy of it. */
-function inPlaceOrCopy(backend: RefCountingBackend, input: TensorInfo, kernel: string): TensorInfo {
-  if (backend.refCount(input.dataId) === 1) {
-    backend.incRef(input.dataId);
-    return { dataId: input.dataId, shape: input.shape, dtype: input.dtype };
-  }
+/** A fresh float32 tensor holding a copy of `input` (which the native update then overwrites with the new value). */
+function copyOf(backend: WasmHeapBackend, input: TensorInfo, kernel: string): TensorInfo {
   const out = backend.makeOutput([...input.shape], 'float32');
   heapView(backend, out, kernel).set(heapView(backend, input, kernel));
   return out;
@@ -57,9 +51,9 @@ function makeSgdUpdate(native: NativeConvKernels): KernelFunc {
         throw new Error(`${kernel} (native kernel): ${name} must be float32 [${param.shape.join(',')}], got ${info.dtype} [${info.shape.join(',')}]`);
       }
     }
-    const backend = args.backend as unknown as RefCountingBackend;
-    const newParam = inPlaceOrCopy(backend, param, kernel);
-    const newBuffer = !withMomentum ? undefined : buffer != null ? inPlaceOrCopy(backend, buffer, kernel) : backend.makeOutput([...param.shape], 'float32');
+    const backend = args.backend as unknown as WasmHeapBackend;
+    const newParam = copyOf(backend, param, kernel);
+    const newBuffer = !withMomentum ? undefined : buffer != null ? copyOf(backend, buffer, kernel) : backend.makeOutput([...param.shape], 'float32');
     // Views after every allocation: makeOutput may grow the heap.
     const view = (t: TensorInfo) => heapView(backend, t, kernel);
     native.sgdUpdate(view(newParam), view(grad), newBuffer != null ? view(newBuffer) : null, attrs);
