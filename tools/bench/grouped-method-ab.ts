@@ -8,13 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { GROUPED_CONV_METHODS, registerGroupedConvMethodResolver } from '@wrn/blocks';
+import { arg, intArg, interleave, median } from './ab.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? (process.argv[i + 1] as string) : fallback;
-}
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 async function main(): Promise<void> {
   await import('@tensorflow/tfjs-layers');
@@ -22,8 +17,8 @@ async function main(): Promise<void> {
   const { selectBackend } = await import('@wrn/backend/node');
   const { buildModel } = await import('@wrn/architectures');
   const modelName = arg('model', 'resnext29-4x16d');
-  const batch = Number(arg('batch', '32'));
-  const reps = Number(arg('reps', '3'));
+  const batch = intArg('batch', 32);
+  const reps = intArg('reps', 3);
   const methods = arg('methods', 'split,native').split(',');
   for (const m of methods) if (!GROUPED_CONV_METHODS.includes(m as never)) throw new Error(`--methods: '${m}' is not one of ${GROUPED_CONV_METHODS.join(', ')}`);
   const selection = await selectBackend('wasm');
@@ -48,27 +43,26 @@ async function main(): Promise<void> {
     out.dataSync();
     out.dispose();
   };
-  const timed = (fn: () => void) => {
-    const start = performance.now();
-    fn();
-    return performance.now() - start;
-  };
-  const times = new Map(methods.map((m) => [m, { train: [] as number[], infer: [] as number[] }]));
+  // Each rep runs a training step then a predict under each method in turn (the harness times the pair; the
+  // halves are timed inside); the warm-up round is every method's kernels' first calls and heap growth.
+  const halves = new Map(methods.map((m) => [m, { train: [] as number[], infer: [] as number[] }]));
+  let remove = () => {};
+  const variants = methods.map((method) => ({ name: method, use: () => { remove(); remove = registerGroupedConvMethodResolver('wasm', () => method as never); } }));
   let tensorsAfterWarmup = 0;
-  for (let rep = -1; rep < reps; rep++) {
-    if (rep === 0) tensorsAfterWarmup = tf.memory().numTensors;
-    for (const method of methods) {
-      const remove = registerGroupedConvMethodResolver('wasm', () => method as never);
-      const trainMs = timed(train);
-      const inferMs = timed(infer);
-      remove();
-      // Rep -1 warms every method up (kernels' first calls, heap growth).
-      if (rep >= 0) {
-        times.get(method)!.train.push(trainMs);
-        times.get(method)!.infer.push(inferMs);
-      }
-    }
-  }
+  let round = 0;
+  interleave(variants, (method) => {
+    if (round++ === methods.length) tensorsAfterWarmup = tf.memory().numTensors;
+    const trainStart = performance.now();
+    train();
+    const inferStart = performance.now();
+    infer();
+    const h = halves.get(method)!;
+    h.train.push(inferStart - trainStart);
+    h.infer.push(performance.now() - inferStart);
+  }, { reps });
+  remove();
+  // The harness dropped the warm-up round's times; so do the halves.
+  const times = new Map([...halves].map(([m, t]) => [m, { train: t.train.slice(1), infer: t.infer.slice(1) }]));
   console.log('| method | train img/s (median) | infer img/s (median) | train ms per rep | infer ms per rep |');
   console.log('|---|---:|---:|---|---|');
   for (const [method, t] of times) {

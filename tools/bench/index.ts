@@ -5,6 +5,7 @@
  *   npx nx run-many -t build -p blocks backend architectures training datasets   # the bench imports the built packages
  *   npx tsx tools/bench/index.ts [--json] [--models resnet20,wrn-16-4,resnext29-4x16d]
  *       [--backends tensorflow,webgpu,wasm,wasm-xnnpack,wasm:1,cpu] [--batch 64] [--warmup 2] [--steps 5]
+ *       [--min-seconds 5] [--max-steps 200] [--torch-flush-denormal]
  *       [--cpu-batch 8] [--cpu-steps 1] [--cpu-models resnet20] [--no-torch] [--no-pipeline] [--timeout 900]
  *
  * `wasm:N` is the wasm backend on N threads (its threaded build, see initWasmBackendWithThreads). `wasm` runs its
@@ -17,7 +18,15 @@
  * backend's one-time set-up (the wasm thread count) is clean. A step is @wrn/training's: the model in training
  * mode (BatchNorm batch statistics), softmax cross-entropy on one-hot labels, gradients of every trainable
  * weight, and SgdOptimizer's Nesterov momentum 0.9 + weight decay 5e-4 update; figures are images/s from the
- * median step after warm-up. Inference is `model.predict` (training off). PyTorch runs the same three models
+ * median step after warm-up.
+ * Both sides time steps by one rule (torch_bench.py's timed_steps): at least --steps, and more until
+ * --min-seconds have passed (at most --max-steps), so a fast model's median is over seconds of work, not over
+ * five 0.1 s steps that one neighbour's burst can decide. Each side reports its "CPU share": process CPU time
+ * over wall time x cores. Near 1.0 the process had the cores to itself; well below it, other processes held them
+ * and the figure says more about the machine than the code (that, not thread spin-up, allocator warm-up or
+ * denormals, is what swung PyTorch's ResNet-20 figure 181-734 img/s: see the README). Per model, PyTorch runs
+ * right after our rows (not all of ours first), in a process of its own, so both sides' peak RSS is one model's
+ * whole process (runtime included) and both see the same stretch of the machine's load. Inference is `model.predict` (training off). PyTorch runs the same three models
  * (same parameter counts, checked) via Debian's python3-torch at /usr/bin/python3 when it is installed; the
  * bench installs nothing (`apt-get install python3-torch` provides it). The cpu backend only gets a small
  * batch and, by default, only ResNet-20: it is about 100x slower than PyTorch on convnets.
@@ -44,6 +53,11 @@ interface Options {
   cpuSteps: number;
   /** Models the pure-JS cpu backend runs: its conv gradients take minutes per step on the wider ones. */
   cpuModels: string[];
+  /** Timed steps continue until this many seconds have passed (after at least `steps`). */
+  minSeconds: number;
+  maxSteps: number;
+  /** PyTorch with torch.set_flush_denormal(True): off (its default) unless asked. */
+  torchFlushDenormal: boolean;
   torch: boolean;
   pipeline: boolean;
   timeoutS: number;
@@ -55,6 +69,10 @@ interface ChildJob {
   batch: number;
   warmup: number;
   steps: number;
+  minSeconds: number;
+  maxSteps: number;
+  /** The cores the CPU share is counted against (PyTorch's thread count, the same for both sides). */
+  cores: number;
 }
 
 interface TfResult {
@@ -67,6 +85,10 @@ interface TfResult {
   trainImagesPerSec?: number;
   inferImagesPerSec?: number;
   trainStepMs?: number[];
+  inferStepMs?: number[];
+  /** Process CPU time over wall time x cores in the timed steps (1.0: the cores were all ours). */
+  trainCpuShare?: number;
+  inferCpuShare?: number;
   /** The process's max resident set (for wasm: its heap, which never shrinks, included). */
   peakRssMB?: number;
   /** Peak bytes of live tensors during one training step (tf.profile). */
@@ -82,7 +104,19 @@ interface TorchResult {
   params: number;
   trainImagesPerSec: number;
   inferImagesPerSec: number;
+  trainStepMs: number[];
+  inferStepMs: number[];
+  trainCpuShare: number;
+  inferCpuShare: number;
   peakRssMB: number;
+}
+
+interface TorchRun {
+  version?: string;
+  threads?: number;
+  flushDenormal?: boolean;
+  results: TorchResult[];
+  skipped?: string;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -113,6 +147,9 @@ function parseArgs(argv: string[]): Options {
     batch: int('batch', 64),
     warmup: int('warmup', 2),
     steps: Math.max(1, int('steps', 5)),
+    minSeconds: int('min-seconds', 5),
+    maxSteps: Math.max(1, int('max-steps', 200)),
+    torchFlushDenormal: argv.includes('--torch-flush-denormal'),
     cpuBatch: int('cpu-batch', 8),
     cpuSteps: Math.max(1, int('cpu-steps', 1)),
     cpuModels: list('cpu-models', 'resnet20'),
@@ -194,20 +231,32 @@ async function runChild(job: ChildJob): Promise<TfResult> {
     await value.data();
     tf.dispose([value, grads]);
   };
-  const timeSteps = async (fn: () => Promise<void>, count: number) => {
-    const ms: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const start = performance.now();
-      await fn();
-      ms.push(performance.now() - start);
-    }
-    return ms;
+  const warmUp = async (fn: () => Promise<void>) => {
+    for (let i = 0; i < job.warmup; i++) await fn();
   };
-  await timeSteps(trainStep, job.warmup);
+  // torch_bench.py's timed_steps, the same rule: at least job.steps, then on until job.minSeconds have passed.
+  const timeSteps = async (fn: () => Promise<void>) => {
+    const ms: number[] = [];
+    let cpuMicros = 0;
+    const started = performance.now();
+    while (ms.length < job.maxSteps && (ms.length < job.steps || performance.now() - started < job.minSeconds * 1000)) {
+      const start = performance.now();
+      const cpuStart = process.cpuUsage();
+      await fn();
+      const cpu = process.cpuUsage(cpuStart);
+      ms.push(performance.now() - start);
+      cpuMicros += cpu.user + cpu.system;
+    }
+    const wallMs = ms.reduce((a, b) => a + b, 0);
+    return { ms, cpuShare: cpuMicros / 1000 / (wallMs * job.cores) };
+  };
+  await warmUp(trainStep);
   const tensorsAfterWarmup = tf.memory().numTensors;
-  const trainMs = await timeSteps(trainStep, job.steps);
+  const train = await timeSteps(trainStep);
+  const trainMs = train.ms;
   result.tensorGrowth = tf.memory().numTensors - tensorsAfterWarmup;
   result.trainStepMs = trainMs.map((m) => Math.round(m));
+  result.trainCpuShare = train.cpuShare;
   result.trainImagesPerSec = (job.batch * 1000) / median(trainMs);
   const inferStep = async () => {
     // The whole batch in one pass, as PyTorch runs it (predict's default batchSize, 32, would run 64 as two).
@@ -216,8 +265,11 @@ async function runChild(job: ChildJob): Promise<TfResult> {
     await out.data();
     out.dispose();
   };
-  await timeSteps(inferStep, job.warmup);
-  result.inferImagesPerSec = (job.batch * 1000) / median(await timeSteps(inferStep, job.steps));
+  await warmUp(inferStep);
+  const infer = await timeSteps(inferStep);
+  result.inferStepMs = infer.ms.map((m) => Math.round(m));
+  result.inferCpuShare = infer.cpuShare;
+  result.inferImagesPerSec = (job.batch * 1000) / median(infer.ms);
   // One more step under tf.profile, for the peak of live tensor bytes inside a training step.
   const profiled = await tf.profile(async () => {
     await trainStep();
@@ -240,16 +292,22 @@ async function benchTf(job: ChildJob, timeoutS: number): Promise<TfResult> {
   return { model: job.model, backend: job.backend, batch: job.batch, error: why };
 }
 
-async function benchTorch(o: Options): Promise<{ version?: string; threads?: number; results: TorchResult[]; skipped?: string }> {
-  if (!existsSync(PYTHON)) return { results: [], skipped: `${PYTHON} not found; ${TORCH_INSTALL}` };
+/** Why PyTorch cannot run here, or null when it can. */
+async function torchMissing(): Promise<string | null> {
+  if (!existsSync(PYTHON)) return `${PYTHON} not found; ${TORCH_INSTALL}`;
   const probe = await run(PYTHON, ['-c', 'import torch'], 60);
-  if (probe.code !== 0) return { results: [], skipped: `PyTorch is not installed for ${PYTHON}: ${TORCH_INSTALL}` };
-  const args = [path.join(HERE, 'torch_bench.py'), '--models', o.models.join(','), '--batch', String(o.batch)];
-  args.push('--warmup', String(o.warmup), '--steps', String(o.steps), '--threads', String(os.availableParallelism()));
-  const { stdout, stderr, code } = await run(PYTHON, args, o.timeoutS * o.models.length);
-  if (code !== 0) return { results: [], skipped: `torch_bench.py failed: ${lastLine(stderr) || `exit code ${code}`}` };
-  const parsed = JSON.parse(lastLine(stdout)) as { torch: string; threads: number; results: TorchResult[] };
-  return { version: parsed.torch, threads: parsed.threads, results: parsed.results };
+  return probe.code === 0 ? null : `PyTorch is not installed for ${PYTHON}: ${TORCH_INSTALL}`;
+}
+
+/** One model in a torch_bench.py process of its own (its max RSS is that model's, as our children's are). */
+async function benchTorch(o: Options, model: string): Promise<TorchRun> {
+  const args = [path.join(HERE, 'torch_bench.py'), '--models', model, '--batch', String(o.batch), '--warmup', String(o.warmup)];
+  args.push('--steps', String(o.steps), '--min-seconds', String(o.minSeconds), '--max-steps', String(o.maxSteps));
+  args.push('--threads', String(os.availableParallelism()), ...(o.torchFlushDenormal ? ['--flush-denormal'] : []));
+  const { stdout, stderr, code } = await run(PYTHON, args, o.timeoutS);
+  if (code !== 0) return { results: [], skipped: `torch_bench.py failed on ${model}: ${lastLine(stderr) || `exit code ${code}`}` };
+  const parsed = JSON.parse(lastLine(stdout)) as { torch: string; threads: number; flushDenormal: boolean; results: TorchResult[] };
+  return { version: parsed.torch, threads: parsed.threads, flushDenormal: parsed.flushDenormal, results: parsed.results };
 }
 
 /**
@@ -279,22 +337,27 @@ function ratio(torch: number | undefined, ours: number | undefined): string {
   return r >= 1 ? `${r.toFixed(1)}x slower` : `${(1 / r).toFixed(1)}x faster`;
 }
 
+/** CPU time over wall time x cores, train / infer: near 1.0 the cores were the process's alone. */
+const share = (train: number | undefined, infer: number | undefined) =>
+  train == null || infer == null ? '-' : `${train.toFixed(2)} / ${infer.toFixed(2)}`;
+
 function printTable(
   o: Options,
   tfResults: TfResult[],
-  torch: Awaited<ReturnType<typeof benchTorch>>,
+  torch: TorchRun,
   pipeline: Awaited<ReturnType<typeof benchPipeline>>,
 ): void {
   const rows: string[][] = [];
   for (const model of o.models) {
     const ref = torch.results.find((r) => r.model === model);
     if (ref) {
-      rows.push([model, `pytorch ${torch.version} (${torch.threads} threads)`, String(o.batch), fmt(ref.trainImagesPerSec), fmt(ref.inferImagesPerSec), fmt(ref.peakRssMB, 0), '-', '1.0x', '1.0x', '']);
+      const label = `pytorch ${torch.version} (${torch.threads} threads${torch.flushDenormal ? ', denormals flushed' : ''})`;
+      rows.push([model, label, String(o.batch), fmt(ref.trainImagesPerSec), fmt(ref.inferImagesPerSec), fmt(ref.peakRssMB, 0), '-', share(ref.trainCpuShare, ref.inferCpuShare), '1.0x', '1.0x', '']);
     }
     for (const r of tfResults.filter((t) => t.model === model)) {
       if (r.error) {
         const note = r.error.startsWith('not available') ? 'not installed (optional peer: @tensorflow/tfjs-node-gpu or -node)' : r.error.slice(0, 100);
-        rows.push([model, r.backend, String(r.batch), '-', '-', '-', '-', '-', '-', note]);
+        rows.push([model, r.backend, String(r.batch), '-', '-', '-', '-', '-', '-', '-', note]);
         continue;
       }
       const note = [r.note, r.tensorGrowth ? `tensors grew by ${r.tensorGrowth} over ${r.trainStepMs?.length} steps` : '']
@@ -308,13 +371,14 @@ function printTable(
         fmt(r.inferImagesPerSec),
         fmt(r.peakRssMB, 0),
         fmt(r.peakTensorMB, 0),
+        share(r.trainCpuShare, r.inferCpuShare),
         ratio(ref?.trainImagesPerSec, r.trainImagesPerSec),
         ratio(ref?.inferImagesPerSec, r.inferImagesPerSec),
         note,
       ]);
     }
   }
-  const header = ['model', 'backend', 'batch', 'train img/s', 'infer img/s', 'peak RSS MB', 'peak tensors MB', 'train vs torch', 'infer vs torch', 'note'];
+  const header = ['model', 'backend', 'batch', 'train img/s', 'infer img/s', 'peak RSS MB', 'peak tensors MB', 'CPU share train / infer', 'train vs torch', 'infer vs torch', 'note'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   console.log(line(header));
@@ -340,15 +404,34 @@ async function main(): Promise<void> {
   const loadBefore = os.loadavg();
   const log = (msg: string) => (o.json ? process.stderr.write(`${msg}\n`) : console.log(msg));
   const tfResults: TfResult[] = [];
-  for (const backend of o.backends) {
-    for (const model of o.models) {
+  const missing = o.torch ? await torchMissing() : '--no-torch';
+  const torch: TorchRun = { results: [], ...(missing == null ? {} : { skipped: missing }) };
+  // One failure to load a backend says all there is to say about it: later models reuse it.
+  const unloadable = new Map<string, TfResult>();
+  // Model by model, PyTorch right after our rows: both sides see the same stretch of the machine's load.
+  for (const model of o.models) {
+    for (const backend of o.backends) {
+      const failed = unloadable.get(backend);
+      if (failed) {
+        tfResults.push({ ...failed, model });
+        continue;
+      }
       const cpu = backend === 'cpu';
       if (cpu && !o.cpuModels.includes(model)) {
         tfResults.push({ model, backend, batch: o.cpuBatch, error: 'skipped: the cpu backend takes minutes per step on it (add it to --cpu-models)' });
         continue;
       }
-      const job: ChildJob = { model, backend, batch: cpu ? o.cpuBatch : o.batch, warmup: cpu ? 1 : o.warmup, steps: cpu ? o.cpuSteps : o.steps };
-      log(`bench: ${model} on ${backend} (batch ${job.batch}, ${job.warmup} warm-up + ${job.steps} steps)...`);
+      const job: ChildJob = {
+        model,
+        backend,
+        batch: cpu ? o.cpuBatch : o.batch,
+        warmup: cpu ? 1 : o.warmup,
+        steps: cpu ? o.cpuSteps : o.steps,
+        minSeconds: cpu ? 0 : o.minSeconds,
+        maxSteps: o.maxSteps,
+        cores: os.availableParallelism(),
+      };
+      log(`bench: ${model} on ${backend} (batch ${job.batch}, ${job.warmup} warm-up + at least ${job.steps} steps and ${job.minSeconds} s)...`);
       let result = await benchTf(job, o.timeoutS);
       // wasm32 has a 4 GB heap: the widest models at batch 64 run out of it. Halve the batch and say so.
       while (result.error && /memory access out of bounds|out of memory/i.test(result.error) && job.batch > 8) {
@@ -359,15 +442,15 @@ async function main(): Promise<void> {
         result.note = `batch ${tooBig} ran out of wasm memory (4 GB heap)`;
       }
       tfResults.push(result);
-      // One failure to load a backend says all there is to say about it.
-      if (result.error && backend === 'tensorflow') {
-        for (const other of o.models.filter((m) => m !== model)) tfResults.push({ ...result, model: other });
-        break;
-      }
+      if (result.error && backend === 'tensorflow') unloadable.set(backend, result);
     }
+    if (torch.skipped) continue;
+    log(`bench: ${model} on PyTorch...`);
+    const run = await benchTorch(o, model);
+    if (run.skipped) torch.skipped = run.skipped;
+    Object.assign(torch, { version: run.version, threads: run.threads, flushDenormal: run.flushDenormal });
+    torch.results.push(...run.results);
   }
-  log('bench: PyTorch...');
-  const torch = o.torch ? await benchTorch(o) : { results: [], skipped: '--no-torch' };
   log('bench: input pipeline...');
   const pipeline = o.pipeline ? await benchPipeline(o) : { skipped: '--no-pipeline' };
   for (const r of tfResults) {

@@ -8,22 +8,12 @@
  *   npx tsx tools/bench/native-elementwise-ab.ts [--models resnet20] [--batch 64] [--reps 5] [--kernel-reps 30]
  */
 import * as tf from '@tensorflow/tfjs-core';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? (process.argv[i + 1] as string) : fallback;
-}
+import { arg, intArg, interleave, medians } from './ab.js';
 
 const models = arg('models', 'resnet20').split(',');
-const batch = Number(arg('batch', '64'));
-const reps = Number(arg('reps', '5'));
-const kernelReps = Number(arg('kernel-reps', '30'));
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
+const batch = intArg('batch', 64);
+const reps = intArg('reps', 5);
+const kernelReps = intArg('kernel-reps', 30);
 
 async function main(): Promise<void> {
   await import('@tensorflow/tfjs-layers');
@@ -38,22 +28,8 @@ async function main(): Promise<void> {
   const use = (on: boolean) => registerWasmTrainingKernels({ native, nativeElementwise: on });
 
   /** Times `fn` alternately with the native kernels off (A) and on (B): median ms of each. */
-  const ab = (n: number, fn: () => void): { wasm: number; native: number } => {
-    const times: Record<'wasm' | 'native', number[]> = { wasm: [], native: [] };
-    for (const on of [false, true]) {
-      use(on);
-      fn(); // warm-up: first-call set-up, heap growth
-    }
-    for (let i = 0; i < n; i++) {
-      for (const on of [false, true]) {
-        use(on);
-        const start = performance.now();
-        fn();
-        times[on ? 'native' : 'wasm'].push(performance.now() - start);
-      }
-    }
-    return { wasm: median(times.wasm), native: median(times.native) };
-  };
+  const ab = (n: number, fn: () => void): { wasm: number; native: number } =>
+    medians(interleave([{ name: 'wasm', use: () => use(false) }, { name: 'native', use: () => use(true) }], fn, { reps: n }));
 
   const row = (name: string, r: { wasm: number; native: number }) =>
     console.log(`| ${name} | ${r.wasm.toFixed(2)} | ${r.native.toFixed(2)} | ${(r.wasm / r.native).toFixed(2)}x |`);
@@ -80,7 +56,7 @@ async function main(): Promise<void> {
     const { mean, variance } = tf.moments(a, [0, 1, 2]);
     return tf.sum(tf.mul(tf.batchNorm(a, mean, variance, c, g, 1e-5), y));
   });
-  row('BatchNorm (training) forward + backward', ab(Math.max(5, kernelReps / 3), timed(() => bnGrad([x, gamma]))));
+  row('BatchNorm (training) forward + backward', ab(Math.max(5, Math.round(kernelReps / 3)), timed(() => bnGrad([x, gamma]))));
   tf.dispose([x, y, c, gamma]);
 
   for (const modelName of models) {

@@ -13,23 +13,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ZeroPadShortcut } from '@wrn/blocks';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? (process.argv[i + 1] as string) : fallback;
-}
+import { arg, intArg, interleave, medians } from './ab.js';
 
 const models = arg('models', 'resnet20,wrn-16-4').split(',');
-const batch = Number(arg('batch', '64'));
-const reps = Number(arg('reps', '5'));
-const kernelReps = Number(arg('kernel-reps', '30'));
+const batch = intArg('batch', 64);
+const reps = intArg('reps', 5);
+const kernelReps = intArg('kernel-reps', 30);
 const withTraining = process.argv.includes('--train');
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 
 async function main(): Promise<void> {
   await import('@tensorflow/tfjs-layers');
@@ -43,22 +33,8 @@ async function main(): Promise<void> {
   const use = (on: boolean) => registerWasmTrainingKernels({ native, nativeInference: on });
 
   /** Times `fn` alternately with the native inference kernels off (A) and on (B): median ms of each. */
-  const ab = (n: number, fn: () => void): { before: number; native: number } => {
-    const times: Record<'before' | 'native', number[]> = { before: [], native: [] };
-    for (const on of [false, true]) {
-      use(on);
-      fn(); // warm-up: first-call set-up, heap growth
-    }
-    for (let i = 0; i < n; i++) {
-      for (const on of [false, true]) {
-        use(on);
-        const start = performance.now();
-        fn();
-        times[on ? 'native' : 'before'].push(performance.now() - start);
-      }
-    }
-    return { before: median(times.before), native: median(times.native) };
-  };
+  const ab = (n: number, fn: () => void): { before: number; native: number } =>
+    medians(interleave([{ name: 'before', use: () => use(false) }, { name: 'native', use: () => use(true) }], fn, { reps: n }));
 
   const row = (name: string, r: { before: number; native: number }) =>
     console.log(`| ${name} | ${r.before.toFixed(2)} | ${r.native.toFixed(2)} | ${(r.before / r.native).toFixed(2)}x |`);

@@ -1,6 +1,7 @@
 """PyTorch CPU reference for tools/bench/index.ts: the same models, batch and training step, on the same machine.
 
-Run by the bench (never installs anything): /usr/bin/python3 tools/bench/torch_bench.py --models resnet20,wrn-16-4
+Run by the bench (never installs anything), one model per process so that its peak RSS is that model's own:
+  /usr/bin/python3 tools/bench/torch_bench.py --models resnet20 [--threads 2] [--min-seconds 5] [--flush-denormal]
 Prints one JSON object on stdout. On Debian, `apt-get install python3-torch` provides torch.
 
 The models mirror @wrn/architectures' configs (resolveModelConfig) layer for layer; the parameter counts are
@@ -136,18 +137,34 @@ def build(name):
     raise SystemExit(f"torch_bench.py: unknown model {name!r}")
 
 
-def median_seconds(fn, warmup, steps):
+def timed_steps(fn, warmup, min_steps, min_seconds, max_steps):
+    """Wall and CPU seconds of each timed step: at least min_steps, and more until min_seconds have passed (at most
+    max_steps), after warmup untimed ones. tools/bench/index.ts times its steps by the same rule, so both sides
+    report the median of a comparable number of seconds of work, not of 5 steps that one neighbour's burst can
+    dominate (ResNet-20's step is ~0.1 s)."""
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
+    wall, cpu = [], []
+    started = time.perf_counter()
+    while len(wall) < max_steps and (len(wall) < min_steps or time.perf_counter() - started < min_seconds):
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return wall, cpu
 
 
-def bench(name, batch, warmup, steps):
+def summary(batch, wall, cpu, threads):
+    """Images/s of the median step, every step's ms, and the share of its threads' time the process got (1.0: no
+    thread ever waited for a core; well below it: the machine was busy and the figure is the machine's)."""
+    return {
+        "imagesPerSec": batch / statistics.median(wall),
+        "stepMs": [round(w * 1000, 1) for w in wall],
+        "cpuShare": sum(cpu) / (sum(wall) * threads),
+    }
+
+
+def bench(name, batch, timing):
     torch.manual_seed(0)
     model = build(name)
     params = sum(p.numel() for p in model.parameters())
@@ -162,16 +179,23 @@ def bench(name, batch, warmup, steps):
         opt.step()
         loss.item()
 
+    threads = torch.get_num_threads()
     model.train()
-    train_s = median_seconds(train_step, warmup, steps)
+    train = summary(batch, *timed_steps(train_step, **timing), threads)
     model.eval()
     with torch.no_grad():
-        infer_s = median_seconds(lambda: model(x).sum().item(), warmup, steps)
+        infer = summary(batch, *timed_steps(lambda: model(x).sum().item(), **timing), threads)
     return {
         "model": name,
         "params": params,
-        "trainImagesPerSec": batch / train_s,
-        "inferImagesPerSec": batch / infer_s,
+        "trainImagesPerSec": train["imagesPerSec"],
+        "inferImagesPerSec": infer["imagesPerSec"],
+        "trainStepMs": train["stepMs"],
+        "inferStepMs": infer["stepMs"],
+        "trainCpuShare": train["cpuShare"],
+        "inferCpuShare": infer["cpuShare"],
+        # The process's high-water mark since it started: run one model per process (as the bench does) for that
+        # model's own; with several, each row's figure is the max over it and the rows before it.
         "peakRssMB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -181,17 +205,24 @@ def main():
     parser.add_argument("--models", required=True)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5, help="at least this many timed steps")
+    parser.add_argument("--min-seconds", type=float, default=5.0, help="and steps until this much time has passed")
+    parser.add_argument("--max-steps", type=int, default=200)
+    parser.add_argument("--flush-denormal", action="store_true", help="torch.set_flush_denormal(True); off is PyTorch's default")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--params-only", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.flush_denormal and not torch.set_flush_denormal(True):
+        raise SystemExit("torch_bench.py: --flush-denormal: this CPU does not support flushing denormals")
     models = args.models.split(",")
     if args.params_only:
         results = [{"model": m, "params": sum(p.numel() for p in build(m).parameters())} for m in models]
     else:
-        results = [bench(m, args.batch, args.warmup, args.steps) for m in models]
-    json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}, sys.stdout)
+        timing = {"warmup": args.warmup, "min_steps": args.steps, "min_seconds": args.min_seconds, "max_steps": args.max_steps}
+        results = [bench(m, args.batch, timing) for m in models]
+    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "flushDenormal": args.flush_denormal, "results": results}
+    json.dump(out, sys.stdout)
     print()
 
 

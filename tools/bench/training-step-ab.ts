@@ -15,21 +15,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 // Static, as the other benches import it (the module-boundary rule forbids mixing static and lazy imports of one library).
 import { BATCH_NORM_TRAINING_KERNEL, TorchBatchNormalization } from '@wrn/blocks';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? (process.argv[i + 1] as string) : fallback;
-}
+import { arg, intArg, interleave, median, medians } from './ab.js';
 
 const models = arg('models', 'resnet20,wrn-16-4').split(',').filter((m) => m !== 'none');
-const batch = Number(arg('batch', '64'));
-const reps = Number(arg('reps', '5'));
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
+const batch = intArg('batch', 64);
+const reps = intArg('reps', 5);
 
 async function main(): Promise<void> {
   await import('@tensorflow/tfjs-layers');
@@ -91,19 +81,9 @@ async function main(): Promise<void> {
   ];
 
   // Each kernel alone against what it replaces, on a ResNet-20-sized activation: less noisy than whole steps.
-  const kernelReps = Number(arg('kernel-reps', '30'));
-  const abKernel = (on: () => void, off: () => void, fn: () => void): { off: number; on: number } => {
-    const t: { off: number[]; on: number[] } = { off: [], on: [] };
-    for (let i = 0; i <= kernelReps; i++) {
-      for (const which of ['off', 'on'] as const) {
-        (which === 'on' ? on : off)();
-        const start = performance.now();
-        fn();
-        if (i > 0) t[which].push(performance.now() - start);
-      }
-    }
-    return { off: median(t.off), on: median(t.on) };
-  };
+  const kernelReps = intArg('kernel-reps', 30);
+  const abKernel = (on: () => void, off: () => void, fn: () => void): { off: number; on: number } =>
+    medians(interleave([{ name: 'off', use: off }, { name: 'on', use: on }], fn, { reps: kernelReps }));
   {
     const all = { bn: true, sgd: true, relu: true };
     const x = tf.randomNormal([batch, 32, 32, 16], 0, 1, 'float32', 1);
@@ -159,7 +139,6 @@ async function main(): Promise<void> {
       value.dataSync();
       tf.dispose([value, grads]);
     };
-    const times = new Map<string, number[]>(variants.map((v) => [v.name, []]));
     const calls = new Map<string, number>();
     const peak = new Map<string, number>();
     for (const v of variants) {
@@ -171,19 +150,12 @@ async function main(): Promise<void> {
       peak.set(v.name, heap.peak);
     }
     const before = tf.memory().numTensors;
-    for (let i = 0; i < reps; i++) {
-      for (const v of variants) {
-        use(v);
-        const start = performance.now();
-        step();
-        times.get(v.name)!.push(performance.now() - start);
-      }
-    }
+    const times = interleave(variants.map((v) => ({ name: v.name, use: () => use(v) })), step, { reps, warmup: 0 });
     console.log(`\n### ${modelName} training step, batch ${batch} (ms, median of ${reps}, interleaved)`);
     console.log('| variant | ms per step | images/s | kernel calls per step | peak live tensor data in the step (MB) |');
     console.log('|---|---|---|---|---|');
     for (const v of variants) {
-      const ms = median(times.get(v.name)!);
+      const ms = median(times[v.name]!);
       console.log(`| ${v.name} | ${ms.toFixed(1)} | ${((batch * 1000) / ms).toFixed(1)} | ${calls.get(v.name)} | ${(peak.get(v.name)! / 2 ** 20).toFixed(0)} |`);
     }
     console.log(`tensors alive after - before: ${tf.memory().numTensors - before}`);

@@ -14,15 +14,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { arg, intArg, interleave, median, medians } from './ab.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? (process.argv[i + 1] as string) : fallback;
-}
 const flag = (name: string) => process.argv.includes(`--${name}`);
 
-const batch = Number(arg('batch', '64'));
-const reps = Number(arg('reps', '7'));
+const batch = intArg('batch', 64);
+const reps = intArg('reps', 7);
 const threads = arg('threads', '2');
 const families = arg('shapes', 'resnet20,wrn-16-4').split(',');
 const blocks = process.argv.includes('--blocks') ? arg('blocks', '').split(',') : undefined;
@@ -46,12 +43,6 @@ const SHAPES: Record<string, [string, number, number, number][]> = {
     ['wrn-16-4 stage 2', 16, 128, 128],
     ['wrn-16-4 stage 3', 8, 256, 256],
   ],
-};
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
 
 function randomArray(size: number, seed: number): Float32Array {
@@ -101,27 +92,12 @@ async function modelsAb(models: string[]): Promise<void> {
   const { buildModel } = await import('@wrn/architectures');
   const selection = await selectBackend('wasm', {});
   console.log(`backend: ${selection.reason}`);
-  const ab = (n: number, fn: () => void) => {
-    const times: Record<'im2col' | 'winograd', number[]> = { im2col: [], winograd: [] };
-    const settings = [['im2col', '0'], ['winograd', 'rule']] as const;
-    const set = (value: string) => {
-      if (value === 'rule') delete process.env['WRN_NATIVE_WINOGRAD'];
-      else process.env['WRN_NATIVE_WINOGRAD'] = value;
-    };
-    for (const [, value] of settings) {
-      set(value);
-      fn(); // warm-up
-    }
-    for (let i = 0; i < n; i++) {
-      for (const [name, value] of settings) {
-        set(value);
-        const start = performance.now();
-        fn();
-        times[name].push(performance.now() - start);
-      }
-    }
-    return { im2col: median(times.im2col), winograd: median(times.winograd) };
+  const set = (value: string) => {
+    if (value === 'rule') delete process.env['WRN_NATIVE_WINOGRAD'];
+    else process.env['WRN_NATIVE_WINOGRAD'] = value;
   };
+  const ab = (n: number, fn: () => void) =>
+    medians(interleave([{ name: 'im2col', use: () => set('0') }, { name: 'winograd', use: () => set('rule') }], fn, { reps: n }));
   console.log(`\n### batch ${batch}, images/s (median of ${reps} steps each, interleaved)`);
   console.log('| model | train im2col | train Winograd | speed-up | infer im2col | infer Winograd | speed-up |');
   console.log('|---|---|---|---|---|---|---|');
