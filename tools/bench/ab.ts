@@ -54,7 +54,7 @@ export function timeMs(fn: () => void): number {
  * Runs `fn` under each variant, round by round, and returns every timed rep's milliseconds per variant. `fn` gets
  * the variant's name for benches whose work differs by variant (rather than by registered kernels).
  */
-export function interleave<K extends string>(variants: readonly Variant<K>[], fn: (name: K) => void, options: InterleaveOptions): Record<K, number[]> {
+export function interleave<const K extends string>(variants: readonly Variant<K>[], fn: (name: K) => void, options: InterleaveOptions): Record<K, number[]> {
   const times = Object.fromEntries(variants.map((v) => [v.name, [] as number[]])) as Record<K, number[]>;
   const warmup = options.warmup ?? 1;
   for (let round = -warmup; round < options.reps; round++) {

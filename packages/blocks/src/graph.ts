@@ -4,6 +4,7 @@ import { GroupedConv2D, PaddedConv2D } from './layers/grouped_conv.js';
 import { TorchBatchNormalization } from './layers/batch_norm.js';
 import { PaddedMaxPooling2D } from './layers/pooling.js';
 import { ZeroPadShortcut } from './layers/zero_pad_shortcut.js';
+import { ResidualAdd } from './layers/residual_add.js';
 import { assertPositiveInteger, convOutputSize } from './layers/common.js';
 
 /** Shape of one example (no batch axis): [H, W, C] for feature maps, [units] after pooling. */
@@ -159,8 +160,8 @@ const NODE_KINDS: { [K in NetworkNode['kind']]: NodeKind<Extract<NetworkNode, { 
       }
       return left.shape;
     },
-    typeName: () => 'Add',
-    createLayer: (node) => layers.add({ name: node.name }),
+    typeName: () => ResidualAdd.className,
+    createLayer: (node) => new ResidualAdd({ name: node.name }),
   },
   dropout: {
     outputShape: sameShape,

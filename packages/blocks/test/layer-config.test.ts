@@ -8,6 +8,7 @@ import {
   GroupedConv2D,
   PaddedConv2D,
   PaddedMaxPooling2D,
+  ResidualAdd,
   SeededDropout,
   TorchBatchNormalization,
   ZeroPadShortcut,
@@ -29,6 +30,7 @@ const CASES: Record<string, () => layers.Layer> = {
   WrnZeroPadShortcut: () => new ZeroPadShortcut({ ...FROZEN, strides: 2, outChannels: 6 }),
   WrnDropPath: () => new DropPath({ ...FROZEN, rate: 0.1 }),
   WrnSeededDropout: () => new SeededDropout({ ...FROZEN, rate: 0.2 }),
+  WrnResidualAdd: () => new ResidualAdd({ ...FROZEN }),
 };
 
 async function saveAndLoad(saved: ReturnType<typeof model>): Promise<ReturnType<typeof model>> {
@@ -53,7 +55,8 @@ describe('custom layers keep trainable and dtype through save and loadLayersMode
       const before = memory().numTensors;
       const x = input({ shape: [6, 6, 4], name: 'x' });
       const layer = create();
-      const built = model({ inputs: x, outputs: layer.apply(x) as SymbolicTensor, name: className });
+      // The residual addition takes two inputs: here the input and itself.
+      const built = model({ inputs: x, outputs: layer.apply(layer instanceof ResidualAdd ? [x, x] : x) as SymbolicTensor, name: className });
       const loaded = await saveAndLoad(built);
       const sample = randomNormal([2, 6, 6, 4], 0, 1, 'float32', 7);
       try {

@@ -3,10 +3,11 @@ import { DropPath, SeededDropout } from './dropout.js';
 import { GroupedConv2D, PaddedConv2D } from './grouped_conv.js';
 import { TorchBatchNormalization } from './batch_norm.js';
 import { PaddedMaxPooling2D } from './pooling.js';
+import { ResidualAdd } from './residual_add.js';
 import { ZeroPadShortcut } from './zero_pad_shortcut.js';
 
 export const CUSTOM_LAYER_CLASSES = [
-  GroupedConv2D, PaddedConv2D, PaddedMaxPooling2D, TorchBatchNormalization, ZeroPadShortcut, DropPath, SeededDropout,
+  GroupedConv2D, PaddedConv2D, PaddedMaxPooling2D, TorchBatchNormalization, ZeroPadShortcut, DropPath, SeededDropout, ResidualAdd,
 ] as const;
 
 /**
