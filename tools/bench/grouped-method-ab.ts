@@ -13,7 +13,7 @@ import { arg, intArg, interleave, median } from './ab.js';
 
 async function main(): Promise<void> {
   await import('@tensorflow/tfjs-layers');
-  const { SgdOptimizer, variableGrads } = await import('@wrn/training');
+  const { SgdOptimizer, applyForTraining, variableGrads } = await import('@wrn/training');
   const { selectBackend } = await import('@wrn/backend/node');
   const { buildModel } = await import('@wrn/architectures');
   const modelName = arg('model', 'resnext29-4x16d');
@@ -33,7 +33,7 @@ async function main(): Promise<void> {
     { momentum: 0.9, nesterov: true, dampening: 0, weightDecay: 5e-4 },
   );
   const train = () => {
-    const { value, grads } = variableGrads(() => tf.losses.softmaxCrossEntropy(labels, model.apply(xs, { training: true }) as tf.Tensor) as tf.Scalar, variables);
+    const { value, grads } = variableGrads(() => tf.losses.softmaxCrossEntropy(labels, applyForTraining(model, xs)) as tf.Scalar, variables);
     optimizer.step(variables.map((v) => grads[v.name] ?? null), 0.01);
     value.dataSync();
     tf.dispose([value, grads]);

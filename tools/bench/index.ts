@@ -16,7 +16,7 @@
  * their own input size (224x224).
  * Each (model, backend) runs in a child process of its own, so peak memory (max RSS) is that pair's and a
  * backend's one-time set-up (the wasm thread count) is clean. A step is @wrn/training's: the model in training
- * mode (BatchNorm batch statistics), softmax cross-entropy on one-hot labels, gradients of every trainable
+ * mode (BatchNorm batch statistics; applyForTraining, which frees each layer's output once read), softmax cross-entropy on one-hot labels, gradients of every trainable
  * weight, and SgdOptimizer's Nesterov momentum 0.9 + weight decay 5e-4 update; figures are images/s from the
  * median step after warm-up.
  * Both sides time steps by one rule (torch_bench.py's timed_steps): at least --steps, and more until
@@ -190,7 +190,7 @@ function lastLine(text: string): string {
 async function runChild(job: ChildJob): Promise<TfResult> {
   const tf = await import('@tensorflow/tfjs-core');
   await import('@tensorflow/tfjs-layers');
-  const { SgdOptimizer, variableGrads } = await import('@wrn/training');
+  const { SgdOptimizer, applyForTraining, variableGrads } = await import('@wrn/training');
   const { selectBackend } = await import('@wrn/backend/node');
   const { buildModel, countParams } = await import('@wrn/architectures');
   const [spec, threads] = job.backend.split(':');
@@ -223,7 +223,7 @@ async function runChild(job: ChildJob): Promise<TfResult> {
   const trainStep = async () => {
     // @wrn/training's variableGrads (what its training loop runs): tf.variableGrads that frees gradients early.
     const { value, grads } = variableGrads(() => {
-      const logits = model.apply(xs, { training: true }) as import('@tensorflow/tfjs-core').Tensor;
+      const logits = applyForTraining(model, xs);
       return tf.losses.softmaxCrossEntropy(tf.oneHot(labels, numClasses), logits) as import('@tensorflow/tfjs-core').Scalar;
     }, variables);
     peakBytes = Math.max(peakBytes, tf.memory().numBytes);

@@ -17,7 +17,7 @@ const kernelReps = intArg('kernel-reps', 30);
 
 async function main(): Promise<void> {
   await import('@tensorflow/tfjs-layers');
-  const { SgdOptimizer, variableGrads } = await import('@wrn/training');
+  const { SgdOptimizer, applyForTraining, variableGrads } = await import('@wrn/training');
   const { registerWasmTrainingKernels, wasmNativeConvKernels } = await import('@wrn/backend');
   const { selectBackend } = await import('@wrn/backend/node');
   const { buildModel } = await import('@wrn/architectures');
@@ -69,7 +69,7 @@ async function main(): Promise<void> {
       { momentum: 0.9, nesterov: true, dampening: 0, weightDecay: 5e-4 },
     );
     const step = () => {
-      const { value, grads } = variableGrads(() => tf.losses.softmaxCrossEntropy(labels, model.apply(xs, { training: true }) as tf.Tensor) as tf.Scalar, variables);
+      const { value, grads } = variableGrads(() => tf.losses.softmaxCrossEntropy(labels, applyForTraining(model, xs)) as tf.Scalar, variables);
       optimizer.step(
         variables.map((v) => grads[v.name] ?? null),
         0.1,

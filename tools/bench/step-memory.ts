@@ -63,7 +63,7 @@ function trackWasmAllocations(): () => number {
 
 async function child(modelName: string, batch: number, top: number, groupedMethod: string): Promise<void> {
   await import('@tensorflow/tfjs-layers');
-  const { SgdOptimizer, variableGrads } = await import('@wrn/training');
+  const { SgdOptimizer, applyForTraining, variableGrads } = await import('@wrn/training');
   const { selectBackend } = await import('@wrn/backend/node');
   const { buildModel } = await import('@wrn/architectures');
   const selection = await selectBackend('wasm', arg('threads', 'auto') === 'auto' ? {} : { wasmThreads: Number(arg('threads', '1')) });
@@ -73,7 +73,7 @@ async function child(modelName: string, batch: number, top: number, groupedMetho
   const xs = tf.randomNormal([batch, 32, 32, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
   const labels = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32', 2), 10);
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const loss = () => tf.losses.softmaxCrossEntropy(labels, model.apply(xs, { training: true }) as tf.Tensor) as tf.Scalar;
+  const loss = () => tf.losses.softmaxCrossEntropy(labels, applyForTraining(model, xs)) as tf.Scalar;
   const weightsMb = mb(heapUse.live);
   console.log(`\n## ${modelName}, batch ${batch}: ${selection.reason}; grouped convs: ${groupedMethod || blocks.fastestGroupedConvMethod('wasm', true, { groups: 4, strides: 1 })}`);
 

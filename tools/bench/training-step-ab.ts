@@ -23,7 +23,7 @@ const reps = intArg('reps', 5);
 
 async function main(): Promise<void> {
   await import('@tensorflow/tfjs-layers');
-  const { SGD_UPDATE_KERNEL, SgdOptimizer, variableGrads } = await import('@wrn/training');
+  const { SGD_UPDATE_KERNEL, SgdOptimizer, applyForTraining, variableGrads } = await import('@wrn/training');
   const { selectBackend } = await import('@wrn/backend/node');
   const { NATIVE_RELU_GRAD } = await import('@wrn/backend');
   const { buildModel } = await import('@wrn/architectures');
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
       { momentum: 0.9, nesterov: true, dampening: 0, weightDecay: 5e-4 },
     );
     const step = () => {
-      const { value, grads } = variableGrads(() => tf.losses.softmaxCrossEntropy(labels, model.apply(xs, { training: true }) as tf.Tensor) as tf.Scalar, variables);
+      const { value, grads } = variableGrads(() => tf.losses.softmaxCrossEntropy(labels, applyForTraining(model, xs)) as tf.Scalar, variables);
       optimizer.step(
         variables.map((v) => grads[v.name] ?? null),
         0.1,

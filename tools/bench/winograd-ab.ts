@@ -87,7 +87,7 @@ json.dump(out, sys.stdout)
 async function modelsAb(models: string[]): Promise<void> {
   const tf = await import('@tensorflow/tfjs-core');
   await import('@tensorflow/tfjs-layers');
-  const { SgdOptimizer, variableGrads } = await import('@wrn/training');
+  const { SgdOptimizer, applyForTraining, variableGrads } = await import('@wrn/training');
   const { selectBackend } = await import('@wrn/backend/node');
   const { buildModel } = await import('@wrn/architectures');
   const selection = await selectBackend('wasm', {});
@@ -112,7 +112,7 @@ async function modelsAb(models: string[]): Promise<void> {
     );
     const step = () => {
       const { value, grads } = variableGrads(
-        () => tf.losses.softmaxCrossEntropy(labels, model.apply(xs, { training: true }) as import('@tensorflow/tfjs-core').Tensor) as import('@tensorflow/tfjs-core').Scalar,
+        () => tf.losses.softmaxCrossEntropy(labels, applyForTraining(model, xs)) as import('@tensorflow/tfjs-core').Scalar,
         variables,
       );
       optimizer.step(variables.map((v) => grads[v.name] ?? null), 0.1);

@@ -23,6 +23,7 @@ export {
 } from './presets';
 export type { TrainingPreset, PresetName, PresetAugmentation, PresetNormalization, ResolvedRecipe, ConfigLayer, ValueSource } from './presets';
 export { variableGrads } from './gradients';
+export { applyForTraining } from './forward';
 export { Trainer, trainableParams } from './trainer';
 export type { TrainerOptions, TrainerPosition, TrainerState, TrainerStepResult } from './trainer';
 // Types of the Node entry's values, so browser code can describe runs and checkpoints without importing them.

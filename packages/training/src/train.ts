@@ -9,6 +9,7 @@ import { parseTrainingConfig, type TrainingConfig, type TrainingConfigInput } fr
 import { iterateBatches, type BatchSource } from './data';
 import { evaluate, type EvaluationResult } from './evaluate';
 import { variableGrads } from './gradients';
+import { applyForTraining } from './forward';
 import { CheckpointError } from './checkpoint-manifest';
 import { ResumeMismatchError, RunDirectoryError, TrainingError } from './errors';
 import { faultPoint } from './fault-points';
@@ -337,7 +338,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
       let stats: tf.Tensor1D | null = null;
       const { value, grads } = variableGrads(() => {
         const labels = ys.dtype === 'int32' ? ys : tf.cast(ys, 'int32');
-        const outputs = model.apply(xs, { training: true }) as tf.Tensor;
+        const outputs = applyForTraining(model, xs);
         let loss = meanCrossEntropy(outputs, oneHotFloat(labels, numClasses), outputKind);
         for (const penalty of model.calculateLosses()) loss = tf.add(loss, penalty);
         const correct = tf.sum(tf.cast(tf.equal(tf.argMax(outputs, -1), labels), 'float32'));

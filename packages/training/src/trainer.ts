@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { parseTrainingConfig, type TrainingConfig, type TrainingConfigInput } from './config';
 import { variableGrads } from './gradients';
+import { applyForTraining } from './forward';
 import { meanCrossEntropy, oneHotFloat, outputKindOf, type OutputKind } from './loss';
 import { learningRateAt } from './schedule';
 import { SgdOptimizer, type SerializedSgdState, type SgdParam } from './sgd';
@@ -105,7 +106,7 @@ export class Trainer {
     let stats: tf.Tensor1D | null = null;
     const { value, grads } = variableGrads(() => {
       const labels = ys.dtype === 'int32' ? ys : tf.cast(ys, 'int32');
-      const outputs = this.model.apply(xs, { training: true }) as tf.Tensor;
+      const outputs = applyForTraining(this.model, xs);
       let loss = meanCrossEntropy(outputs, oneHotFloat(labels, this.numClasses), this.outputKind);
       for (const penalty of this.model.calculateLosses()) loss = tf.add(loss, penalty);
       const correct = tf.sum(tf.cast(tf.equal(tf.argMax(outputs, -1), labels), 'float32'));
