@@ -200,6 +200,38 @@ def bench(name, batch, timing):
     }
 
 
+def denormal_ab(name, batch, steps):
+    """Training steps with denormals kept (PyTorch's default) and flushed, alternating step by step in one process,
+    and the share of gradient values that are denormal: whether denormals explain a slow or noisy figure."""
+    torch.manual_seed(0)
+    model = build(name)
+    x = torch.randn(batch, 3, 32, 32)
+    y = torch.randint(0, 10, (batch,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    times = {False: [], True: []}
+    denormal = total = 0
+    for i in range(2 * steps + 2):
+        flush = i % 2 == 1
+        torch.set_flush_denormal(flush)
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        if i >= 2:
+            times[flush].append(time.perf_counter() - start)
+        for p in model.parameters():
+            g = p.grad.abs()
+            denormal += int(((g > 0) & (g < torch.finfo(torch.float32).tiny)).sum())
+            total += g.numel()
+    torch.set_flush_denormal(False)
+    return {
+        "model": name,
+        "keptImagesPerSec": batch / statistics.median(times[False]),
+        "flushedImagesPerSec": batch / statistics.median(times[True]),
+        "denormalGradientShare": denormal / total,
+    }
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", required=True)
@@ -211,11 +243,18 @@ def main():
     parser.add_argument("--flush-denormal", action="store_true", help="torch.set_flush_denormal(True); off is PyTorch's default")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--params-only", action="store_true")
+    parser.add_argument("--denormal-ab", action="store_true", help="training steps with denormals kept and flushed, interleaved")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.flush_denormal and not torch.set_flush_denormal(True):
         raise SystemExit("torch_bench.py: --flush-denormal: this CPU does not support flushing denormals")
     models = args.models.split(",")
+    if args.denormal_ab:
+        if not torch.set_flush_denormal(True):
+            raise SystemExit("torch_bench.py: --denormal-ab: this CPU does not support flushing denormals")
+        json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": [denormal_ab(m, args.batch, args.steps) for m in models]}, sys.stdout)
+        print()
+        return
     if args.params_only:
         results = [{"model": m, "params": sum(p.numel() for p in build(m).parameters())} for m in models]
     else:
