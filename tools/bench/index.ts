@@ -91,8 +91,14 @@ interface TfResult {
   inferCpuShare?: number;
   /** The process's max resident set (for wasm: its heap, which never shrinks, included). */
   peakRssMB?: number;
-  /** Peak bytes of live tensors during one training step (tf.profile). */
+  /**
+   * Peak bytes of live tensor data over the timed steps: on wasm, what the backend held through the module's
+   * malloc (each buffer once); elsewhere tf.memory().numBytes and tf.profile's peak, which count a buffer once per
+   * tensor sharing it (the tape's saved clones, reshapes), so they overstate it.
+   */
   peakTensorMB?: number;
+  /** On wasm: the heap's size at the end (it never shrinks: its high-water mark, a floor under the RSS). */
+  wasmHeapMB?: number;
   /** tf.memory().numTensors after the timed steps minus after warm-up: 0 means no leak. */
   tensorGrowth?: number;
   note?: string;
@@ -187,6 +193,34 @@ function lastLine(text: string): string {
 // ---------------------------------------------------------------------------------------------------------
 // Child: one model on one backend.
 
+/** Live and peak bytes a wasm backend allocates through its module's malloc/free (as step-memory.ts counts). */
+function trackWasmHeap(backend: unknown): { readonly peak: number; heapBytes(): number } | undefined {
+  const wasm = (backend as { wasm?: { _malloc(n: number): number; _free(p: number): void; HEAPU8: Uint8Array } }).wasm;
+  if (wasm == null) return undefined;
+  const use = { live: 0, peak: 0, sizes: new Map<number, number>() };
+  const malloc = wasm._malloc.bind(wasm);
+  const free = wasm._free.bind(wasm);
+  // Addresses past 2 GB come back from malloc as negative int32s and may be freed as unsigned ones: key by the latter.
+  wasm._malloc = (n: number) => {
+    const p = malloc(n);
+    use.sizes.set(p >>> 0, n);
+    use.live += n;
+    use.peak = Math.max(use.peak, use.live);
+    return p;
+  };
+  wasm._free = (p: number) => {
+    use.live -= use.sizes.get(p >>> 0) ?? 0;
+    use.sizes.delete(p >>> 0);
+    free(p);
+  };
+  return {
+    get peak() {
+      return use.peak;
+    },
+    heapBytes: () => wasm.HEAPU8.buffer.byteLength,
+  };
+}
+
 async function runChild(job: ChildJob): Promise<TfResult> {
   const tf = await import('@tensorflow/tfjs-core');
   await import('@tensorflow/tfjs-layers');
@@ -207,6 +241,8 @@ async function runChild(job: ChildJob): Promise<TfResult> {
     return { model: job.model, backend: job.backend, batch: job.batch, error: `not available: ${why}` };
   }
   const result: TfResult = { model: job.model, backend: job.backend, backendReason: selection.reason, batch: job.batch };
+  // From before the model is built: its weights count, as PyTorch's RSS counts its.
+  const heap = trackWasmHeap(tf.backend());
   const model = buildModel(job.model, { seed: 1 });
   result.params = countParams(model);
   const numClasses = 10;
@@ -275,7 +311,8 @@ async function runChild(job: ChildJob): Promise<TfResult> {
     await trainStep();
     return [];
   });
-  result.peakTensorMB = Math.max(peakBytes, profiled.peakBytes) / 2 ** 20;
+  result.peakTensorMB = (heap ? heap.peak : Math.max(peakBytes, profiled.peakBytes)) / 2 ** 20;
+  if (heap) result.wasmHeapMB = heap.heapBytes() / 2 ** 20;
   result.peakRssMB = process.resourceUsage().maxRSS / 1024;
   return result;
 }
@@ -360,7 +397,7 @@ function printTable(
         rows.push([model, r.backend, String(r.batch), '-', '-', '-', '-', '-', '-', '-', note]);
         continue;
       }
-      const note = [r.note, r.tensorGrowth ? `tensors grew by ${r.tensorGrowth} over ${r.trainStepMs?.length} steps` : '']
+      const note = [r.note, r.wasmHeapMB ? `wasm heap ${fmt(r.wasmHeapMB, 0)} MB` : '', r.tensorGrowth ? `tensors grew by ${r.tensorGrowth} over ${r.trainStepMs?.length} steps` : '']
         .filter(Boolean)
         .join('; ');
       rows.push([
