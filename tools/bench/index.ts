@@ -178,10 +178,15 @@ function run(command: string, args: string[], timeoutS: number): Promise<{ code:
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutS * 1000);
-    child.on('close', (code) => {
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutS * 1000);
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr: stderr + (code === null ? `\nkilled after ${timeoutS} s (--timeout)` : '') });
+      const why = timedOut ? `\nkilled after ${timeoutS} s (--timeout)` : signal ? `\nkilled by ${signal}` : '';
+      resolve({ code, stdout, stderr: stderr + why });
     });
   });
 }
