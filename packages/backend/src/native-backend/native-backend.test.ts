@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-layers registers the gradient functions in Node (tfjs-core's CommonJS build does not).
+import type { LayersModel } from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import {
@@ -222,7 +223,7 @@ describe.skipIf(!load.ok)('the wrn-native backend', () => {
   });
 
   /** A ResNeXt stage (grouped bottlenecks, projection shortcut) and a ResNet stage (basic blocks, option A) with a head. */
-  function tinyModel(kind: 'resnext' | 'resnet'): tf.LayersModel {
+  function tinyModel(kind: 'resnext' | 'resnet'): LayersModel {
     const graph = new NetworkGraph({ seed: 11 });
     let x = graph.relu(graph.batchNorm(graph.conv(graph.input([8, 8, 3]), { filters: 8, kernelSize: 3 }, 'stem'), 'stem_bn'), 'stem_relu');
     if (kind === 'resnext') {
