@@ -1,10 +1,12 @@
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { getKernel, getKernelsForBackend, registerBackend, registerKernel, removeBackend, unregisterKernel } from '@tensorflow/tfjs-core';
+import type { backend_util, DataId, DataType } from '@tensorflow/tfjs-core';
 import { registerGroupedConvMethodResolver } from '@wrn/blocks';
 import type { NativeConvKernels } from '@wrn/native';
 import { registerBatchNormTrainingGradient } from '../wasm/native-batch-norm';
 import { registerGroupedConvGradient } from '../wasm/native-grouped-conv';
 import { nativeBackendConvKernels } from './conv-kernels';
+import { FloatPool } from './float-pool';
 import { nativeBackendOpKernels } from './op-kernels';
 import { NATIVE_BACKEND_NAME } from './tensor-data';
 
@@ -16,10 +18,42 @@ import { NATIVE_BACKEND_NAME } from './tensor-data';
  * matMuls).
  */
 export class NativeBackend extends MathBackendCPU {
+  /** Where the kernels' outputs come from and freed ones go back to (./float-pool.ts). */
+  readonly pool = new FloatPool();
+
   constructor(readonly native: NativeConvKernels) {
     super();
     // MathBackendCPU's first write warns that tfjs-node would be faster; on this backend the kernels are native.
     (this as unknown as { firstUse: boolean }).firstUse = false;
+  }
+
+  override write(values: backend_util.BackendValues, shape: number[], dtype: DataType): DataId {
+    const dataId = super.write(values, shape, dtype);
+    this.pool.attach(values);
+    return dataId;
+  }
+
+  override disposeData(dataId: DataId, force = false): boolean {
+    const values = this.data.get(dataId)?.values;
+    const removed = super.disposeData(dataId, force);
+    if (removed && values != null) this.pool.detach(values);
+    return removed;
+  }
+
+  // What is read out may outlive its tensor (t.dataSync() after t.dispose()): its array is never reused.
+  override readSync(dataId: DataId): backend_util.BackendValues {
+    const values = this.data.get(dataId)?.values;
+    if (values != null) this.pool.escape(values);
+    return super.readSync(dataId);
+  }
+
+  override read(dataId: DataId): Promise<backend_util.BackendValues> {
+    return Promise.resolve(this.readSync(dataId));
+  }
+
+  override dispose(): void {
+    this.pool.clear();
+    super.dispose();
   }
 }
 

@@ -30,7 +30,7 @@ function conv2D(native: NativeConvKernels, cpu: Fallback): KernelFunc {
     if (g == null || filter!.shape[2] !== g.ci) return fallback(Conv2D, cpu, args);
     const backend = cpuBackendOf(args);
     const shape = [g.n, g.ho, g.wo, g.co];
-    const out = newValues(shape);
+    const out = newValues(backend, shape);
     native.conv2d(g, float32Values(backend, x!, Conv2D), float32Values(backend, filter!, Conv2D), out);
     return outputOf(backend, shape, out);
   };
@@ -48,7 +48,7 @@ function fusedConv2D(native: NativeConvKernels, cpu: Fallback): KernelFunc {
     if (g == null || filter!.shape[2] !== g.ci || (bias != null && util.sizeFromShape(bias.shape) !== g.co)) return fallback(FusedConv2D, cpu, args);
     const backend = cpuBackendOf(args);
     const shape = [g.n, g.ho, g.wo, g.co];
-    const out = newValues(shape);
+    const out = newValues(backend, shape);
     const view = (t: Parameters<typeof float32Values>[1]) => float32Values(backend, t, FusedConv2D);
     native.conv2d(g, view(x!), view(filter!), out, bias ? view(bias) : null, attrs.activation === 'relu');
     return outputOf(backend, shape, out);
@@ -63,7 +63,7 @@ function conv2DBackpropInput(native: NativeConvKernels, cpu: Fallback): KernelFu
     if (g == null || !util.arraysEqual(dy!.shape, [g.n, g.ho, g.wo, g.co])) return fallback(Conv2DBackpropInput, cpu, args);
     const backend = cpuBackendOf(args);
     const shape = [g.n, g.h, g.w, g.ci];
-    const dx = newValues(shape);
+    const dx = newValues(backend, shape);
     native.conv2dBackpropInput(g, float32Values(backend, dy!, Conv2DBackpropInput), float32Values(backend, filter!, Conv2DBackpropInput), dx);
     return outputOf(backend, shape, dx);
   };
@@ -77,7 +77,7 @@ function conv2DBackpropFilter(native: NativeConvKernels, cpu: Fallback): KernelF
     if (g == null || !util.arraysEqual(dy!.shape, [g.n, g.ho, g.wo, g.co])) return fallback(Conv2DBackpropFilter, cpu, args);
     const backend = cpuBackendOf(args);
     const shape = [g.kh, g.kw, g.ci, g.co];
-    const dw = newValues(shape);
+    const dw = newValues(backend, shape);
     native.conv2dBackpropFilter(g, float32Values(backend, x!, Conv2DBackpropFilter), float32Values(backend, dy!, Conv2DBackpropFilter), dw);
     return outputOf(backend, shape, dw);
   };
@@ -100,7 +100,7 @@ function groupedConv2D(native: NativeConvKernels): KernelFunc {
     if (g == null) throw notCovered(name, `x [${x.shape.join(',')}], filter [${filter.shape.join(',')}], padding ${JSON.stringify(attrs.pad)} (an empty tensor or padding past the filter)`);
     const backend = cpuBackendOf(args);
     const shape = [g.n, g.ho, g.wo, g.co];
-    const out = newValues(shape);
+    const out = newValues(backend, shape);
     native.conv2d(g, float32Values(backend, x, name), float32Values(backend, filter, name), out);
     return outputOf(backend, shape, out);
   };
@@ -118,7 +118,7 @@ function groupedConv2DBackpropInput(native: NativeConvKernels): KernelFunc {
     }
     const backend = cpuBackendOf(args);
     const shape = [g.n, g.h, g.w, g.ci * g.groups!];
-    const dx = newValues(shape);
+    const dx = newValues(backend, shape);
     native.conv2dBackpropInput(g, float32Values(backend, dy, name), float32Values(backend, filter, name), dx);
     return outputOf(backend, shape, dx);
   };
@@ -136,7 +136,7 @@ function groupedConv2DBackpropFilter(native: NativeConvKernels): KernelFunc {
     }
     const backend = cpuBackendOf(args);
     const shape = [g.kh, g.kw, g.ci, g.co];
-    const dw = newValues(shape);
+    const dw = newValues(backend, shape);
     native.conv2dBackpropFilter(g, float32Values(backend, x, name), float32Values(backend, dy, name), dw);
     return outputOf(backend, shape, dw);
   };

@@ -57,6 +57,7 @@ interface Run<T> {
 
 async function runOn<T>(backend: string, fn: () => T): Promise<Run<T>> {
   await tf.setBackend(backend);
+  if (backend === NATIVE_BACKEND_NAME) (tf.backend() as NativeBackend).pool.poison = true;
   calls.clear();
   const before = tf.memory().numTensors;
   const result = fn();
@@ -83,6 +84,7 @@ describe.skipIf(!load.ok)('the wrn-native backend', () => {
     registerNativeBackend(counted(load.kernels));
     registerWasmTrainingGradients();
   });
+
 
   it('is a MathBackendCPU registered under its own name with every cpu kernel and ours', async () => {
     await tf.setBackend(NATIVE_BACKEND_NAME);
@@ -168,7 +170,7 @@ describe.skipIf(!load.ok)('the wrn-native backend', () => {
     expect(ours.native['reluGrad']).toBeGreaterThan(0);
   });
 
-  it('inference BatchNorm, ReLU, Step, broadcasting Add/Sub/Multiply, Sum, Mean and Tile equal cpu', async () => {
+  it('inference BatchNorm, ReLU, Step, broadcasting Add/Sub/Multiply, Sum, Mean, Tile, Slice and PadV2 equal cpu', async () => {
     const run = () =>
       tf.tidy(() => {
         const x = tf.tensor4d(randomArray(2 * 3 * 4 * 5, 'x'), [2, 3, 4, 5]);
@@ -189,6 +191,11 @@ describe.skipIf(!load.ok)('the wrn-native backend', () => {
           tf.sum(x, -1, true),
           tf.tile(tf.tensor4d(randomArray(2 * 5, 't'), [2, 1, 1, 5]), [1, 3, 4, 1]),
           tf.tile(tf.tensor3d(randomArray(2 * 3 * 2, 't3'), [2, 3, 2]), [2, 1, 3]),
+          tf.slice(x, [1, 0, 1, 2], [1, 3, 2, -1]),
+          tf.slice(x, [0, 1, 0, 0], [2, 2, 4, 5]),
+          tf.slice(tf.reshape(x, [2, 3, 20]), [0, 0, 3], [2, 3, 7]),
+          tf.pad(x, [[0, 1], [2, 0], [1, 1], [0, 3]], 0),
+          tf.pad(tf.reshape(x, [6, 20]), [[1, 0], [0, 2]], -1.5),
         );
       });
     const { ours, cpu } = await onBoth(run);
@@ -286,6 +293,38 @@ describe.skipIf(!load.ok)('the wrn-native backend', () => {
     expect(cpu.leaked).toBe(0);
     const expected: Record<string, number> = { conv2d: 1, conv2dBackpropFilter: 1, batchNormTraining: 1, batchNormTrainingGrad: 1, reluGrad: 1, sgdUpdate: 1 };
     for (const name of Object.keys(expected)) expect(ours.native[name] ?? 0, name).toBeGreaterThan(0);
+  });
+
+  it("reuses a disposed output's array, never one read out (dataSync) or one a live view still shares", async () => {
+    await tf.setBackend(NATIVE_BACKEND_NAME);
+    const backend = tf.backend() as NativeBackend;
+    backend.pool.clear();
+    const x = tf.tensor4d(randomArray(2 * 4 * 4 * 3, 'pool'), [2, 4, 4, 3]);
+    const bufferOf = (t: tf.Tensor) => (backend.data.get(t.dataId)!.values as Float32Array).buffer;
+    const first = tf.relu(x);
+    const firstBuffer = bufferOf(first);
+    first.dispose();
+    const second = tf.relu(x);
+    expect(bufferOf(second)).toBe(firstBuffer);
+    // Read out: the caller keeps the array after the tensor is gone, so it is never reused.
+    const read = second.dataSync();
+    const kept = Array.from(read);
+    second.dispose();
+    const third = tf.relu(x);
+    expect(bufferOf(third)).not.toBe(firstBuffer);
+    tf.neg(x).dispose();
+    expect(Array.from(read)).toEqual(kept);
+    // tfjs-backend-cpu's SplitV returns subarray views of third's array under new data ids: reused only after them.
+    const thirdBuffer = bufferOf(third);
+    const halves = tf.split(third, 2, 0);
+    expect(bufferOf(halves[0]!)).toBe(thirdBuffer);
+    third.dispose();
+    const fourth = tf.relu(x);
+    expect(bufferOf(fourth)).not.toBe(thirdBuffer);
+    tf.dispose(halves);
+    const fifth = tf.relu(x);
+    expect(bufferOf(fifth)).toBe(thirdBuffer);
+    tf.dispose([fourth, fifth, x]);
   });
 
   it('numTensors stays flat across training steps', async () => {

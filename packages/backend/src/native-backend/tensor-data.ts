@@ -37,9 +37,14 @@ export function outputOf(backend: MathBackendCPU, shape: readonly number[], valu
   return backend.makeTensorInfo([...shape], 'float32', values);
 }
 
-/** A zero-filled Float32Array for an output of `shape`. */
-export function newValues(shape: readonly number[]): Float32Array {
-  return new Float32Array(util.sizeFromShape([...shape]));
+/**
+ * A Float32Array for an output of `shape`, from the backend's pool (./float-pool.ts) where it has one: its contents
+ * are whatever a freed tensor left, so the kernel must write every element (the addon's calls do).
+ */
+export function newValues(backend: MathBackendCPU, shape: readonly number[]): Float32Array {
+  const size = util.sizeFromShape([...shape]);
+  const pool = (backend as { pool?: { take(size: number): Float32Array } }).pool;
+  return pool != null ? pool.take(size) : new Float32Array(size);
 }
 
 export function allFloat32(...infos: (TensorInfo | undefined)[]): boolean {
