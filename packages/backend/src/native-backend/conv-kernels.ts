@@ -1,5 +1,6 @@
-import { Conv2D, Conv2DBackpropFilter, Conv2DBackpropInput, FusedConv2D, util } from '@tensorflow/tfjs-core';
-import type { Conv2DAttrs, Conv2DBackpropFilterAttrs, Conv2DBackpropInputAttrs, FusedConv2DAttrs, KernelFunc } from '@tensorflow/tfjs-core';
+import { _FusedMatMul, BatchMatMul, Conv2D, Conv2DBackpropFilter, Conv2DBackpropInput, FusedConv2D, util } from '@tensorflow/tfjs-core';
+import type { _FusedMatMulAttrs, Conv2DAttrs, Conv2DBackpropFilterAttrs, Conv2DBackpropInputAttrs, FusedConv2DAttrs, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import type { ConvGeometry } from '@wrn/native';
 import {
   GROUPED_CONV2D_BACKPROP_FILTER_KERNEL,
   GROUPED_CONV2D_BACKPROP_INPUT_KERNEL,
@@ -12,7 +13,7 @@ import { nativeGeometry } from '../wasm/native-conv';
 import { allFloat32, cpuBackendOf, float32Values, newValues, outputOf, requireInput, NATIVE_BACKEND_NAME, type KernelArgs } from './tensor-data';
 
 // Convolutions of the wrn-native backend: dense (Conv2D, FusedConv2D with bias and ReLU) and grouped, and both
-// gradients of each, all on @wrn/native over the tensors' own Float32Arrays. The dense ones hand what the addon
+// gradients of each, and matMul (the dense layer) as 1x1 convolutions, all on @wrn/native over the tensors' own Float32Arrays. The dense ones hand what the addon
 // does not cover (dilation, NCHW, other activations or dtypes) to tfjs-backend-cpu's kernel.
 
 type Fallback = KernelFunc | undefined;
@@ -142,12 +143,63 @@ function groupedConv2DBackpropFilter(native: NativeConvKernels): KernelFunc {
   };
 }
 
+/** A 1x1, stride-1 convolution over `positions` pixels: the GEMM each matMul case below runs as. */
+function gemmGeometry(positions: number, ci: number, co: number): ConvGeometry {
+  return { n: 1, h: 1, w: positions, ci, kh: 1, kw: 1, co, ho: 1, wo: positions, sh: 1, sw: 1, padTop: 0, padLeft: 0 };
+}
+
+/** [rows, cols] of a matMul operand whose batch axes are all 1 (the dense layer's), else undefined. */
+function matrixShape(info: TensorInfo): [number, number] | undefined {
+  const rank = info.shape.length;
+  if (rank < 2 || info.shape.slice(0, rank - 2).some((d) => d !== 1)) return undefined;
+  const [rows, cols] = info.shape.slice(rank - 2) as [number, number];
+  return rows > 0 && cols > 0 ? [rows, cols] : undefined;
+}
+
+/**
+ * BatchMatMul and _FusedMatMul (the dense layer: logits = x W + b, and its two gradients x^T dy and dy W^T) as
+ * @wrn/native GEMMs, a matMul being a 1x1 convolution of M pixels: a b = conv2d, a^T b = the filter gradient (a and
+ * b as [K pixels, M] and [K pixels, N]), a b^T = the input gradient (b as a [N, K] filter). Batched products, both
+ * operands transposed, and activations other than relu go to the cpu kernel.
+ */
+function matMul(native: NativeConvKernels, kernel: typeof BatchMatMul | typeof _FusedMatMul, cpu: Fallback): KernelFunc {
+  return (args) => {
+    const { a, b, bias, preluActivationWeights } = args.inputs;
+    const attrs = args.attrs as unknown as _FusedMatMulAttrs;
+    const activation = kernel === _FusedMatMul ? attrs.activation : 'linear';
+    const [sa, sb] = a && b && allFloat32(a, b, bias) ? [matrixShape(a), matrixShape(b)] : [undefined, undefined];
+    if (sa == null || sb == null || (attrs.transposeA && attrs.transposeB) || preluActivationWeights != null || !(activation == null || activation === 'linear' || activation === 'relu')) {
+      return fallback(kernel, cpu, args);
+    }
+    const [m, k] = attrs.transposeA ? [sa[1], sa[0]] : sa;
+    const [kb, n] = attrs.transposeB ? [sb[1], sb[0]] : sb;
+    if (k !== kb || (bias != null && util.sizeFromShape(bias.shape) !== n && util.sizeFromShape(bias.shape) !== 1)) return fallback(kernel, cpu, args);
+    const backend = cpuBackendOf(args);
+    const outShape = [...(a!.shape.length >= b!.shape.length ? a! : b!).shape.slice(0, -2), m, n];
+    const out = newValues(backend, outShape);
+    const [va, vb] = [float32Values(backend, a!, kernel), float32Values(backend, b!, kernel)];
+    const fuseHere = !attrs.transposeA && !attrs.transposeB && (bias == null || util.sizeFromShape(bias.shape) === n);
+    if (fuseHere) {
+      native.conv2d(gemmGeometry(m, k, n), va, vb, out, bias != null ? float32Values(backend, bias, kernel) : null, activation === 'relu');
+      return outputOf(backend, outShape, out);
+    }
+    if (attrs.transposeA) native.conv2dBackpropFilter(gemmGeometry(k, m, n), va, vb, out);
+    else if (attrs.transposeB) native.conv2dBackpropInput(gemmGeometry(m, n, k), va, vb, out);
+    else native.conv2d(gemmGeometry(m, k, n), va, vb, out);
+    if (bias != null) native.binary('add', out, float32Values(backend, bias, kernel), out);
+    if (activation === 'relu') native.relu(out, out);
+    return outputOf(backend, outShape, out);
+  };
+}
+
 /** The wrn-native convolution kernels by name, each given @wrn/native and tfjs-backend-cpu's kernel of that name. */
 export const nativeBackendConvKernels: Record<string, (native: NativeConvKernels, cpu: Fallback) => KernelFunc> = {
   [Conv2D]: conv2D,
   [FusedConv2D]: fusedConv2D,
   [Conv2DBackpropInput]: conv2DBackpropInput,
   [Conv2DBackpropFilter]: conv2DBackpropFilter,
+  [BatchMatMul]: (native, cpu) => matMul(native, BatchMatMul, cpu),
+  [_FusedMatMul]: (native, cpu) => matMul(native, _FusedMatMul, cpu),
   [GROUPED_CONV2D_KERNEL]: (native) => groupedConv2D(native),
   [GROUPED_CONV2D_BACKPROP_INPUT_KERNEL]: (native) => groupedConv2DBackpropInput(native),
   [GROUPED_CONV2D_BACKPROP_FILTER_KERNEL]: (native) => groupedConv2DBackpropFilter(native),

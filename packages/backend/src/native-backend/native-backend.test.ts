@@ -121,6 +121,37 @@ describe.skipIf(!load.ok)('the wrn-native backend', () => {
     });
   });
 
+  it('matMul in every transpose but both, fused with bias and relu, and the dense layer gradients equal cpu', async () => {
+    const { ours, cpu } = await onBoth(() =>
+      tf.tidy(() => {
+        const a = tf.tensor2d(randomArray(5 * 7, 'ma'), [5, 7]);
+        const b = tf.tensor2d(randomArray(7 * 3, 'mb'), [7, 3]);
+        const at = tf.transpose(a);
+        const bt = tf.transpose(b);
+        const bias = tf.tensor1d(randomArray(3, 'mbias'));
+        const g = tf.tensor2d(randomArray(5 * 3, 'mg'), [5, 3]);
+        const [da, db, dbias] = tf.grads((x: tf.Tensor, w: tf.Tensor, c: tf.Tensor) =>
+          tf.sum(tf.mul(tf.fused.matMul({ a: x as tf.Tensor2D, b: w as tf.Tensor2D, bias: c, activation: 'relu' }), g)),
+        )([a, b, bias]);
+        return flat(
+          tf.matMul(a, b),
+          tf.matMul(at, b, true, false),
+          tf.matMul(a, bt, false, true),
+          tf.fused.matMul({ a, b, bias, activation: 'relu' }),
+          tf.fused.matMul({ a: at, b, transposeA: true, bias, activation: 'linear' }),
+          da!,
+          db!,
+          dbias!,
+        );
+      }),
+    );
+    expectClose(ours.result, cpu.result);
+    expect(ours.leaked).toBe(0);
+    // conv2d: a b, the fused relu one, the fused forward in grads; a^T b: the explicit one, the fused linear one
+    // and db; a b^T: the explicit one and da.
+    expect(ours.native).toMatchObject({ conv2d: 3, conv2dBackpropFilter: 3, conv2dBackpropInput: 2 });
+  });
+
   it.each([
     { groups: 4, cg: 4, co: 16, s: 1 },
     { groups: 2, cg: 3, co: 8, s: 2 },
