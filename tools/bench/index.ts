@@ -4,7 +4,7 @@
  *
  *   npx nx run-many -t build -p blocks backend architectures training datasets   # the bench imports the built packages
  *   npx tsx tools/bench/index.ts [--json] [--models resnet20,wrn-16-4,resnext29-4x16d]
- *       [--backends tensorflow,webgpu,wasm,wasm-xnnpack,wasm:1,cpu] [--batch 64] [--warmup 2] [--steps 5]
+ *       [--backends tensorflow,webgpu,wasm,wasm-xnnpack,wasm:1,cpu,wrn-native] [--batch 64] [--warmup 2] [--steps 5]
  *       [--min-seconds 5] [--max-steps 200] [--torch-flush-denormal]
  *       [--cpu-batch 8] [--cpu-steps 1] [--cpu-models resnet20] [--no-torch] [--no-pipeline] [--timeout 900]
  *
@@ -142,8 +142,8 @@ function parseArgs(argv: string[]): Options {
   const list = (name: string, fallback: string) => value(name, fallback).split(',').map((s) => s.trim()).filter(Boolean);
   const backends = list('backends', 'tensorflow,webgpu,wasm,wasm-xnnpack,cpu');
   for (const b of backends) {
-    if (!/^(tensorflow|webgpu|cpu|wasm(-xnnpack)?(:[1-8])?)$/.test(b)) {
-      throw new Error(`bench: unknown backend ${JSON.stringify(b)} in --backends; expected tensorflow, webgpu, wasm[:N], wasm-xnnpack[:N] (N = 1..8) or cpu`);
+    if (!/^(tensorflow|webgpu|cpu|wrn-native|wasm(-xnnpack)?(:[1-8])?)$/.test(b)) {
+      throw new Error(`bench: unknown backend ${JSON.stringify(b)} in --backends; expected tensorflow, webgpu, wasm[:N], wasm-xnnpack[:N] (N = 1..8), cpu or wrn-native`);
     }
   }
   return {
@@ -236,7 +236,7 @@ async function runChild(job: ChildJob): Promise<TfResult> {
   const name = spec === 'wasm-xnnpack' ? 'wasm' : spec;
   let selection: Awaited<ReturnType<typeof selectBackend>>;
   try {
-    selection = await selectBackend(name as 'tensorflow' | 'webgpu' | 'wasm' | 'cpu', {
+    selection = await selectBackend(name as 'tensorflow' | 'webgpu' | 'wasm' | 'cpu' | 'wrn-native', {
       ...(threads === undefined ? {} : { wasmThreads: Number(threads) }),
       ...(spec === 'wasm-xnnpack' ? { nativeConv: false } : {}),
     });

@@ -1,12 +1,14 @@
 // @wrn/backend/node: everything of the main entry, plus what needs Node: selectBackend (it loads the native
 // TensorFlow binding, @wrn/native's addon and Dawn's `webgpu` package by name), the threaded wasm set-up
-// (worker_threads), and listWebGpuAdapters asking Dawn in a child process where there is no navigator.gpu.
+// (worker_threads), the wrn-native backend (tfjs-backend-cpu's data store with @wrn/native's kernels), and listWebGpuAdapters asking Dawn in a child process where there is no navigator.gpu.
 import type { WebGpuAdapterList } from './webgpu';
 import { listWebGpuAdapters as listAdapters } from './webgpu';
 import * as dawn from './webgpu-dawn';
 
 export { selectBackend, NATIVE_PACKAGES, TENSORFLOW_INSTALL_ADVICE } from './select-backend';
 export { initWasmBackendWithThreads } from './wasm/threads';
+export { NativeBackend, registerNativeBackend, NATIVE_BACKEND_KERNEL_NAMES } from './native-backend/backend';
+export { NATIVE_BACKEND_NAME } from './native-backend/tensor-data';
 export { BACKEND_CHOICES, BackendUnavailableError } from './selection';
 export type { BackendChoice, BackendAttempt, BackendSelection, SelectBackendOptions } from './selection';
 export { DEFAULT_WASM_THREADS, WASM_THREADS_ENV, wasmThreadsFromEnv, NATIVE_CONV_ENV, nativeConvFromEnv } from './env';

@@ -90,7 +90,7 @@ describe('selectBackend', () => {
 
   it('names an unknown choice', async () => {
     await expect(selectBackend('gpu' as never)).rejects.toThrow(
-      'selectBackend: unknown backend "gpu"; expected one of auto, tensorflow, webgpu, wasm, cpu',
+      'selectBackend: unknown backend "gpu"; expected one of auto, tensorflow, webgpu, wasm, cpu, wrn-native',
     );
   });
 

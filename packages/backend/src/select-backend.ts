@@ -11,6 +11,8 @@ import {
   type BackendSelection,
   type SelectBackendOptions,
 } from './selection';
+import { registerNativeBackend } from './native-backend/backend';
+import { NATIVE_BACKEND_NAME } from './native-backend/tensor-data';
 import { initWasmBackendWithThreads } from './wasm/threads';
 import { registerWasmTrainingGradients } from './wasm/training-gradients';
 import { registerWasmTrainingKernels } from './wasm/training-kernels';
@@ -136,6 +138,42 @@ async function tryWasm(
   return { name: 'wasm', ok: true, threads, nativeConv: nativeConvState, ...(threadsError == null ? {} : { threadsError }) };
 }
 
+/**
+ * @wrn's own backend (native-backend/): tfjs-backend-cpu's data store and kernels, with @wrn/native's kernels for
+ * every large op. Needs @wrn/native (there is no point to it without: it would be the cpu backend).
+ */
+async function tryWrnNative(load: (s: string) => Promise<unknown>): Promise<BackendAttempt & { nativeConv?: BackendSelection['nativeConv'] }> {
+  const name = NATIVE_BACKEND_NAME;
+  try {
+    await load('@tensorflow/tfjs-backend-cpu');
+  } catch (error) {
+    return { name, ok: false, error: `cannot load @tensorflow/tfjs-backend-cpu (its data store and fallback kernels): ${describeError(error)}` };
+  }
+  const native = await loadNativeConv(load);
+  if (!native.used) return { name, ok: false, error: `@wrn/native is ${native.why}` };
+  try {
+    registerNativeBackend(native.kernels);
+    await load('@tensorflow/tfjs-layers');
+  } catch (error) {
+    return { name, ok: false, error: describeError(error) };
+  }
+  // After tfjs-layers (its first import registers every gradient): ReLU's from its output, Mean's as one Tile.
+  registerWasmTrainingGradients();
+  try {
+    if (!(await tf.setBackend(name))) return { name, ok: false, error: 'the backend failed to initialise' };
+  } catch (error) {
+    return { name, ok: false, error: `the backend failed to initialise: ${describeError(error)}` };
+  }
+  let failure: string | undefined;
+  try {
+    failure = checkConvGradients();
+  } catch (error) {
+    failure = describeError(error);
+  }
+  if (failure != null) return { name, ok: false, error: `its kernels are wrong here: ${failure}` };
+  return { name, ok: true, nativeConv: { used: true, isa: native.kernels.isa, threads: native.kernels.threads } };
+}
+
 async function tryCpu(load: (s: string) => Promise<unknown>): Promise<BackendAttempt> {
   try {
     await load('@tensorflow/tfjs-backend-cpu');
@@ -201,6 +239,8 @@ async function tryWebGpuForAuto(
  *   ones (SwiftShader) included; the reason says which adapter and whether it is software.
  * - 'wasm': tfjs-backend-wasm with {@link registerWasmTrainingKernels}, verified on a tiny conv gradient.
  * - 'cpu': the pure-JS backend (correct, about 100x slower than PyTorch on convnets).
+ * - 'wrn-native': @wrn's own backend (native-backend/): tfjs-backend-cpu's tensors in ordinary memory, bounded by RAM
+ *   rather than wasm32's 4 GB heap (ResNeXt-29 8x64d / 16x64d train on it), @wrn/native's kernels for every large op.
  * - 'auto': the first of tensorflow (GPU build first), webgpu on a hardware adapter, wasm, cpu that loads and
  *   trains correctly; `tried` records why each one before it was skipped.
  */
@@ -258,6 +298,20 @@ export async function selectBackend(choice: BackendChoice, options: SelectBacken
     tried.push(record);
     if (attempt.ok) return pickedWasm(attempt, tried, choice === 'auto' ? `auto picked, native TensorFlow not installed${webgpuSkipped}` : 'using');
     if (choice === 'wasm') throw new BackendUnavailableError(choice, tried, 'Use --backend cpu, or reinstall @tensorflow/tfjs-backend-wasm.');
+  }
+
+  if (choice === 'wrn-native') {
+    const { nativeConv, ...attempt } = await tryWrnNative(load);
+    tried.push(attempt);
+    if (attempt.ok && nativeConv?.used) {
+      return {
+        name: NATIVE_BACKEND_NAME,
+        reason: `using ${NATIVE_BACKEND_NAME}: tensors in ordinary memory (no 4 GB wasm heap), kernels on @wrn/native (${nativeConv.isa}, ${nativeConv.threads} thread${nativeConv.threads === 1 ? '' : 's'}), the rest on tfjs-backend-cpu, checked against a direct computation`,
+        tried,
+        nativeConv,
+      };
+    }
+    throw new BackendUnavailableError(choice, tried, 'It needs @wrn/native (prebuilt for linux-x64, compiled on install elsewhere: `npm rebuild @wrn/native`); or use --backend wasm.');
   }
 
   const attempt = await tryCpu(load);

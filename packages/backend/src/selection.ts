@@ -2,10 +2,13 @@ import type { WebGpuAdapterReport } from './webgpu';
 
 // What a backend selection is asked and answers, and its error: browser-safe, so a page can describe a run.
 
-/** What `--backend` accepts. */
-export type BackendChoice = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+/**
+ * What `--backend` accepts. 'wrn-native' (Node only) is @wrn's own backend: tensors in ordinary memory, not the 4 GB
+ * wasm heap, every large op on @wrn/native (packages/backend/README.md); auto does not pick it.
+ */
+export type BackendChoice = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu' | 'wrn-native';
 
-export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu', 'wrn-native'];
 
 /** One backend that {@link selectBackend} tried, in order. */
 export interface BackendAttempt {
@@ -17,7 +20,7 @@ export interface BackendAttempt {
 }
 
 export interface BackendSelection {
-  /** The tfjs backend now active: 'tensorflow', 'webgpu', 'wasm' or 'cpu'. */
+  /** The tfjs backend now active: 'tensorflow', 'webgpu', 'wasm', 'cpu' or 'wrn-native'. */
   name: string;
   /** One sentence saying what was picked and why, for the CLI and the run's config. */
   reason: string;
@@ -27,7 +30,7 @@ export interface BackendSelection {
   /** Threads the wasm backend runs on (1 unless its threaded build loaded), when 'wasm' was picked. */
   wasmThreads?: number;
   /**
-   * When 'wasm' was picked: the native convolutions its conv kernels run on ('avx2+fma, 2 threads'), or why they
+   * When 'wasm' or 'wrn-native' was picked: the native convolutions its conv kernels run on ('avx2+fma, 2 threads'), or why they
    * are not used ('off: WRN_NATIVE_CONV=0', 'not available: ...').
    */
   nativeConv?: { used: true; isa: string; threads: number } | { used: false; why: string };

@@ -42,7 +42,7 @@ describe('wrn train: config resolution and bad input', () => {
     expect(epochs.stderr).toContain("option '-e, --epochs <n>' argument '0' is invalid. Expected an integer >= 1.");
     const backend = await runWrn(['train', '--backend', 'gpu', '--dry-run']);
     expect(backend.code).toBe(2);
-    expect(backend.stderr).toContain("argument 'gpu' is invalid. Allowed: auto, tensorflow, webgpu, wasm, cpu.");
+    expect(backend.stderr).toContain("argument 'gpu' is invalid. Allowed: auto, tensorflow, webgpu, wasm, cpu, wrn-native.");
     const lr = await runWrn(['train', '--lr', '-0.1', '--dry-run']);
     expect(lr.code).toBe(2);
     expect(lr.stderr).toContain("option '--lr <rate>' argument '-0.1' is invalid. Expected a number > 0.");

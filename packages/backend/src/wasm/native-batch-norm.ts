@@ -101,6 +101,11 @@ export function setNativeBatchNormTraining(native: NativeConvKernels | undefined
   if (native == null) return;
   registerKernel({ kernelName: BATCH_NORM_TRAINING_KERNEL, backendName: WASM, kernelFunc: makeForward(native) });
   registerKernel({ kernelName: NATIVE_BATCH_NORM_TRAINING_GRAD, backendName: WASM, kernelFunc: makeBackward(native) });
+  registerBatchNormTrainingGradient();
+}
+
+/** Registers the gradient of {@link BATCH_NORM_TRAINING_KERNEL} ({@link NATIVE_BATCH_NORM_TRAINING_GRAD} on the active backend), once. */
+export function registerBatchNormTrainingGradient(): void {
   if (getGradient(BATCH_NORM_TRAINING_KERNEL) == null) {
     registerGradient({
       kernelName: BATCH_NORM_TRAINING_KERNEL,

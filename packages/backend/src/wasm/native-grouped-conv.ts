@@ -25,6 +25,9 @@ const BACKEND = 'wasm';
 
 type Attrs = GroupedConv2DKernelAttrs & { inputShape?: number[]; filterShape?: number[] };
 
+/** The attributes of the grouped conv kernels: the forward's, plus the gradients' `inputShape` / `filterShape`. */
+export type GroupedConvKernelAttrs = Attrs;
+
 function attrsOf(args: KernelArgs): Attrs {
   return args.attrs as unknown as Attrs;
 }
@@ -122,6 +125,14 @@ const groupedConvGradient: GradConfig = {
 
 const ours = new Map<string, KernelFunc>();
 
+/** The native geometry of a grouped conv (or undefined where @wrn/native does not cover it); the wrn-native backend's too. */
+export const groupedConvGeometry = groupedGeometry;
+
+/** Registers the gradient of {@link GROUPED_CONV2D_KERNEL} (its two gradient kernels on the active backend), once. */
+export function registerGroupedConvGradient(): void {
+  if (getGradient(GROUPED_CONV2D_KERNEL) !== groupedConvGradient) registerGradient(groupedConvGradient);
+}
+
 /**
  * Registers (with `native`) or removes (undefined) the native grouped conv kernels on the wasm backend, and the
  * forward kernel's gradient (which stays: it only runs where the forward kernel ran). Idempotent.
@@ -141,7 +152,7 @@ export function registerNativeGroupedConv(native: NativeConvKernels | undefined)
     ours.set(kernelName, kernelFunc);
     registerKernel({ kernelName, backendName: BACKEND, kernelFunc });
   }
-  if (native != null && getGradient(GROUPED_CONV2D_KERNEL) !== groupedConvGradient) registerGradient(groupedConvGradient);
+  if (native != null) registerGroupedConvGradient();
 }
 
 /**

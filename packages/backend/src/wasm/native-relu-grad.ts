@@ -27,8 +27,8 @@ function makeReluGrad(native: NativeConvKernels): KernelFunc {
  * ReLU's gradient from its OUTPUT: step(relu(x)) is step(x) (NaN stays NaN, -0 and 0 give 0), so saving the output
  * instead of the input gives the same numbers, and the input, which in our blocks is a BatchNorm's output, is
  * freed as soon as the ReLU has run, instead of being held until the backward pass: one activation less per
- * BN-ReLU (the output is held anyway, by the convolution that reads it). On wasm with the native kernel
- * registered, dx is one pass (tfjs-core's is Step, Cast and Multiply).
+ * BN-ReLU (the output is held anyway, by the convolution that reads it). On a backend with the native kernel
+ * registered (wasm, wrn-native), dx is one pass (tfjs-core's is Step, Cast and Multiply).
  */
 const reluFromOutput: GradConfig = {
   kernelName: Relu,
@@ -36,7 +36,7 @@ const reluFromOutput: GradConfig = {
   gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
     const [y] = saved as [Tensor];
     const g = dy as Tensor;
-    if (getBackend() === WASM && getKernel(NATIVE_RELU_GRAD, WASM) != null && y.dtype === 'float32' && g.dtype === 'float32') {
+    if (getKernel(NATIVE_RELU_GRAD, getBackend()) != null && y.dtype === 'float32' && g.dtype === 'float32') {
       return { x: () => engine().runKernel(NATIVE_RELU_GRAD, { y, dy: g }) as Tensor };
     }
     return { x: () => mul(g, cast(step(y), 'float32')) };

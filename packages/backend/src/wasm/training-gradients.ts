@@ -87,6 +87,9 @@ const LEAN_GRADIENTS: Record<string, (original: GradFunc) => GradFunc> = {
   [Mean]: leanMeanGradient,
 };
 
+// wasm, and wrn-native (native-backend/): both run the lean versions' Tile and broadcasting ops as single passes.
+const LEAN_BACKENDS = new Set([WASM_BACKEND_NAME, 'wrn-native']);
+
 const ours = new Map<string, GradFunc>();
 
 /**
@@ -105,7 +108,7 @@ export function registerWasmTrainingGradients(): readonly string[] {
     if (current.gradFunc === ours.get(kernelName)) continue;
     const original = current.gradFunc;
     const lean = LEAN_GRADIENTS[kernelName]!(original);
-    const gradFunc: GradFunc = (dy, saved, attrs) => (getBackend() === WASM_BACKEND_NAME ? lean : original)(dy, saved, attrs);
+    const gradFunc: GradFunc = (dy, saved, attrs) => (LEAN_BACKENDS.has(getBackend()) ? lean : original)(dy, saved, attrs);
     ours.set(kernelName, gradFunc);
     registerGradient({ ...current, gradFunc });
   }
