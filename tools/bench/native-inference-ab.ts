@@ -9,7 +9,9 @@
  *   npx nx run-many -t build -p native blocks backend architectures
  *   npx tsx tools/bench/native-inference-ab.ts [--models resnet20,wrn-16-4] [--batch 64] [--reps 5] [--kernel-reps 30] [--train]
  *   --train: also a training step (forward, variableGrads, SGD), whose forward runs the same BatchNorm/Relu/Add kernels
- *   WRN_NATIVE_INFERENCE_GRAIN=N   elements per thread's share (the addon's default: 262144)
+ *   WRN_NATIVE_INFERENCE_GRAIN=N   elements per thread's share (the addon's default: 4194304)
+ *   --grain N: instead, the native kernels at the addon's grain (A) against a grain of N elements (B, set with
+ *   setInferenceGrain in the same process): whether a second thread pays at ResNet-20's sizes (0.26-1M elements)
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ZeroPadShortcut } from '@wrn/blocks';
@@ -24,6 +26,7 @@ const batch = Number(arg('batch', '64'));
 const reps = Number(arg('reps', '5'));
 const kernelReps = Number(arg('kernel-reps', '30'));
 const withTraining = process.argv.includes('--train');
+const grainB = process.argv.includes('--grain') ? Number(arg('grain', '262144')) : undefined;
 
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -40,7 +43,13 @@ async function main(): Promise<void> {
   console.log(`backend: ${selection.reason}`);
   const native = wasmNativeConvKernels();
   if (native == null) throw new Error('@wrn/native is not in use on the wasm backend: nothing to compare');
-  const use = (on: boolean) => registerWasmTrainingKernels({ native, nativeInference: on });
+  // With --grain, "before" is the native kernels at the addon's grain and "native" the same kernels at grainB.
+  const grainA = grainB == null ? undefined : native.setInferenceGrain(grainB);
+  const use = (on: boolean) => {
+    if (grainB == null) registerWasmTrainingKernels({ native, nativeInference: on });
+    else native.setInferenceGrain(on ? grainB : grainA!);
+  };
+  if (grainB != null) console.log(`A: inference grain ${grainA} elements, B: ${grainB} (columns "before" = A, "native" = B)`);
 
   /** Times `fn` alternately with the native inference kernels off (A) and on (B): median ms of each. */
   const ab = (n: number, fn: () => void): { before: number; native: number } => {
@@ -79,6 +88,17 @@ async function main(): Promise<void> {
   row('Relu', ab(kernelReps, timed(() => tf.relu(x))));
   row('Add (same shape)', ab(kernelReps, timed(() => tf.add(x, y))));
   row('ZeroPadShortcut s2 16->32 (layer apply)', ab(kernelReps, timed(() => shortcut.apply(x) as tf.Tensor)));
+  if (grainB != null) {
+    // The other two stages' sizes: [64,16,16,32] and [64,8,8,64].
+    for (const [size, channels] of [[16, 32], [8, 64]] as const) {
+      const xs = tf.randomNormal([batch, size, size, channels], 0, 1, 'float32', 7);
+      const c = tf.randomUniform([channels], 0.5, 2, 'float32', 8);
+      row(`BatchNorm [${batch},${size},${size},${channels}]`, ab(kernelReps, timed(() => tf.batchNorm(xs, c, c, c, c, 1e-5))));
+      row(`Relu [${batch},${size},${size},${channels}]`, ab(kernelReps, timed(() => tf.relu(xs))));
+      row(`Add [${batch},${size},${size},${channels}]`, ab(kernelReps, timed(() => tf.add(xs, xs))));
+      tf.dispose([xs, c]);
+    }
+  }
   tf.dispose([x, y, mean, variance, gamma, beta]);
 
   for (const modelName of models) {
