@@ -10,6 +10,8 @@
  *   npx tsx tools/bench/native-inference-ab.ts [--models resnet20,wrn-16-4] [--batch 64] [--reps 5] [--kernel-reps 30] [--train]
  *   --train: also a training step (forward, variableGrads, SGD), whose forward runs the same BatchNorm/Relu/Add kernels
  *   WRN_NATIVE_INFERENCE_GRAIN=N   elements per thread's share (the addon's default: 4194304)
+ *   --fused-bn-relu: instead, each model built with every BN-ReLU pair as one layer (B, the default) against the
+ *   plan's layers one for one (A: separate BatchNorm and ReLU layers), same weights, the native kernels in both
  *   --grain N: instead, the native kernels at the addon's grain (A) against a grain of N elements (B, set with
  *   setInferenceGrain in the same process): whether a second thread pays at ResNet-20's sizes (0.26-1M elements)
  */
@@ -26,6 +28,7 @@ const batch = Number(arg('batch', '64'));
 const reps = Number(arg('reps', '5'));
 const kernelReps = Number(arg('kernel-reps', '30'));
 const withTraining = process.argv.includes('--train');
+const fusedAB = process.argv.includes('--fused-bn-relu');
 const grainB = process.argv.includes('--grain') ? Number(arg('grain', '262144')) : undefined;
 
 const median = (values: number[]) => {
@@ -68,6 +71,41 @@ async function main(): Promise<void> {
     }
     return { before: median(times.before), native: median(times.native) };
   };
+
+  if (fusedAB) {
+    const { planModel, resolveModelConfig } = await import('@wrn/architectures');
+    const { buildLayersModel } = await import('@wrn/blocks');
+    use(true);
+    for (const modelName of models) {
+      const graph = planModel(resolveModelConfig(modelName, { seed: 1 }));
+      const fused = buildLayersModel(graph, modelName);
+      const separate = buildLayersModel(graph, modelName, { fuseBatchNormRelu: false });
+      separate.setWeights(fused.getWeights());
+      const xs = tf.randomNormal([batch, 32, 32, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+      const times: Record<'separate' | 'fused', number[]> = { separate: [], fused: [] };
+      const outputs: Record<'separate' | 'fused', Float32Array | undefined> = { separate: undefined, fused: undefined };
+      for (let i = 0; i <= reps; i++) {
+        for (const [key, model] of [['separate', separate], ['fused', fused]] as const) {
+          const start = performance.now();
+          const out = model.predict(xs, { batchSize: batch }) as tf.Tensor;
+          const values = out.dataSync() as Float32Array;
+          if (i > 0) times[key].push(performance.now() - start); // the first round warms up
+          outputs[key] = values;
+          out.dispose();
+        }
+      }
+      const [a, b] = [median(times.separate), median(times.fused)];
+      let worst = 0;
+      outputs.fused!.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - outputs.separate![i]!))));
+      console.log(`\n### ${modelName} predict, batch ${batch}: layers ${separate.layers.length} -> ${fused.layers.length} (ms, median of ${reps}, interleaved)`);
+      console.log(`| separate BN, ReLU | fused BN+ReLU | speed-up | max abs difference of logits |\n|---|---|---|---|\n| ${a.toFixed(2)} | ${b.toFixed(2)} | ${(a / b).toFixed(2)}x | ${worst.toExponential(1)} |`);
+      console.log(`images/s: ${((batch * 1000) / a).toFixed(1)} -> ${((batch * 1000) / b).toFixed(1)}`);
+      tf.dispose(xs);
+      fused.dispose();
+      separate.dispose();
+    }
+    return;
+  }
 
   const row = (name: string, r: { before: number; native: number }) =>
     console.log(`| ${name} | ${r.before.toFixed(2)} | ${r.native.toFixed(2)} | ${(r.before / r.native).toFixed(2)}x |`);
