@@ -16,7 +16,6 @@
  *   setInferenceGrain in the same process): whether a second thread pays at ResNet-20's sizes (0.26-1M elements)
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { ZeroPadShortcut } from '@wrn/blocks';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -42,6 +41,7 @@ async function main(): Promise<void> {
   const { registerWasmTrainingKernels, wasmNativeConvKernels } = await import('@wrn/backend');
   const { selectBackend } = await import('@wrn/backend/node');
   const { buildModel } = await import('@wrn/architectures');
+  const { buildLayersModel, ZeroPadShortcut } = await import('@wrn/blocks');
   const selection = await selectBackend('wasm', {});
   console.log(`backend: ${selection.reason}`);
   const native = wasmNativeConvKernels();
@@ -74,7 +74,6 @@ async function main(): Promise<void> {
 
   if (fusedAB) {
     const { planModel, resolveModelConfig } = await import('@wrn/architectures');
-    const { buildLayersModel } = await import('@wrn/blocks');
     use(true);
     for (const modelName of models) {
       const graph = planModel(resolveModelConfig(modelName, { seed: 1 }));
