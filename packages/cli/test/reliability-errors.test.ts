@@ -30,6 +30,19 @@ describe('wasm out of memory, explained', () => {
     expect(largestFittingBatch(model)).toBe(Math.floor((0.7 * WASM_HEAP_BYTES - 54 * 12) / 960));
   });
 
+  it("counts a BatchNorm + ReLU layer's two outputs, as the separate layers it replaces were counted", async () => {
+    const { NetworkGraph, buildLayersModel } = await import('@wrn/blocks');
+    const graph = new NetworkGraph({ seed: 1 });
+    graph.relu(graph.batchNorm(graph.conv(graph.input([4, 4, 2]), { filters: 3, kernelSize: 3 }, 'conv'), 'bn'), 'relu');
+    const [fused, separate] = [buildLayersModel(graph, 'fused'), buildLayersModel(graph, 'separate', { fuseBatchNormRelu: false })];
+    expect(fused.layers).toHaveLength(separate.layers.length - 1);
+    // input 32 + conv 48 + BN 48 + ReLU 48 values, 3 float32 copies each.
+    expect(trainingBytesPerImage(fused)).toBe(3 * 4 * (32 + 3 * 48));
+    expect(trainingBytesPerImage(separate)).toBe(trainingBytesPerImage(fused));
+    fused.dispose();
+    separate.dispose();
+  });
+
   it('recognises emscripten aborts and allocation failures, and says which batch size fits', () => {
     expect(isOutOfMemory(new Error('Aborted(). Build with -sASSERTIONS for more info.'))).toBe(true);
     expect(isOutOfMemory(new RangeError('Array buffer allocation failed'))).toBe(true);
