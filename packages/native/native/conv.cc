@@ -118,7 +118,7 @@ ThreadBuffers& threadBuffers() {
 // Direct convolution for 16 or 32 output channels (ResNet-20's stem and its stride-2 16->32): each output pixel's
 // channels are one or two AVX-512 registers, accumulated over kh x kw x ci broadcasts of x, P pixels at a time (the
 // FMA latency hidden by independent accumulators). Winograd's transforms and im2col's copies cost more than they
-// save at so few channels (tools/bench/conv-gflops.ts --direct-ab). Per output row, the kh input rows it reads are
+// save at so few channels (tools/bench/conv-gflops.ts --env WRN_NATIVE_DIRECT=0). Per output row, the kh input rows it reads are
 // copied with their zero padding into a scratch [kh][wp][ci], so that the inner loops have no bounds.
 template <int NV, int P, int CI>
 __attribute__((target("avx512f"), always_inline)) inline void directPixels(const ConvShape& s, const float* rows, int64_t wp, const float* filter, int64_t ox0,
