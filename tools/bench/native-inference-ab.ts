@@ -16,6 +16,8 @@
  *   setInferenceGrain in the same process): whether a second thread pays at ResNet-20's sizes (0.26-1M elements)
  */
 import * as tf from '@tensorflow/tfjs-core';
+// Static, as in the other benches: one dynamic import makes nx count @wrn/blocks lazy-loaded and fail their static ones.
+import { buildLayersModel, ZeroPadShortcut } from '@wrn/blocks';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -41,7 +43,6 @@ async function main(): Promise<void> {
   const { registerWasmTrainingKernels, wasmNativeConvKernels } = await import('@wrn/backend');
   const { selectBackend } = await import('@wrn/backend/node');
   const { buildModel } = await import('@wrn/architectures');
-  const { buildLayersModel, ZeroPadShortcut } = await import('@wrn/blocks');
   const selection = await selectBackend('wasm', {});
   console.log(`backend: ${selection.reason}`);
   const native = wasmNativeConvKernels();
