@@ -14,6 +14,8 @@
  *   plan's layers one for one (A: separate BatchNorm and ReLU layers), same weights, the native kernels in both
  *   --grain N: instead, the native kernels at the addon's grain (A) against a grain of N elements (B, set with
  *   setInferenceGrain in the same process): whether a second thread pays at ResNet-20's sizes (0.26-1M elements)
+ *   --env NAME=VALUE[,...]: instead, the native kernels with these addon switches set (A, e.g. WRN_NATIVE_DIRECT=0,
+ *   WRN_NATIVE_WINOGRAD_BLOCK=180: the convolutions before the direct kernel and balanced blocks) and without (B)
  */
 import * as tf from '@tensorflow/tfjs-core';
 // Static, as in the other benches: one dynamic import makes nx count @wrn/blocks lazy-loaded and fail their static ones.
@@ -31,6 +33,12 @@ const kernelReps = Number(arg('kernel-reps', '30'));
 const withTraining = process.argv.includes('--train');
 const fusedAB = process.argv.includes('--fused-bn-relu');
 const grainB = process.argv.includes('--grain') ? Number(arg('grain', '262144')) : undefined;
+/** --env NAME=VALUE[,NAME=VALUE]: instead, A with these per-call switches of the addon set, B without them. */
+const envA = arg('env', '').split(',').filter(Boolean).map((pair) => {
+  const [name, value] = pair.split('=');
+  if (!name || value === undefined) throw new Error(`--env ${pair}: expected NAME=VALUE, e.g. WRN_NATIVE_DIRECT=0`);
+  return [name, value] as const;
+});
 
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -50,7 +58,13 @@ async function main(): Promise<void> {
   // With --grain, "before" is the native kernels at the addon's grain and "native" the same kernels at grainB.
   const grainA = grainB == null ? undefined : native.setInferenceGrain(grainB);
   const use = (on: boolean) => {
-    if (grainB == null) registerWasmTrainingKernels({ native, nativeInference: on });
+    if (envA.length > 0) {
+      for (const [name, value] of envA) {
+        if (on) delete process.env[name];
+        else process.env[name] = value;
+      }
+      registerWasmTrainingKernels({ native, nativeInference: true });
+    } else if (grainB == null) registerWasmTrainingKernels({ native, nativeInference: on });
     else native.setInferenceGrain(on ? grainB : grainA!);
   };
   if (grainB != null) console.log(`A: inference grain ${grainA} elements, B: ${grainB} (columns "before" = A, "native" = B)`);
