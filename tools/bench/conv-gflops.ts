@@ -7,11 +7,13 @@
  *
  *   npx tsx tools/bench/conv-gflops.ts [--batch 64] [--reps 5] [--models resnet20,wrn-16-4,resnext29-4x16d]
  *     [--addon path/to/wrn_native.node] [--isa avx512,avx2] [--baseline path/to/other/wrn_native.node] [--no-torch]
+ *     [--env NAME=VALUE]
  *
  * Each variant is a copy of an addon binary loaded (dlopen'd) into this process with WRN_NATIVE_ISA set while it
  * loads (the ISA is chosen once, at load): `--isa avx512,avx2` compares the micro-kernels of one build, `--baseline`
  * another build, e.g. the one before a change (`git show REV:packages/native/prebuilds/linux-x64/wrn_native.node >
- * /tmp/before.node`). Variants run interleaved (A, B, A, B, ...), medians of --reps after one warm-up: on a shared,
+ * /tmp/before.node`), `--env NAME=VALUE` the addon once more with a switch it reads at each call set around that
+ * variant's calls (WRN_NATIVE_DIRECT=0, WRN_NATIVE_WINOGRAD=2). Variants run interleaved (A, B, A, B, ...), medians of --reps after one warm-up: on a shared,
  * loaded machine only such comparisons mean anything.
  */
 import { spawn } from 'node:child_process';
@@ -37,6 +39,7 @@ const addonPath = arg('addon', defaultAddon ?? '');
 const isas = arg('isa', '').split(',').filter(Boolean);
 const baseline = arg('baseline', '');
 const withTorch = !process.argv.includes('--no-torch');
+const variantEnv = arg('env', '');
 
 /** [label, h (input size), ci, co, k, stride]: the dense convs, each shape once per model. */
 type Shape = [label: string, size: number, ci: number, co: number, k: number, stride: number];
@@ -85,6 +88,8 @@ interface RawAddon {
 interface Variant {
   label: string;
   addon: RawAddon;
+  /** Set around each of this variant's calls (the addon reads these switches at each call). */
+  env?: [name: string, value: string];
 }
 
 const scratch = mkdtempSync(join(tmpdir(), 'wrn-conv-gflops-'));
@@ -133,6 +138,11 @@ class Torch {
 const variants: Variant[] = [];
 for (const isa of isas.length > 0 ? isas : ['']) variants.push(loadVariant(isa || 'addon', addonPath, isa));
 if (baseline) variants.push(loadVariant('baseline', baseline, ''));
+if (variantEnv) {
+  const [name, value] = variantEnv.split('=');
+  if (!name || value === undefined) throw new Error(`--env ${variantEnv}: expected NAME=VALUE, e.g. WRN_NATIVE_DIRECT=0`);
+  variants.push({ ...loadVariant(variantEnv, addonPath, ''), env: [name, value] });
+}
 const threadsOf = variants[0]!.addon.threads;
 
 async function main(): Promise<void> {
@@ -171,9 +181,16 @@ async function main(): Promise<void> {
       for (let round = -1; round < reps; round++) {
         for (const [kind, run] of kinds.entries()) {
           for (const [v, variant] of variants.entries()) {
+            const saved = variant.env ? process.env[variant.env[0]] : undefined;
+            if (variant.env) process.env[variant.env[0]] = variant.env[1];
             const start = performance.now();
             run(variant.addon);
-            if (round >= 0) times[v]![kind]!.push((performance.now() - start) / 1e3);
+            const seconds = (performance.now() - start) / 1e3;
+            if (variant.env) {
+              if (saved === undefined) delete process.env[variant.env[0]];
+              else process.env[variant.env[0]] = saved;
+            }
+            if (round >= 0) times[v]![kind]!.push(seconds);
           }
         }
         if (!torch) continue;

@@ -202,7 +202,8 @@ export class TrainingSession {
 export async function classify(model: LayersModel, pixels: Uint8Array | Uint8ClampedArray, count: number): Promise<Float32Array> {
   const probs = tf.tidy(() => {
     const x = normalizeBatch(tf.tensor4d(Float32Array.from(pixels), [count, 32, 32, 3]), NORMALIZATION);
-    const out = model.predict(x) as tf.Tensor2D;
+    // The whole request as one batch: tfjs-layers' predict would otherwise cut it at 32.
+    const out = model.predict(x, { batchSize: Math.max(1, count) }) as tf.Tensor2D;
     return outputKindOf(model) === 'logits' ? tf.softmax(out) : out;
   });
   const values = (await probs.data()) as Float32Array;

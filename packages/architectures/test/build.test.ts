@@ -31,17 +31,20 @@ describe('WRN for CIFAR built as a tf.LayersModel', () => {
     try {
       const names = model.layers.map((layer) => layer.name);
       // group 1, block 1: 16 -> 64 channels, so a projection reads the pre-activated input
+      // Each BN-ReLU pair is one layer (the BN, activation 'relu'): the plan's relu nodes are computed inside it.
       expect(names.slice(0, 12)).toEqual([
-        'input', 'stem_conv', 'stage1_block1_bn1', 'stage1_block1_relu1', 'stage1_block1_conv1', 'stage1_block1_bn2',
-        'stage1_block1_relu2', 'stage1_block1_dropout1', 'stage1_block1_conv2', 'stage1_block1_shortcut_conv',
-        'stage1_block1_add', 'stage1_block2_bn1',
+        'input', 'stem_conv', 'stage1_block1_bn1', 'stage1_block1_conv1', 'stage1_block1_bn2',
+        'stage1_block1_dropout1', 'stage1_block1_conv2', 'stage1_block1_shortcut_conv',
+        'stage1_block1_add', 'stage1_block2_bn1', 'stage1_block2_conv1', 'stage1_block2_bn2',
       ]);
+      expect(names.filter((n) => n.includes('relu'))).toEqual([]);
+      expect(model.getLayer('stage1_block1_bn1').getConfig()).toMatchObject({ activation: 'relu' });
       expect(names).not.toContain('stage1_block2_shortcut_conv');
       expect(names.filter((n) => n.endsWith('_shortcut_conv'))).toEqual([
         'stage1_block1_shortcut_conv', 'stage2_block1_shortcut_conv', 'stage3_block1_shortcut_conv',
       ]);
       expect(names.filter((n) => n.includes('dropout'))).toHaveLength(6);
-      expect(names.slice(-4)).toEqual(['head_bn', 'head_relu', 'head_pool', 'logits']);
+      expect(names.slice(-3)).toEqual(['head_bn', 'head_pool', 'logits']);
       const rows = layerTable(model);
       expect(rows.find((r) => r.name === 'stage2_block1_conv1')).toMatchObject({
         // strided 3x3: Torch's padding 1/1, a layer of @wrn/blocks (tfjs-layers' Conv2D only pads 'same')

@@ -101,6 +101,9 @@ interface NodeKind<N extends NetworkNode> {
 }
 
 const sameShape = (_node: unknown, [x]: readonly Tap[]): ExampleShape => (x as Tap).shape;
+const batchNormArgs = (node: BatchNormNode) => ({
+  name: node.name, momentum: BATCH_NORM_MOMENTUM, epsilon: BATCH_NORM_EPSILON, gammaInitializer: node.zeroGamma ? ('zeros' as const) : ('ones' as const),
+});
 const seedArg = (seed: number | undefined) => (seed === undefined ? {} : { seed });
 
 const NODE_KINDS: { [K in NetworkNode['kind']]: NodeKind<Extract<NetworkNode, { kind: K }>> } = {
@@ -143,9 +146,7 @@ const NODE_KINDS: { [K in NetworkNode['kind']]: NodeKind<Extract<NetworkNode, { 
     outputShape: (node, [x]) => (featureMap(x as Tap, node.name), (x as Tap).shape),
     params: (_node, inChannels) => 2 * inChannels,
     typeName: () => TorchBatchNormalization.className,
-    createLayer: (node) => new TorchBatchNormalization({
-      name: node.name, momentum: BATCH_NORM_MOMENTUM, epsilon: BATCH_NORM_EPSILON, gammaInitializer: node.zeroGamma ? 'zeros' : 'ones',
-    }),
+    createLayer: (node) => new TorchBatchNormalization(batchNormArgs(node)),
   },
   relu: {
     outputShape: sameShape,
@@ -379,17 +380,54 @@ export function planLayerTable(graph: NetworkGraph): LayerRow[] {
  * (0 where `zeroGamma`), beta 0; the dense layer is initialised as Torch's Linear, U(-1/sqrt(fanIn),
  * 1/sqrt(fanIn)), bias 0; the 3x3/2 max pool pads 1 on each side as Torch's. The output is logits.
  */
-export function buildLayersModel(graph: NetworkGraph, name: string): LayersModel {
+export function buildLayersModel(graph: NetworkGraph, name: string, options: BuildLayersModelOptions = {}): LayersModel {
   const [first, ...rest] = graph.nodes;
   if (first === undefined || first.kind !== 'input') throw new Error(`buildLayersModel ${name}: the plan must start with an input node`);
   const inputTensor = input({ shape: [...first.outputShape], name: first.name });
   const outputs = new Map<string, SymbolicTensor>([[first.name, inputTensor]]);
+  const fusedRelus = options.fuseBatchNormRelu === false ? new Map<string, string>() : batchNormReluPairs(graph);
+  const fusedBatchNorms = new Set(fusedRelus.values());
   let last: SymbolicTensor = inputTensor;
   for (const node of rest) {
+    if (node.kind === 'relu' && fusedRelus.has(node.name)) {
+      // Computed by the BatchNorm layer before it (activation 'relu').
+      outputs.set(node.name, outputs.get(node.inputs[0] as string) as SymbolicTensor);
+      continue;
+    }
     const from = node.inputs.map((inputName) => outputs.get(inputName) as SymbolicTensor);
-    const layer = kindOf(node).createLayer(node, inChannelsOf(graph, node));
+    const layer =
+      node.kind === 'batchNorm' && fusedBatchNorms.has(node.name)
+        ? new TorchBatchNormalization({ ...batchNormArgs(node), activation: 'relu' })
+        : kindOf(node).createLayer(node, inChannelsOf(graph, node));
     last = layer.apply(from.length === 1 ? (from[0] as SymbolicTensor) : from) as SymbolicTensor;
     outputs.set(node.name, last);
   }
   return model({ inputs: inputTensor, outputs: last, name });
+}
+
+/** How {@link buildLayersModel} builds. */
+export interface BuildLayersModelOptions {
+  /**
+   * Build each ReLU that follows a BatchNorm feeding only it into that BatchNorm layer (activation 'relu'). Default
+   * true; false gives the plan's layers one for one (same weights, same function: for A/B measurements).
+   */
+  fuseBatchNormRelu?: boolean;
+}
+
+/**
+ * The ReLU nodes that the built model computes inside the BatchNorm layer before them, each mapped to that BatchNorm's
+ * name: a ReLU whose one input is a BatchNorm that feeds nothing else (conv-BN-ReLU, BN-ReLU-conv). In inference that
+ * is one pass over the activation instead of two (batch_norm.ts's BATCH_NORM_RELU_INFERENCE_KERNEL where the backend has it),
+ * and one layer less for tfjs-layers to run; the function is the same.
+ */
+function batchNormReluPairs(graph: NetworkGraph): Map<string, string> {
+  const consumers = new Map<string, number>();
+  for (const node of graph.nodes) for (const from of node.inputs) consumers.set(from, (consumers.get(from) ?? 0) + 1);
+  const pairs = new Map<string, string>();
+  for (const node of graph.nodes) {
+    const from = node.inputs[0];
+    if (node.kind !== 'relu' || node.inputs.length !== 1 || from === undefined) continue;
+    if (graph.node(from).kind === 'batchNorm' && consumers.get(from) === 1) pairs.set(node.name, from);
+  }
+  return pairs;
 }

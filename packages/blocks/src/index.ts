@@ -15,8 +15,8 @@ export {
 export type { GroupedConv2DArgs, GroupedConv2DKernelAttrs, GroupedConv2DOptions, GroupedConvMethod, GroupedConvContext, GroupedConvMethodResolver, ConvKernelInitializer } from './layers/grouped_conv.js';
 export { PaddedMaxPooling2D } from './layers/pooling.js';
 export type { PaddedMaxPooling2DArgs } from './layers/pooling.js';
-export { BATCH_NORM_TRAINING_KERNEL, TorchBatchNormalization } from './layers/batch_norm.js';
-export type { BatchNormTrainingAttrs, TorchBatchNormalizationArgs } from './layers/batch_norm.js';
+export { BATCH_NORM_RELU_INFERENCE_KERNEL, BATCH_NORM_TRAINING_KERNEL, TorchBatchNormalization } from './layers/batch_norm.js';
+export type { BatchNormActivation, BatchNormTrainingAttrs, TorchBatchNormalizationArgs } from './layers/batch_norm.js';
 export { convOutputSize } from './layers/common.js';
 export type { ConvPadding } from './layers/common.js';
 export { ZeroPadShortcut, subsample, ZERO_PAD_SHORTCUT_KERNEL } from './layers/zero_pad_shortcut.js';
@@ -56,6 +56,7 @@ export type {
   ExampleShape,
   LayerRow,
   ConvInit,
+  BuildLayersModelOptions,
 } from './graph.js';
 export {
   residualBlock,

@@ -1,4 +1,5 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { TorchBatchNormalization } from '@wrn/blocks';
 
 /** The wasm backend's heap: 32-bit addresses, so 4 GiB at most, whatever the machine has. */
 export const WASM_HEAP_BYTES = 4 * 2 ** 30;
@@ -19,7 +20,9 @@ export function trainingBytesPerImage(model: LayersModel): number {
   let values = 0;
   for (const layer of model.layers) {
     const shapes = (Array.isArray(layer.outputShape[0]) ? layer.outputShape : [layer.outputShape]) as Array<Array<number | null>>;
-    for (const shape of shapes) values += shape.slice(1).reduce<number>((a, b) => a * (b ?? 1), 1);
+    // A BatchNorm layer with activation 'relu' (@wrn/blocks' BN + ReLU in one layer) keeps both outputs in training.
+    const outputs = layer instanceof TorchBatchNormalization && layer.activation === 'relu' ? 2 : 1;
+    for (const shape of shapes) values += outputs * shape.slice(1).reduce<number>((a, b) => a * (b ?? 1), 1);
   }
   return 3 * 4 * values;
 }

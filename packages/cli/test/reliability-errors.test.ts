@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { NetworkGraph, buildLayersModel } from '@wrn/blocks';
 import { isOutOfMemory, largestFittingBatch, outOfMemoryAdvice, trainingBytesPerImage, WASM_HEAP_BYTES } from '../src/memory-advice.js';
 import { runCli } from '../src/program.js';
 import { runWrn, scratchDir, type WrnResult } from './run-wrn.js';
@@ -28,6 +29,18 @@ describe('wasm out of memory, explained', () => {
   it('estimates the bytes an image costs from the layers, and the batch that fits the 4 GiB heap', () => {
     expect(trainingBytesPerImage(model)).toBe(960);
     expect(largestFittingBatch(model)).toBe(Math.floor((0.7 * WASM_HEAP_BYTES - 54 * 12) / 960));
+  });
+
+  it("counts a BatchNorm + ReLU layer's two outputs, as the separate layers it replaces were counted", () => {
+    const graph = new NetworkGraph({ seed: 1 });
+    graph.relu(graph.batchNorm(graph.conv(graph.input([4, 4, 2]), { filters: 3, kernelSize: 3 }, 'conv'), 'bn'), 'relu');
+    const [fused, separate] = [buildLayersModel(graph, 'fused'), buildLayersModel(graph, 'separate', { fuseBatchNormRelu: false })];
+    expect(fused.layers).toHaveLength(separate.layers.length - 1);
+    // input 32 + conv 48 + BN 48 + ReLU 48 values, 3 float32 copies each.
+    expect(trainingBytesPerImage(fused)).toBe(3 * 4 * (32 + 3 * 48));
+    expect(trainingBytesPerImage(separate)).toBe(trainingBytesPerImage(fused));
+    fused.dispose();
+    separate.dispose();
   });
 
   it('recognises emscripten aborts and allocation failures, and says which batch size fits', () => {

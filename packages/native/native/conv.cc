@@ -11,10 +11,15 @@
 #include "winograd.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
 
 namespace {
 
@@ -109,7 +114,95 @@ ThreadBuffers& threadBuffers() {
   return buffers;
 }
 
+#if defined(__x86_64__) || defined(_M_X64)
+// Direct convolution for 16 or 32 output channels (ResNet-20's stem and its stride-2 16->32): each output pixel's
+// channels are one or two AVX-512 registers, accumulated over kh x kw x ci broadcasts of x, P pixels at a time (the
+// FMA latency hidden by independent accumulators). Winograd's transforms and im2col's copies cost more than they
+// save at so few channels (tools/bench/conv-gflops.ts --env WRN_NATIVE_DIRECT=0). Per output row, the kh input rows it reads are
+// copied with their zero padding into a scratch [kh][wp][ci], so that the inner loops have no bounds.
+template <int NV, int P, int CI>
+__attribute__((target("avx512f"), always_inline)) inline void directPixels(const ConvShape& s, const float* rows, int64_t wp, const float* filter, int64_t ox0,
+                                                                             const float* bias, bool relu, float* out) {
+  __m512 acc[P][NV];
+  for (int p = 0; p < P; p++) {
+    for (int v = 0; v < NV; v++) acc[p][v] = bias != nullptr ? _mm512_loadu_ps(bias + 16 * v) : _mm512_setzero_ps();
+  }
+  const int64_t ci = CI > 0 ? CI : s.ci;  // CI: a channel count known at compile time (the stem's 3), else 0
+  const int64_t step = s.sw * ci;  // between two output pixels' inputs
+  for (int64_t ky = 0; ky < s.kh; ky++) {
+    for (int64_t kx = 0; kx < s.kw; kx++) {
+      const float* xs = rows + (ky * wp + ox0 * s.sw + kx) * ci;
+      const float* fk = filter + (ky * s.kw + kx) * ci * (16 * NV);
+      for (int64_t c = 0; c < ci; c++) {
+        __m512 w[NV];
+        for (int v = 0; v < NV; v++) w[v] = _mm512_loadu_ps(fk + c * (16 * NV) + 16 * v);
+        for (int p = 0; p < P; p++) {
+          const __m512 xv = _mm512_set1_ps(xs[p * step + c]);
+          for (int v = 0; v < NV; v++) acc[p][v] = _mm512_fmadd_ps(xv, w[v], acc[p][v]);
+        }
+      }
+    }
+  }
+  const __m512 zero = _mm512_setzero_ps();
+  for (int p = 0; p < P; p++) {
+    for (int v = 0; v < NV; v++) _mm512_storeu_ps(out + (ox0 + p) * (16 * NV) + 16 * v, relu ? _mm512_max_ps(acc[p][v], zero) : acc[p][v]);
+  }
+}
+
+template <int NV, int P, int CI>
+__attribute__((target("avx512f"))) void directRows(const ConvShape& s, const float* x, const float* filter, const float* bias, bool relu, float* out, int64_t r0, int64_t r1) {
+  const int64_t wp = (s.wo - 1) * s.sw + s.kw;  // padded row width
+  thread_local std::vector<float> scratch;
+  if (scratch.size() < static_cast<size_t>(s.kh * wp * s.ci)) scratch.resize(static_cast<size_t>(s.kh * wp * s.ci));
+  float* rows = scratch.data();
+  for (int64_t r = r0; r < r1; r++) {
+    const int64_t b = r / s.ho;
+    const int64_t oy = r % s.ho;
+    for (int64_t ky = 0; ky < s.kh; ky++) {
+      const int64_t iy = oy * s.sh - s.pt + ky;
+      float* dst = rows + ky * wp * s.ci;
+      for (int64_t j = 0; j < wp; j++) {
+        const int64_t ix = j - s.pl;
+        float* d = dst + j * s.ci;
+        if (iy < 0 || iy >= s.h || ix < 0 || ix >= s.w) {
+          std::fill(d, d + s.ci, 0.f);
+        } else {
+          const float* src = x + ((b * s.h + iy) * s.w + ix) * s.ci;
+          for (int64_t c = 0; c < s.ci; c++) d[c] = src[c];
+        }
+      }
+    }
+    float* o = out + r * s.wo * s.co;
+    int64_t ox = 0;
+    for (; ox + P <= s.wo; ox += P) directPixels<NV, P, CI>(s, rows, wp, filter, ox, bias, relu, o);
+    for (; ox < s.wo; ox++) directPixels<NV, 1, CI>(s, rows, wp, filter, ox, bias, relu, o);
+  }
+}
+
+// WRN_NATIVE_DIRECT=0 turns it off, read at each call so that an A/B can switch it in one process.
+bool directConvIfFaster(const ConvShape& s, const float* x, const float* filter, const float* bias, bool relu, float* out) {
+  if (s.g != 1 || s.kh != 3 || s.kw != 3 || (s.co != 16 && s.co != 32) || std::string(wrn::gemmIsa()) != "avx512f") return false;
+  // 3x3 stride 1 over 16 or more channels: Winograd F(4x4) was 1.5-1.7x faster (the same A/B).
+  if (s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 && s.ci >= 16) return false;
+  const char* env = std::getenv("WRN_NATIVE_DIRECT");
+  if (env != nullptr && std::string(env) == "0") return false;
+  parallelFor(s.n * s.ho, 1, [&](int, int64_t r0, int64_t r1) {
+    if (s.co == 16 && s.ci == 3) {
+      directRows<1, 8, 3>(s, x, filter, bias, relu, out, r0, r1);
+    } else if (s.co == 16) {
+      directRows<1, 8, 0>(s, x, filter, bias, relu, out, r0, r1);
+    } else {
+      directRows<2, 4, 0>(s, x, filter, bias, relu, out, r0, r1);
+    }
+  });
+  return true;
+}
+#else
+bool directConvIfFaster(const ConvShape&, const float*, const float*, const float*, bool, float*) { return false; }
+#endif
+
 void convForward(const ConvShape& s, const float* x, const float* filter, const float* bias, bool relu, float* out) {
+  if (directConvIfFaster(s, x, filter, bias, relu, out)) return;
   if (s.g == 1 && s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 && wrn::winogradConv2dIfFaster({s.n, s.h, s.w, s.ci, s.co, s.ho, s.wo, s.pt, s.pl}, x, filter, bias, relu, out)) return;
   const int64_t k = s.k();
   const int64_t cog = s.cog();

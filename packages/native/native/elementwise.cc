@@ -16,16 +16,16 @@
 #include <string>
 #include <vector>
 
+#include "napi-args.h"
 #include "parallel.h"
-
-#if defined(__x86_64__) || defined(_M_X64)
-#define WRN_ELEMENTWISE_X86 1
-#define WRN_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#endif
-#define WRN_INLINE __attribute__((always_inline)) inline
 
 namespace {
 
+using wrn::args;
+using wrn::fail;
+using wrn::floats;
+using wrn::integer;
+using wrn::number;
 using wrn::parallelFor;
 
 // Elements per unit of work handed to a thread. These loops run at memory speed, and a second thread paid
@@ -246,7 +246,7 @@ void batchNormGradApplyPortable(const float* x, const float* dy, const float* me
 void reluGradPortable(const float* y, const float* dy, float* dx, int64_t begin, int64_t end) { reluGradChunk(y, dy, dx, begin, end); }
 void sgdPortable(float* p, const float* g, float* buf, const SgdHyper& h, int64_t begin, int64_t end) { sgdChunk(p, g, buf, h, begin, end); }
 
-#ifdef WRN_ELEMENTWISE_X86
+#ifdef WRN_NATIVE_X86
 WRN_TARGET_AVX2 void binaryAvx2(int op, const float* a, int64_t na, const float* b, int64_t nb, float* out, int64_t begin, int64_t end) {
   binaryChunk(op, a, na, b, nb, out, begin, end);
 }
@@ -275,23 +275,18 @@ WRN_TARGET_AVX2 void batchNormGradApplyAvx2(const float* x, const float* dy, con
 }
 WRN_TARGET_AVX2 void reluGradAvx2(const float* y, const float* dy, float* dx, int64_t begin, int64_t end) { reluGradChunk(y, dy, dx, begin, end); }
 WRN_TARGET_AVX2 void sgdAvx2(float* p, const float* g, float* buf, const SgdHyper& h, int64_t begin, int64_t end) { sgdChunk(p, g, buf, h, begin, end); }
-#define WRN_PICK(name) (wrn::avx2Fma() ? name##Avx2 : name##Portable)
-#else
-#define WRN_PICK(name) name##Portable
 #endif
 
-void binary(int op, const float* a, int64_t na, const float* b, int64_t nb, float* out, int64_t n) {
+void binary(int op, const float* a, int64_t na, const float* b, int64_t nb, float* out, int64_t n, int64_t grainElements = grainSize()) {
   const auto chunk = WRN_PICK(binary);
-  const int64_t grainElements = grainSize();
   const int64_t period = na == nb || na == 1 || nb == 1 ? 0 : std::min(na, nb);
   const int64_t units = period == 0 ? n : n / period;
   const int64_t grain = period == 0 ? grainElements : std::max<int64_t>(1, grainElements / period);
   parallelFor(units, grain, [&](int, int64_t begin, int64_t end) { chunk(op, a, na, b, nb, out, begin, end); });
 }
 
-void unary(int op, const float* x, float* out, int64_t n, float alpha) {
+void unary(int op, const float* x, float* out, int64_t n, float alpha, int64_t grainElements = grainSize()) {
   const auto chunk = WRN_PICK(unary);
-  const int64_t grainElements = grainSize();
   parallelFor(n, grainElements, [&](int, int64_t begin, int64_t end) { chunk(op, x, out, begin, end, alpha); });
 }
 
@@ -431,61 +426,6 @@ void sgdUpdate(float* p, const float* g, float* buf, int64_t n, const SgdHyper& 
 }
 
 // ---- N-API glue ----
-
-napi_value fail(napi_env env, const std::string& message) {
-  napi_throw_type_error(env, "ERR_WRN_NATIVE", message.c_str());
-  return nullptr;
-}
-
-// A Float32Array argument (null allowed when `optional`): its data and length, or an error naming it.
-bool floats(napi_env env, napi_value value, const char* name, float** data, int64_t* length, std::string& error, bool optional = false) {
-  napi_valuetype type;
-  napi_typeof(env, value, &type);
-  if (optional && (type == napi_null || type == napi_undefined)) {
-    *data = nullptr;
-    *length = 0;
-    return true;
-  }
-  bool isTypedArray = false;
-  napi_is_typedarray(env, value, &isTypedArray);
-  napi_typedarray_type arrayType;
-  size_t size = 0;
-  void* ptr = nullptr;
-  if (!isTypedArray || napi_get_typedarray_info(env, value, &arrayType, &size, &ptr, nullptr, nullptr) != napi_ok || arrayType != napi_float32_array) {
-    error = std::string(name) + " must be a Float32Array" + (optional ? " or null" : "");
-    return false;
-  }
-  *data = static_cast<float*>(ptr);
-  *length = static_cast<int64_t>(size);
-  return true;
-}
-
-bool integer(napi_env env, napi_value value, const char* name, int64_t min, int64_t* out, std::string& error) {
-  if (napi_get_value_int64(env, value, out) != napi_ok || *out < min) {
-    error = std::string(name) + " must be an integer >= " + std::to_string(min);
-    return false;
-  }
-  return true;
-}
-
-bool number(napi_env env, napi_value value, const char* name, double* out, std::string& error) {
-  if (napi_get_value_double(env, value, out) != napi_ok) {
-    error = std::string(name) + " must be a number";
-    return false;
-  }
-  return true;
-}
-
-template <size_t N>
-bool args(napi_env env, napi_callback_info info, napi_value (&argv)[N], const char* fn, const char* signature) {
-  size_t argc = N;
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc < N) {
-    fail(env, std::string(fn) + ": takes " + signature);
-    return false;
-  }
-  return true;
-}
 
 std::string sizeMismatch(const char* name, int64_t has, const std::string& needs) {
   return std::string(name) + " has " + std::to_string(has) + " elements; " + needs;
@@ -678,6 +618,10 @@ napi_value SgdUpdate(napi_env env, napi_callback_info info) {
 }  // namespace
 
 namespace wrn {
+
+void reluForward(const float* x, float* out, int64_t n, int64_t grain) { unary(RELU, x, out, n, 0.f, grain); }
+
+void addSameLength(const float* a, const float* b, float* out, int64_t n, int64_t grain) { binary(ADD, a, n, b, n, out, n, grain); }
 
 void registerElementwise(napi_env env, napi_value exports) {
   const struct {

@@ -1,13 +1,15 @@
 // The memory-bound kernels of a residual network's forward pass in inference, for @wrn's TF.js wasm backend:
 // BatchNorm with its moving statistics (per channel (x - mean) * scale / sqrt(variance + epsilon) + offset),
 // ReLU, a same-shape add, and the option-A shortcut (keep every s-th row and column, append zero channels) in one
-// pass instead of the Slice, Slice and PadV2 that ZeroPadShortcut's ops run. On wasm BatchNorm is a scalar loop
+// pass instead of the Slice, Slice and PadV2 that ZeroPadShortcut's ops run; BatchNorm may apply the ReLU that
+// follows it in the same pass. ReLU and Add are elementwise.cc's loops run with this file's grain. On wasm BatchNorm is a scalar loop
 // (or, in @wrn's wasm kernel, a 1x1 depthwise conv with two tensors built per call), and ReLU and Add are 128-bit
 // SIMD on one thread; here each loop is compiled for AVX2+FMA and portable (chosen at run time like the
 // convolutions' micro-kernel) and split over the shared thread pool when the tensor is large enough to pay for it.
 #include "inference.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -16,48 +18,46 @@
 #include <tuple>
 #include <vector>
 
+#include "elementwise.h"
+#include "napi-args.h"
 #include "parallel.h"
-
-#if defined(__x86_64__) || defined(_M_X64)
-#define WRN_INFERENCE_X86 1
-#define WRN_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#endif
-#define WRN_INLINE __attribute__((always_inline)) inline
 
 namespace {
 
+using wrn::args;
+using wrn::fail;
+using wrn::floats;
+using wrn::integer;
 using wrn::parallelFor;
 
 // Elements per unit of work handed to a thread: below it a call stays on the calling thread. These loops run at
 // cache speed (a [64,32,32,16] ReLU in 0.12 ms), and splitting them at 256K elements made Add 5x and the shortcut 14x
 // slower on a loaded 2-core machine (tools/bench/native-inference-ab.ts), as elementwise.cc found: so only tensors
 // over 4M elements (16 MB) are split. WRN_NATIVE_INFERENCE_GRAIN=N changes it (the tests split small tensors).
-int64_t grainSize() {
-  static const int64_t grain = [] {
+std::atomic<int64_t>& grain() {
+  static std::atomic<int64_t> elements{[] {
     const char* env = std::getenv("WRN_NATIVE_INFERENCE_GRAIN");
     const long long n = env != nullptr ? std::atoll(env) : 0;
     return n > 0 ? static_cast<int64_t>(n) : int64_t{1} << 22;
-  }();
-  return grain;
+  }()};
+  return elements;
 }
 
-// Rows [r0, r1) of [rows, channels]: out = (x - mean) * factor + offset, per channel.
+int64_t grainSize() { return grain().load(std::memory_order_relaxed); }
+
+// Rows [r0, r1) of [rows, channels]: out = (x - mean) * factor + offset, per channel, then max(0, .) with Relu
+// (a BatchNorm followed by a ReLU in one pass; v < 0 ? 0 : v keeps NaN, as tfjs-core's cpu kernel and torch.relu do).
+template <bool Relu>
 WRN_INLINE void batchNormChunk(const float* __restrict x, const float* __restrict mean, const float* __restrict factor,
                                const float* __restrict offset, int64_t channels, float* __restrict out, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; r++) {
     const float* __restrict xr = x + r * channels;
     float* __restrict outr = out + r * channels;
-    for (int64_t c = 0; c < channels; c++) outr[c] = (xr[c] - mean[c]) * factor[c] + offset[c];
+    for (int64_t c = 0; c < channels; c++) {
+      const float v = (xr[c] - mean[c]) * factor[c] + offset[c];
+      outr[c] = Relu && v < 0.f ? 0.f : v;
+    }
   }
-}
-
-WRN_INLINE void reluChunk(const float* __restrict x, float* __restrict out, int64_t begin, int64_t end) {
-  // v < 0 ? 0 : v keeps NaN, as tfjs-core's cpu kernel and torch.relu do.
-  for (int64_t i = begin; i < end; i++) out[i] = x[i] < 0.f ? 0.f : x[i];
-}
-
-WRN_INLINE void addChunk(const float* __restrict a, const float* __restrict b, float* __restrict out, int64_t begin, int64_t end) {
-  for (int64_t i = begin; i < end; i++) out[i] = a[i] + b[i];
 }
 
 // Output rows [r0, r1) (r = image * outHeight + row) of the option-A shortcut: x [n, h, w, c] -> out [n, ho, wo, co]
@@ -81,87 +81,42 @@ WRN_INLINE void shortcutChunk(const float* __restrict x, int64_t h, int64_t w, i
 // Each loop above, compiled for AVX2+FMA and for the baseline ISA.
 void batchNormPortable(const float* x, const float* mean, const float* factor, const float* offset, int64_t channels, float* out, int64_t r0,
                        int64_t r1) {
-  batchNormChunk(x, mean, factor, offset, channels, out, r0, r1);
+  batchNormChunk<false>(x, mean, factor, offset, channels, out, r0, r1);
 }
-void reluPortable(const float* x, float* out, int64_t begin, int64_t end) { reluChunk(x, out, begin, end); }
-void addPortable(const float* a, const float* b, float* out, int64_t begin, int64_t end) { addChunk(a, b, out, begin, end); }
+void batchNormReluPortable(const float* x, const float* mean, const float* factor, const float* offset, int64_t channels, float* out, int64_t r0,
+                           int64_t r1) {
+  batchNormChunk<true>(x, mean, factor, offset, channels, out, r0, r1);
+}
 void shortcutPortable(const float* x, int64_t h, int64_t w, int64_t c, int64_t s, int64_t ho, int64_t wo, int64_t co, float* out, int64_t r0,
                       int64_t r1) {
   shortcutChunk(x, h, w, c, s, ho, wo, co, out, r0, r1);
 }
 
-#ifdef WRN_INFERENCE_X86
+#ifdef WRN_NATIVE_X86
 WRN_TARGET_AVX2 void batchNormAvx2(const float* x, const float* mean, const float* factor, const float* offset, int64_t channels, float* out,
                                    int64_t r0, int64_t r1) {
-  batchNormChunk(x, mean, factor, offset, channels, out, r0, r1);
+  batchNormChunk<false>(x, mean, factor, offset, channels, out, r0, r1);
 }
-WRN_TARGET_AVX2 void reluAvx2(const float* x, float* out, int64_t begin, int64_t end) { reluChunk(x, out, begin, end); }
-WRN_TARGET_AVX2 void addAvx2(const float* a, const float* b, float* out, int64_t begin, int64_t end) { addChunk(a, b, out, begin, end); }
+WRN_TARGET_AVX2 void batchNormReluAvx2(const float* x, const float* mean, const float* factor, const float* offset, int64_t channels, float* out,
+                                       int64_t r0, int64_t r1) {
+  batchNormChunk<true>(x, mean, factor, offset, channels, out, r0, r1);
+}
 WRN_TARGET_AVX2 void shortcutAvx2(const float* x, int64_t h, int64_t w, int64_t c, int64_t s, int64_t ho, int64_t wo, int64_t co, float* out,
                                   int64_t r0, int64_t r1) {
   shortcutChunk(x, h, w, c, s, ho, wo, co, out, r0, r1);
 }
-#define WRN_PICK(name) (wrn::avx2Fma() ? name##Avx2 : name##Portable)
-#else
-#define WRN_PICK(name) name##Portable
 #endif
 
 // ---- N-API glue ----
 
-napi_value fail(napi_env env, const std::string& message) {
-  napi_throw_type_error(env, "ERR_WRN_NATIVE", message.c_str());
-  return nullptr;
-}
-
-// A Float32Array argument (null allowed when `optional`): its data and length, or an error naming it.
-bool floats(napi_env env, napi_value value, const char* name, float** data, int64_t* length, std::string& error, bool optional = false) {
-  napi_valuetype type;
-  napi_typeof(env, value, &type);
-  if (optional && (type == napi_null || type == napi_undefined)) {
-    *data = nullptr;
-    *length = 0;
-    return true;
-  }
-  bool isTypedArray = false;
-  napi_is_typedarray(env, value, &isTypedArray);
-  napi_typedarray_type arrayType;
-  size_t size = 0;
-  void* ptr = nullptr;
-  if (!isTypedArray || napi_get_typedarray_info(env, value, &arrayType, &size, &ptr, nullptr, nullptr) != napi_ok || arrayType != napi_float32_array) {
-    error = std::string(name) + " must be a Float32Array" + (optional ? " or null" : "");
-    return false;
-  }
-  *data = static_cast<float*>(ptr);
-  *length = static_cast<int64_t>(size);
-  return true;
-}
-
-bool integer(napi_env env, napi_value value, const char* name, int64_t min, int64_t* out, std::string& error) {
-  if (napi_get_value_int64(env, value, out) != napi_ok || *out < min) {
-    error = std::string(name) + " must be an integer >= " + std::to_string(min);
-    return false;
-  }
-  return true;
-}
-
-template <size_t N>
-bool args(napi_env env, napi_callback_info info, napi_value (&argv)[N], const char* fn, const char* signature) {
-  size_t argc = N;
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc < N) {
-    fail(env, std::string(fn) + ": takes " + signature);
-    return false;
-  }
-  return true;
-}
-
 std::string count(int64_t n) { return std::to_string(n); }
 
-// batchNormInference(x, mean, variance, offset | null, scale | null, epsilon, out): x and out [rows, C], C the
-// length of the longest parameter; each parameter has C values or one (then it applies to every channel).
+// batchNormInference(x, mean, variance, offset | null, scale | null, epsilon, out, relu?): x and out [rows, C], C the
+// length of the longest parameter; each parameter has C values or one (then it applies to every channel); with
+// relu true, out = max(0, BatchNorm(x)) in the same pass.
 napi_value BatchNormInference(napi_env env, napi_callback_info info) {
-  napi_value argv[7];
-  if (!args(env, info, argv, "batchNormInference", "(x, mean, variance, offset, scale, epsilon, out)")) return nullptr;
+  napi_value argv[8];
+  if (!args(env, info, argv, "batchNormInference", "(x, mean, variance, offset, scale, epsilon, out, relu?)", 7)) return nullptr;
   std::string error;
   const char* names[7] = {"x", "mean", "variance", "offset", "scale", "epsilon", "out"};
   float* p[7] = {};
@@ -183,6 +138,10 @@ napi_value BatchNormInference(napi_env env, napi_callback_info info) {
   const int64_t n = len[0];
   if (error.empty() && n % channels != 0) error = "x has " + count(n) + " elements, not a multiple of the " + count(channels) + " channels";
   if (error.empty() && len[6] != n) error = "out has " + count(len[6]) + " elements; x has " + count(n);
+  bool relu = false;
+  napi_valuetype reluType;
+  napi_typeof(env, argv[7], &reluType);
+  if (error.empty() && reluType != napi_undefined && napi_get_value_bool(env, argv[7], &relu) != napi_ok) error = "relu must be a boolean or left out";
   if (!error.empty()) return fail(env, "batchNormInference: " + error);
   if (n == 0) return nullptr;
   // Per channel, once: factor = scale / sqrt(variance + epsilon) (in double, then rounded once), so each element
@@ -194,7 +153,7 @@ napi_value BatchNormInference(napi_env env, napi_callback_info info) {
     factor[c] = static_cast<float>(static_cast<double>(at(4, c, 1.f)) / std::sqrt(static_cast<double>(at(2, c, 1.f)) + epsilon));
     offset[c] = at(3, c, 0.f);
   }
-  const auto chunk = WRN_PICK(batchNorm);
+  const auto chunk = relu ? WRN_PICK(batchNormRelu) : WRN_PICK(batchNorm);
   const int64_t rows = n / channels;
   const float* x = p[0];
   float* out = p[6];
@@ -214,8 +173,7 @@ napi_value Relu(napi_env env, napi_callback_info info) {
     error = "out has " + count(n) + " elements; x has " + count(nx);
   }
   if (!error.empty()) return fail(env, "relu: " + error);
-  const auto chunk = WRN_PICK(relu);
-  parallelFor(n, grainSize(), [&](int, int64_t begin, int64_t end) { chunk(x, out, begin, end); });
+  wrn::reluForward(x, out, n, grainSize());
   return nullptr;
 }
 
@@ -230,8 +188,7 @@ napi_value Add(napi_env env, napi_callback_info info) {
     if (na != n || nb != n) error = "a has " + count(na) + ", b " + count(nb) + " and out " + count(n) + " elements; they must be equal";
   }
   if (!error.empty()) return fail(env, "add: " + error);
-  const auto chunk = WRN_PICK(add);
-  parallelFor(n, grainSize(), [&](int, int64_t begin, int64_t end) { chunk(a, b, out, begin, end); });
+  wrn::addSameLength(a, b, out, n, grainSize());
   return nullptr;
 }
 
@@ -273,6 +230,20 @@ napi_value ZeroPadShortcutCall(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// setInferenceGrain(elements): from now on these kernels split a call over the thread pool in shares of at least
+// `elements` (WRN_NATIVE_INFERENCE_GRAIN's value, 4M by default); returns the previous value. For A/B benches that
+// compare grains in one process.
+napi_value SetInferenceGrain(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!args(env, info, argv, "setInferenceGrain", "(elements)")) return nullptr;
+  std::string error;
+  int64_t elements = 0;
+  if (!integer(env, argv[0], "elements", 1, &elements, error)) return fail(env, "setInferenceGrain: " + error);
+  napi_value previous;
+  napi_create_int64(env, grain().exchange(elements), &previous);
+  return previous;
+}
+
 }  // namespace
 
 namespace wrn {
@@ -281,7 +252,8 @@ void registerInference(napi_env env, napi_value exports) {
   const struct {
     const char* name;
     napi_callback fn;
-  } functions[] = {{"batchNormInference", BatchNormInference}, {"relu", Relu}, {"add", Add}, {"zeroPadShortcut", ZeroPadShortcutCall}};
+  } functions[] = {{"batchNormInference", BatchNormInference}, {"relu", Relu}, {"add", Add}, {"zeroPadShortcut", ZeroPadShortcutCall},
+                   {"setInferenceGrain", SetInferenceGrain}};
   for (const auto& f : functions) {
     napi_value fn;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &fn);

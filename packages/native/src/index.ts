@@ -89,6 +89,7 @@ export interface NativeConvKernels {
   /**
    * BatchNorm with fixed statistics (inference): out = (x - mean) * scale / sqrt(variance + epsilon) + offset over x
    * [rows, C]; each of mean, variance, offset, scale has C values or one (offset null means 0, scale null means 1).
+   * With `relu` true, out = max(0, that) in the same pass (NaN stays NaN).
    */
   batchNormInference(
     x: Float32Array,
@@ -98,6 +99,7 @@ export interface NativeConvKernels {
     scale: Float32Array | null,
     epsilon: number,
     out: Float32Array,
+    relu?: boolean,
   ): void;
   /** out = max(0, x) (NaN stays NaN), threaded on large tensors; out may be x. */
   relu(x: Float32Array, out: Float32Array): void;
@@ -108,6 +110,11 @@ export interface NativeConvKernels {
    * in the first c channels and zeros after them.
    */
   zeroPadShortcut(x: Float32Array, shape: readonly [number, number, number, number], strides: number, outChannels: number, out: Float32Array): void;
+  /**
+   * Sets the elements per thread's share of batchNormInference, relu, add and zeroPadShortcut (smaller tensors stay
+   * on the calling thread; WRN_NATIVE_INFERENCE_GRAIN's value, else 4M); returns the previous value. For A/B benches.
+   */
+  setInferenceGrain(elements: number): number;
   /** The GEMM micro-kernel in use: 'avx512f', 'avx2+fma', or 'portable' (compiler-vectorised C++); WRN_NATIVE_ISA=avx512|avx2|portable forces one the CPU has. */
   isa: string;
   /** Threads each call splits its work over (WRN_NATIVE_THREADS, else one per logical core). */
@@ -219,10 +226,12 @@ interface Addon {
     scale: Float32Array | null,
     epsilon: number,
     out: Float32Array,
+    relu: boolean,
   ): void;
   relu(x: Float32Array, out: Float32Array): void;
   add(a: Float32Array, b: Float32Array, out: Float32Array): void;
   zeroPadShortcut(x: Float32Array, shape: readonly number[], strides: number, outChannels: number, out: Float32Array): void;
+  setInferenceGrain(elements: number): number;
   isa: string;
   threads: number;
   winogradConv2d(shape: number[], x: Float32Array, filter: Float32Array, out: Float32Array, bias: Float32Array | null, relu: boolean, tile: number): void;
@@ -293,10 +302,12 @@ export function loadNativeConvKernels(): NativeConvLoad {
         kernels.batchNormTrainingGrad(x, dy, scale, mean, variance, epsilon, grads.dmean, grads.dvariance, out.dx, out.dscale, out.doffset),
       sgdUpdate: (param, grad, buffer, h) => kernels.sgdUpdate(param, grad, buffer, h.lr, h.momentum, h.dampening, h.weightDecay, h.nesterov, h.first),
       reluGrad: (y, dy, dx) => kernels.reluGrad(y, dy, dx),
-      batchNormInference: (x, mean, variance, offset, scale, epsilon, out) => kernels.batchNormInference(x, mean, variance, offset, scale, epsilon, out),
+      batchNormInference: (x, mean, variance, offset, scale, epsilon, out, relu) =>
+        kernels.batchNormInference(x, mean, variance, offset, scale, epsilon, out, relu ?? false),
       relu: (x, out) => kernels.relu(x, out),
       add: (a, b, out) => kernels.add(a, b, out),
       zeroPadShortcut: (x, shape, strides, outChannels, out) => kernels.zeroPadShortcut(x, shape, strides, outChannels, out),
+      setInferenceGrain: (elements) => kernels.setInferenceGrain(elements),
       isa: addon.isa,
       threads: addon.threads,
       origin,

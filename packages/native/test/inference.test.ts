@@ -90,15 +90,36 @@ describe.skipIf(torchMissing)("@wrn/native's inference kernels equal PyTorch's (
         offset: make('offset', -1, 1, 90),
         scale: make('scale', 0.5, 1.5, 80),
       };
-      return { kind: 'batchNorm', channels, epsilon: 1e-5, ...Object.fromEntries(Object.entries(arrays).map(([k, v]) => [k, list(v)])), arrays };
-    });
+      const common = { kind: 'batchNorm', channels, epsilon: 1e-5, ...Object.fromEntries(Object.entries(arrays).map(([k, v]) => [k, list(v)])), arrays };
+      // Each case plain and with the ReLU fused in (x spans [-2, 3], so about half the outputs are clamped).
+      return [{ ...common, relu: false }, { ...common, relu: true }];
+    }).flat();
     const answers = torch(cases.map(({ arrays: _, ...c }) => c)) as number[][];
     cases.forEach((c, i) => {
       const { x, mean, variance, offset, scale } = c.arrays;
-      const out = new Float32Array(x.length);
-      native.batchNormInference(x, mean, variance, offset, scale, c.epsilon, out);
-      expect(relativeError(out, answers[i]!), `batchNorm [${x.length / c.channels},${c.channels}] ${JSON.stringify(BN_CASES[i]![2])}`).toBeLessThan(4e-7);
+      const out = new Float32Array(x.length).fill(Number.NaN);
+      if (c.relu) native.batchNormInference(x, mean, variance, offset, scale, c.epsilon, out, true);
+      else native.batchNormInference(x, mean, variance, offset, scale, c.epsilon, out);
+      const label = `batchNorm${c.relu ? '+relu' : ''} [${x.length / c.channels},${c.channels}] ${JSON.stringify(BN_CASES[i >> 1]![2])}`;
+      expect(relativeError(out, answers[i]!), label).toBeLessThan(4e-7);
+      if (c.relu) expect(out.filter((v) => v === 0).length, `${label}: clamped outputs`).toBeGreaterThan(x.length / 10);
     });
+  });
+
+  it('setInferenceGrain changes how calls are split, not their results, and returns the previous grain', () => {
+    const native = kernels();
+    const x = randomArray(64 * 37, 11, -2, 2);
+    const c = randomArray(37, 12, 0.5, 1.5);
+    const run = () => {
+      const out = new Float32Array(x.length);
+      native.batchNormInference(x, c, c, c, c, 1e-5, out, true);
+      return out;
+    };
+    const split = run();
+    expect(native.setInferenceGrain(1 << 30)).toBe(4096);
+    expect(run()).toEqual(split);
+    expect(native.setInferenceGrain(4096)).toBe(1 << 30);
+    expect(() => native.setInferenceGrain(0)).toThrow('setInferenceGrain: elements must be an integer >= 1');
   });
 
   it('relu (NaN, -0) and same-shape add, in place too', () => {
@@ -150,10 +171,12 @@ describe("@wrn/native's inference kernels, portable build", () => {
     const c = Float32Array.from({ length: 13 }, (_, i) => 0.5 + i / 13);
     const bn = new Float32Array(x.length), relu = new Float32Array(x.length), add = new Float32Array(x.length), shortcut = new Float32Array(2 * 4 * 3 * 20);
     k.batchNormInference(x, c, c, c, c, 1e-3, bn);
+    const bnRelu = new Float32Array(x.length);
+    k.batchNormInference(x, c, c, c, c, 1e-3, bnRelu, true);
     k.relu(x, relu);
     k.add(x, bn, add);
     k.zeroPadShortcut(x, [2, 7, 5, 13], 2, 20, shortcut);
-    const result = { isa: k.isa, bn: [...bn], relu: [...relu], add: [...add], shortcut: [...shortcut] };
+    const result = { isa: k.isa, bn: [...bn], bnRelu: [...bnRelu], relu: [...relu], add: [...add], shortcut: [...shortcut] };
   `;
 
   it('gives the numbers of the AVX2 build', () => {
@@ -165,7 +188,7 @@ describe("@wrn/native's inference kernels, portable build", () => {
     const portable = JSON.parse(child.stdout) as Record<string, number[] | string>;
     expect(portable['isa']).toBe('portable');
     const here = new Function('loadNativeConvKernels', `${probe}; return result;`)(loadNativeConvKernels) as Record<string, number[] | string>;
-    for (const key of ['bn', 'relu', 'add', 'shortcut']) {
+    for (const key of ['bn', 'bnRelu', 'relu', 'add', 'shortcut']) {
       expect(relativeError(here[key] as number[], portable[key] as number[]), key).toBeLessThan(1e-6);
     }
   });
@@ -184,6 +207,9 @@ describe("@wrn/native's inference kernels reject buffers that do not fit, naming
     expect(() => native.batchNormInference(f(12), f(4), f(4), f(4), f(4), 1e-5, f(8))).toThrow('batchNormInference: out has 8 elements; x has 12');
     expect(() => native.batchNormInference(f(12), f(4), f(4), [1] as unknown as Float32Array, null, 1e-5, f(12))).toThrow(
       'batchNormInference: offset must be a Float32Array or null',
+    );
+    expect(() => native.batchNormInference(f(12), f(4), f(4), null, null, 1e-5, f(12), 1 as unknown as boolean)).toThrow(
+      'batchNormInference: relu must be a boolean or left out',
     );
     expect(() => native.relu(f(6), f(5))).toThrow('relu: out has 5 elements; x has 6');
     expect(() => native.add(f(6), f(3), f(6))).toThrow('add: a has 6, b 3 and out 6 elements; they must be equal');

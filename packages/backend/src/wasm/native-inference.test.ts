@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import { TorchBatchNormalization, ZERO_PAD_SHORTCUT_KERNEL, ZeroPadShortcut } from '@wrn/blocks';
+import { BATCH_NORM_RELU_INFERENCE_KERNEL, TorchBatchNormalization, ZERO_PAD_SHORTCUT_KERNEL, ZeroPadShortcut } from '@wrn/blocks';
 import { loadNativeConvKernels } from '@wrn/native';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { maxRelativeError, randomArray, runOnWasmAndCpu } from './cpu-reference.test-support';
@@ -109,6 +109,28 @@ describe.runIf(native.ok)('the inference kernels on @wrn/native (wasm), against 
       await tf.setBackend('wasm');
       expect(await kernelsRun(forward), name).toEqual([ZERO_PAD_SHORTCUT_KERNEL]);
       dy.dispose();
+    }
+  });
+
+  it("TorchBatchNormalization with activation 'relu' runs one fused kernel in inference, equal to the cpu backend's BatchNorm + Relu, gradient too", async () => {
+    for (const shape of [[2, 9, 7, 13], [3, 4, 4, 37]]) {
+      const c = shape[shape.length - 1]!;
+      const layer = new TorchBatchNormalization({ name: `fused${c}`, activation: 'relu' });
+      layer.build(shape);
+      layer.setWeights([t([c], `g${c}`, 0.5, 1.5), t([c], `b${c}`), t([c], `m${c}`), t([c], `v${c}`, 0.2, 2)]);
+      const x = t(shape, `fx${c}`, -2, 2);
+      const forward = () => layer.apply(x, { training: false }) as tf.Tensor;
+      const { wasm, cpu } = await runOnWasmAndCpu(forward);
+      expect(maxRelativeError(wasm.values, cpu.values), `[${shape}]`).toBeLessThan(1e-6);
+      expect(cpu.values.filter((v) => v === 0).length, `[${shape}] clamped`).toBeGreaterThan(cpu.values.length / 10);
+      expect(wasm.leaked).toBe(0);
+      await tf.setBackend('wasm');
+      expect(await kernelsRun(forward), `[${shape}]`).toEqual([BATCH_NORM_RELU_INFERENCE_KERNEL]);
+      // Under tf.grad the layer runs tf.batchNorm + tf.relu, whose gradients exist.
+      const dy = t(shape, `fdy${c}`);
+      const g = await runOnWasmAndCpu(() => tf.grad((input: tf.Tensor) => tf.sum(tf.mul(layer.apply(input, { training: false }) as tf.Tensor, dy)))(x));
+      expect(maxRelativeError(g.wasm.values, g.cpu.values), `gradient [${shape}]`).toBeLessThan(1e-6);
+      tf.dispose([x, dy]);
     }
   });
 

@@ -1,8 +1,8 @@
-import { Add, FusedBatchNorm, Relu, util } from '@tensorflow/tfjs-core';
+import { Add, batchNorm, FusedBatchNorm, Relu, relu, tidy, util, type Tensor } from '@tensorflow/tfjs-core';
 import type { FusedBatchNormAttrs, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { ZERO_PAD_SHORTCUT_KERNEL, type ZeroPadShortcutAttrs } from '@wrn/blocks';
+import { BATCH_NORM_RELU_INFERENCE_KERNEL, ZERO_PAD_SHORTCUT_KERNEL, type BatchNormTrainingAttrs, type ZeroPadShortcutAttrs } from '@wrn/blocks';
 import type { NativeConvKernels } from '@wrn/native';
-import { heapView, requireInput, type KernelArgs, type WasmHeapBackend } from './heap';
+import { asTensor, heapView, requireInput, type KernelArgs, type WasmHeapBackend } from './heap';
 import { makeBatchNormViaDepthwise } from './kernels/fused-batch-norm';
 import { nativeElementwiseKernelMakers } from './native-elementwise';
 
@@ -13,7 +13,7 @@ import { nativeElementwiseKernelMakers } from './native-elementwise';
  * and falls back to the kernel it replaced for what it does not cover (other dtypes, broadcasts, parameters that
  * are neither one value nor one per channel).
  */
-export const WASM_NATIVE_INFERENCE_KERNEL_NAMES: readonly string[] = [FusedBatchNorm, Relu, Add, ZERO_PAD_SHORTCUT_KERNEL];
+export const WASM_NATIVE_INFERENCE_KERNEL_NAMES: readonly string[] = [FusedBatchNorm, Relu, Add, ZERO_PAD_SHORTCUT_KERNEL, BATCH_NORM_RELU_INFERENCE_KERNEL];
 
 function fallback(kernelName: string, previous: KernelFunc | undefined, args: KernelArgs): TensorInfo | TensorInfo[] {
   if (previous == null) throw new Error(`${kernelName} (native inference kernel): no wasm kernel to fall back to for these inputs`);
@@ -42,6 +42,30 @@ function makeNativeBatchNorm(native: NativeConvKernels, previous: KernelFunc): K
     // The addon takes the channel count from the longest parameter: where every one is a single value it sees x as
     // [size, 1], which applies the same values to every element.
     native.batchNormInference(view(x)!, view(mean)!, view(variance)!, view(offset), view(scale), varianceEpsilon, view(out)!);
+    return out;
+  };
+}
+
+/**
+ * @wrn/blocks' BatchNorm + ReLU of inference (a TorchBatchNormalization with activation 'relu'): one native pass
+ * where x is float32 and every parameter has x's channel count, else the native (or depthwise) BatchNorm and Relu.
+ */
+function makeNativeBatchNormRelu(native: NativeConvKernels): KernelFunc {
+  return (args: KernelArgs) => {
+    const kernel = BATCH_NORM_RELU_INFERENCE_KERNEL;
+    const x = requireInput(args.inputs, 'x', kernel);
+    const params = (['mean', 'variance', 'offset', 'scale'] as const).map((name) => requireInput(args.inputs, name, kernel));
+    const channels = x.shape[x.shape.length - 1] ?? 0;
+    const { varianceEpsilon } = args.attrs as unknown as BatchNormTrainingAttrs;
+    const fits = x.dtype === 'float32' && channels > 0 && util.sizeFromShape(x.shape) > 0 && params.every((p) => p.dtype === 'float32' && util.sizeFromShape(p.shape) === channels);
+    if (!fits) {
+      const [mean, variance, offset, scale] = params.map(asTensor) as [Tensor, Tensor, Tensor, Tensor];
+      return tidy(() => relu(batchNorm(asTensor(x), mean, variance, offset, scale, varianceEpsilon)));
+    }
+    const backend = args.backend as unknown as WasmHeapBackend;
+    const [mean, variance, offset, scale] = params.map((p) => heapView(backend, p, kernel)) as [Float32Array, Float32Array, Float32Array, Float32Array];
+    const out = backend.makeOutput([...x.shape], 'float32');
+    native.batchNormInference(heapView(backend, x, kernel), mean, variance, offset, scale, varianceEpsilon, heapView(backend, out, kernel), true);
     return out;
   };
 }
@@ -106,10 +130,12 @@ export function installNativeInferenceKernels(
     // FusedBatchNorm and Add were just reinstalled by the training kernels' own lines.
     restore(Relu);
     restore(ZERO_PAD_SHORTCUT_KERNEL);
+    restore(BATCH_NORM_RELU_INFERENCE_KERNEL);
     return;
   }
   install(FusedBatchNorm, (original) => makeNativeBatchNorm(native, makeBatchNormViaDepthwise(original) as unknown as KernelFunc));
   install(Relu, (original) => makeNativeRelu(native, original?.kernelFunc));
+  install(BATCH_NORM_RELU_INFERENCE_KERNEL, () => makeNativeBatchNormRelu(native));
   install(Add, (original) => makeNativeAdd(native, elementwise ? nativeElementwiseKernelMakers[Add]!(elementwise, original) : original?.kernelFunc));
   install(ZERO_PAD_SHORTCUT_KERNEL, () => makeNativeZeroPadShortcut(native));
 }

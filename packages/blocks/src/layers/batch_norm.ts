@@ -1,4 +1,4 @@
-import { batchNorm, engine, getBackend, getKernel, moments, mul, scalar, serialization, sub, tidy, type Tensor, type Tensor1D } from '@tensorflow/tfjs-core';
+import { batchNorm, engine, getBackend, getKernel, moments, mul, relu, scalar, serialization, sub, tidy, type Tensor, type Tensor1D } from '@tensorflow/tfjs-core';
 import { initializers, layers, type LayerVariable, type Shape } from '@tensorflow/tfjs-layers';
 import { singleShape, singleTensor, keepDtype, type LayerArgs } from './common.js';
 
@@ -17,6 +17,18 @@ export interface BatchNormTrainingAttrs {
   varianceEpsilon: number;
 }
 
+/**
+ * A kernel a backend may register to run BatchNorm with its moving statistics and the ReLU after it in one pass:
+ * inputs x [..., C] (float32), mean, variance, offset, scale [C]; attrs {@link BatchNormTrainingAttrs}; output
+ * max(0, BatchNorm(x)). It has no gradient: {@link TorchBatchNormalization} with `activation: 'relu'` calls it in
+ * inference only, outside any gradient computation, else tf.batchNorm + tf.relu (@wrn/backend registers it for wasm
+ * on @wrn/native).
+ */
+export const BATCH_NORM_RELU_INFERENCE_KERNEL = 'WrnBatchNormReluInference';
+
+/** What {@link TorchBatchNormalization} applies to its output: nothing ('linear') or ReLU. */
+export type BatchNormActivation = 'linear' | 'relu';
+
 export interface TorchBatchNormalizationArgs extends LayerArgs {
   /**
    * Weight of the old moving statistics in Keras' convention: moving = momentum * moving + (1 - momentum) * batch.
@@ -27,6 +39,12 @@ export interface TorchBatchNormalizationArgs extends LayerArgs {
   epsilon?: number;
   /** Initial gamma: 'ones' (default) or 'zeros' (a residual branch that starts as nothing). */
   gammaInitializer?: 'ones' | 'zeros';
+  /**
+   * 'relu': the layer is BatchNorm then ReLU (a conv-BN-ReLU block's last two layers in one, so that inference makes
+   * one pass over the activation instead of two where the backend has {@link BATCH_NORM_RELU_INFERENCE_KERNEL}).
+   * Default 'linear' (BatchNorm alone; configs saved before the option load as that).
+   */
+  activation?: BatchNormActivation;
 }
 
 /**
@@ -44,6 +62,7 @@ export class TorchBatchNormalization extends layers.Layer {
   readonly momentum: number;
   readonly epsilon: number;
   readonly gammaInitializer: 'ones' | 'zeros';
+  readonly activation: BatchNormActivation;
   private gamma: LayerVariable | null = null;
   private beta: LayerVariable | null = null;
   private movingMean: LayerVariable | null = null;
@@ -60,6 +79,10 @@ export class TorchBatchNormalization extends layers.Layer {
     this.gammaInitializer = args.gammaInitializer ?? 'ones';
     if (this.gammaInitializer !== 'ones' && this.gammaInitializer !== 'zeros') {
       throw new RangeError(`${where}: gammaInitializer must be 'ones' or 'zeros', got '${String(this.gammaInitializer)}'`);
+    }
+    this.activation = args.activation ?? 'linear';
+    if (this.activation !== 'linear' && this.activation !== 'relu') {
+      throw new RangeError(`${where}: activation must be 'linear' or 'relu', got '${String(this.activation)}'`);
     }
     this.supportsMasking = true;
   }
@@ -88,8 +111,17 @@ export class TorchBatchNormalization extends layers.Layer {
     }
     const gamma = this.gamma.read() as Tensor1D;
     const beta = this.beta.read() as Tensor1D;
+    const withRelu = this.activation === 'relu';
     if (kwargs['training'] !== true) {
-      return batchNorm(x, this.movingMean.read() as Tensor1D, this.movingVariance.read() as Tensor1D, beta, gamma, this.epsilon);
+      const mean = this.movingMean.read() as Tensor1D;
+      const variance = this.movingVariance.read() as Tensor1D;
+      // The fused kernel has no gradient: under tf.grad & co (gradientDepth > 0) the two ops run instead.
+      if (withRelu && x.dtype === 'float32' && engine().state.gradientDepth === 0 && getKernel(BATCH_NORM_RELU_INFERENCE_KERNEL, getBackend()) != null) {
+        const attrs: BatchNormTrainingAttrs = { varianceEpsilon: this.epsilon };
+        return engine().runKernel(BATCH_NORM_RELU_INFERENCE_KERNEL, { x, mean, variance, offset: beta, scale: gamma }, attrs as unknown as Record<string, number>) as Tensor;
+      }
+      if (!withRelu) return batchNorm(x, mean, variance, beta, gamma, this.epsilon);
+      return tidy(() => relu(batchNorm(x, mean, variance, beta, gamma, this.epsilon)));
     }
     const axes = x.shape.slice(0, -1).map((_, i) => i);
     const count = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
@@ -99,7 +131,7 @@ export class TorchBatchNormalization extends layers.Layer {
       const unbiased = count > 1 ? mul(variance, scalar(count / (count - 1))) : variance;
       this.updateMovingAverage(this.movingMean as LayerVariable, mean);
       this.updateMovingAverage(this.movingVariance as LayerVariable, unbiased);
-      return normed;
+      return withRelu ? relu(normed) : normed;
     });
   }
 
@@ -123,7 +155,7 @@ export class TorchBatchNormalization extends layers.Layer {
   }
 
   override getConfig(): serialization.ConfigDict {
-    return { ...super.getConfig(), momentum: this.momentum, epsilon: this.epsilon, gammaInitializer: this.gammaInitializer };
+    return { ...super.getConfig(), momentum: this.momentum, epsilon: this.epsilon, gammaInitializer: this.gammaInitializer, activation: this.activation };
   }
 }
 serialization.registerClass(TorchBatchNormalization);
