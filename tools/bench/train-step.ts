@@ -1,7 +1,7 @@
 /**
  * A few SGD steps of one model on one backend, each step's time and the process's memory after it: for models too
  * big for the full bench's warm-up, steps and inference passes (ResNeXt-29 8x64d / 16x64d on wrn-native take
- * minutes per step on 2 cores). The step is the bench's: @wrn/training's variableGrads and SgdOptimizer (momentum
+ * minutes per step on 2 cores). The step is the bench's (applyForTraining, which frees each layer's output once read): @wrn/training's variableGrads and SgdOptimizer (momentum
  * 0.9, Nesterov, weight decay 5e-4), softmax cross-entropy on random inputs and labels. On wrn-native it also
  * prints the output pool's free / live / peak-live MB (packages/backend/src/native-backend/float-pool.ts).
  *
@@ -13,7 +13,7 @@ import '@tensorflow/tfjs-layers';
 
 const { selectBackend } = await import('@wrn/backend/node');
 const { buildModel } = await import('@wrn/architectures');
-const { SgdOptimizer, variableGrads } = await import('@wrn/training');
+const { SgdOptimizer, applyForTraining, variableGrads } = await import('@wrn/training');
 const backend = process.argv[2] ?? 'wrn-native';
 const modelName = process.argv[3] ?? 'resnet20';
 const batch = Number(process.argv[4] ?? 64);
@@ -42,7 +42,7 @@ const optimizer = new SgdOptimizer(
 for (let i = 0; i < steps; i++) {
   const start = performance.now();
   const { value, grads } = variableGrads(
-    () => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, 10), model.apply(xs, { training: true }) as tf.Tensor) as tf.Scalar,
+    () => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, 10), applyForTraining(model, xs)) as tf.Scalar,
     variables,
   );
   optimizer.step(variables.map((v) => grads[v.name] ?? null), 0.1);
