@@ -131,8 +131,15 @@ napi_value BatchNormInference(napi_env env, napi_callback_info info) {
   }
   int64_t channels = 1;
   for (int i = 1; i <= 4; i++) channels = std::max(channels, len[i]);
+  // Absent means null or undefined as passed, never an empty array (whose data pointer may also be null).
+  bool given[7] = {};
+  for (int i = 0; i < 7; i++) {
+    napi_valuetype type;
+    napi_typeof(env, argv[i], &type);
+    given[i] = type != napi_null && type != napi_undefined;
+  }
   for (int i = 1; i <= 4 && error.empty(); i++) {
-    const bool absent = p[i] == nullptr;
+    const bool absent = !given[i];
     if (!absent && len[i] != 1 && len[i] != channels) error = std::string(names[i]) + " has " + count(len[i]) + " values; the channels are " + count(channels) + " (or give 1)";
   }
   const int64_t n = len[0];
@@ -146,7 +153,7 @@ napi_value BatchNormInference(napi_env env, napi_callback_info info) {
   if (n == 0) return nullptr;
   // Per channel, once: factor = scale / sqrt(variance + epsilon) (in double, then rounded once), so each element
   // costs a subtract and a multiply-add.
-  const auto at = [&](int i, int64_t c, float absent) { return p[i] == nullptr ? absent : p[i][len[i] == 1 ? 0 : c]; };
+  const auto at = [&](int i, int64_t c, float absent) { return !given[i] ? absent : p[i][len[i] == 1 ? 0 : c]; };
   std::vector<float> mean(static_cast<size_t>(channels)), factor(static_cast<size_t>(channels)), offset(static_cast<size_t>(channels));
   for (int64_t c = 0; c < channels; c++) {
     mean[c] = at(1, c, 0.f);

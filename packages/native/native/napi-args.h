@@ -41,8 +41,16 @@ inline bool floats(napi_env env, napi_value value, const char* name, float** dat
   napi_typedarray_type arrayType;
   size_t size = 0;
   void* ptr = nullptr;
-  if (!isTypedArray || napi_get_typedarray_info(env, value, &arrayType, &size, &ptr, nullptr, nullptr) != napi_ok || arrayType != napi_float32_array) {
+  napi_value buffer = nullptr;
+  if (!isTypedArray || napi_get_typedarray_info(env, value, &arrayType, &size, &ptr, &buffer, nullptr) != napi_ok || arrayType != napi_float32_array) {
     error = std::string(name) + " must be a Float32Array" + (optional ? " or null" : "");
+    return false;
+  }
+  // A view of a detached buffer reads as empty with no data, which a kernel could mistake for an absent argument: a
+  // view of the wasm heap taken before an allocation that grew it is one (a BatchNorm ran as the identity that way).
+  bool detached = false;
+  if (napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && detached) {
+    error = std::string(name) + " is a view of a detached ArrayBuffer (a wasm heap view taken before the heap grew?)";
     return false;
   }
   *data = static_cast<float*>(ptr);

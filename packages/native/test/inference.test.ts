@@ -211,6 +211,14 @@ describe("@wrn/native's inference kernels reject buffers that do not fit, naming
     expect(() => native.batchNormInference(f(12), f(4), f(4), null, null, 1e-5, f(12), 1 as unknown as boolean)).toThrow(
       'batchNormInference: relu must be a boolean or left out',
     );
+    // A view of a detached buffer (a wasm heap view taken before the heap grew) or an empty array is never taken for
+    // an absent parameter: that ran BatchNorm as the identity.
+    const detached = f(4);
+    structuredClone(detached.buffer, { transfer: [detached.buffer] });
+    expect(() => native.batchNormInference(f(12), f(4), f(4), detached, f(4), 1e-5, f(12), true)).toThrow(
+      'batchNormInference: offset is a view of a detached ArrayBuffer (a wasm heap view taken before the heap grew?)',
+    );
+    expect(() => native.batchNormInference(f(12), f(4), f(4), f(0), null, 1e-5, f(12))).toThrow('batchNormInference: offset has 0 values; the channels are 4 (or give 1)');
     expect(() => native.relu(f(6), f(5))).toThrow('relu: out has 5 elements; x has 6');
     expect(() => native.add(f(6), f(3), f(6))).toThrow('add: a has 6, b 3 and out 6 elements; they must be equal');
     expect(() => native.zeroPadShortcut(f(10), [1, 2, 2, 2], 2, 4, f(4))).toThrow('zeroPadShortcut: x has 10 elements; [n, h, w, c] needs 8');

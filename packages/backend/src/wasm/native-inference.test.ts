@@ -134,6 +134,34 @@ describe.runIf(native.ok)('the inference kernels on @wrn/native (wasm), against 
     }
   });
 
+  it('the fused BatchNorm + ReLU is right where allocating its output grows the wasm heap (views taken after it)', async () => {
+    await tf.setBackend('wasm');
+    const heap = () => (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer;
+    // An output as large as the whole heap now cannot fit in it: makeOutput must grow the heap, detaching every view
+    // of the old one. Views taken before that read as absent parameters (a batch of 100 in `wrn eval` did this).
+    const c = 16;
+    const rows = Math.ceil(heap().byteLength / 4 / c);
+    const layer = new TorchBatchNormalization({ name: 'fusedGrowth', activation: 'relu' });
+    layer.build([rows, c]);
+    layer.setWeights([t([c], 'gg', 0.5, 1.5), t([c], 'gb'), t([c], 'gm'), t([c], 'gv', 0.2, 2)]);
+    const x = t([rows, c], 'gx', -2, 2);
+    const before = heap();
+    const y = layer.apply(x, { training: false }) as tf.Tensor;
+    expect(heap(), 'the output grew the heap').not.toBe(before);
+    const got = (await y.data()) as Float32Array;
+    const weights = layer.getWeights().map((w) => w.dataSync());
+    const [gamma, beta, mean, variance] = weights as [Float32Array, Float32Array, Float32Array, Float32Array];
+    const xs = x.dataSync();
+    let worst = 0;
+    for (let i = 0; i < xs.length; i += 7) {
+      const k = i % c;
+      const want = Math.max(0, ((xs[i]! - mean[k]!) / Math.sqrt(variance[k]! + 1e-5)) * gamma[k]! + beta[k]!);
+      worst = Math.max(worst, Math.abs(got[i]! - want));
+    }
+    expect(worst).toBeLessThan(1e-5);
+    tf.dispose([x, y]);
+  });
+
   it("a residual model's predict equals the cpu backend's, on the native kernels, and save/load keeps it", async () => {
     const model = tinyResidualModel();
     const xs = t([6, 9, 7, 3], 'input', -2, 2);

@@ -63,8 +63,9 @@ function makeNativeBatchNormRelu(native: NativeConvKernels): KernelFunc {
       return tidy(() => relu(batchNorm(asTensor(x), mean, variance, offset, scale, varianceEpsilon)));
     }
     const backend = args.backend as unknown as WasmHeapBackend;
-    const [mean, variance, offset, scale] = params.map((p) => heapView(backend, p, kernel)) as [Float32Array, Float32Array, Float32Array, Float32Array];
+    // makeOutput may grow the wasm heap, which detaches every view taken before it: views only after it.
     const out = backend.makeOutput([...x.shape], 'float32');
+    const [mean, variance, offset, scale] = params.map((p) => heapView(backend, p, kernel)) as [Float32Array, Float32Array, Float32Array, Float32Array];
     native.batchNormInference(heapView(backend, x, kernel), mean, variance, offset, scale, varianceEpsilon, heapView(backend, out, kernel), true);
     return out;
   };
