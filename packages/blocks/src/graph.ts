@@ -386,19 +386,23 @@ export function buildLayersModel(graph: NetworkGraph, name: string, options: Bui
   const inputTensor = input({ shape: [...first.outputShape], name: first.name });
   const outputs = new Map<string, SymbolicTensor>([[first.name, inputTensor]]);
   const fusedRelus = options.fuseBatchNormRelu === false ? new Map<string, string>() : batchNormReluPairs(graph);
-  const fusedBatchNorms = new Set(fusedRelus.values());
+  if (options.fuseAddRelu !== false) for (const [relu, add] of addReluPairs(graph)) fusedRelus.set(relu, add);
+  const fusedLayers = new Set(fusedRelus.values());
   let last: SymbolicTensor = inputTensor;
   for (const node of rest) {
     if (node.kind === 'relu' && fusedRelus.has(node.name)) {
-      // Computed by the BatchNorm layer before it (activation 'relu').
+      // Computed by the BatchNorm or ResidualAdd layer before it (activation 'relu').
       outputs.set(node.name, outputs.get(node.inputs[0] as string) as SymbolicTensor);
       continue;
     }
     const from = node.inputs.map((inputName) => outputs.get(inputName) as SymbolicTensor);
+    const fused = fusedLayers.has(node.name);
     const layer =
-      node.kind === 'batchNorm' && fusedBatchNorms.has(node.name)
+      fused && node.kind === 'batchNorm'
         ? new TorchBatchNormalization({ ...batchNormArgs(node), activation: 'relu' })
-        : kindOf(node).createLayer(node, inChannelsOf(graph, node));
+        : fused && node.kind === 'add'
+          ? new ResidualAdd({ name: node.name, activation: 'relu' })
+          : kindOf(node).createLayer(node, inChannelsOf(graph, node));
     last = layer.apply(from.length === 1 ? (from[0] as SymbolicTensor) : from) as SymbolicTensor;
     outputs.set(node.name, last);
   }
@@ -412,6 +416,11 @@ export interface BuildLayersModelOptions {
    * true; false gives the plan's layers one for one (same weights, same function: for A/B measurements).
    */
   fuseBatchNormRelu?: boolean;
+  /**
+   * Build each ReLU that follows a residual addition feeding only it into that ResidualAdd layer (activation 'relu':
+   * the original-order blocks' relu(branch + shortcut)). Default true; false gives the plan's layers one for one.
+   */
+  fuseAddRelu?: boolean;
 }
 
 /**
@@ -421,13 +430,26 @@ export interface BuildLayersModelOptions {
  * and one layer less for tfjs-layers to run; the function is the same.
  */
 function batchNormReluPairs(graph: NetworkGraph): Map<string, string> {
+  return reluPairs(graph, 'batchNorm');
+}
+
+/**
+ * The ReLU nodes that the built model computes inside the residual addition before them (ResidualAdd activation
+ * 'relu'), each mapped to that addition's name: a ReLU whose one input is an add that feeds nothing else. In
+ * inference that is one pass instead of two (residual_add.ts's ADD_RELU_INFERENCE_KERNEL where the backend has it).
+ */
+function addReluPairs(graph: NetworkGraph): Map<string, string> {
+  return reluPairs(graph, 'add');
+}
+
+function reluPairs(graph: NetworkGraph, kind: 'batchNorm' | 'add'): Map<string, string> {
   const consumers = new Map<string, number>();
   for (const node of graph.nodes) for (const from of node.inputs) consumers.set(from, (consumers.get(from) ?? 0) + 1);
   const pairs = new Map<string, string>();
   for (const node of graph.nodes) {
     const from = node.inputs[0];
     if (node.kind !== 'relu' || node.inputs.length !== 1 || from === undefined) continue;
-    if (graph.node(from).kind === 'batchNorm' && consumers.get(from) === 1) pairs.set(node.name, from);
+    if (graph.node(from).kind === kind && consumers.get(from) === 1) pairs.set(node.name, from);
   }
   return pairs;
 }

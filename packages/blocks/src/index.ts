@@ -22,7 +22,8 @@ export type { ConvPadding } from './layers/common.js';
 export { ZeroPadShortcut, subsample, ZERO_PAD_SHORTCUT_KERNEL } from './layers/zero_pad_shortcut.js';
 export type { ZeroPadShortcutArgs, ZeroPadShortcutAttrs } from './layers/zero_pad_shortcut.js';
 export { SeededDropout, DropPath } from './layers/dropout.js';
-export { ResidualAdd } from './layers/residual_add.js';
+export { ADD_RELU_INFERENCE_KERNEL, ResidualAdd } from './layers/residual_add.js';
+export type { ResidualAddActivation, ResidualAddArgs } from './layers/residual_add.js';
 export type { StochasticLayerArgs } from './layers/dropout.js';
 export { registerCustomLayers, CUSTOM_LAYER_CLASSES } from './layers/index.js';
 export {

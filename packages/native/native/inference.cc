@@ -1,6 +1,6 @@
 // The memory-bound kernels of a residual network's forward pass in inference, for @wrn's TF.js wasm backend:
 // BatchNorm with its moving statistics (per channel (x - mean) * scale / sqrt(variance + epsilon) + offset),
-// ReLU, a same-shape add, and the option-A shortcut (keep every s-th row and column, append zero channels) in one
+// ReLU, a same-shape add (optionally with the ReLU after it), and the option-A shortcut (keep every s-th row and column, append zero channels) in one
 // pass instead of the Slice, Slice and PadV2 that ZeroPadShortcut's ops run; BatchNorm may apply the ReLU that
 // follows it in the same pass. ReLU and Add are elementwise.cc's loops run with this file's grain. On wasm BatchNorm is a scalar loop
 // (or, in @wrn's wasm kernel, a 1x1 depthwise conv with two tensors built per call), and ReLU and Add are 128-bit
@@ -78,6 +78,15 @@ WRN_INLINE void shortcutChunk(const float* __restrict x, int64_t h, int64_t w, i
   }
 }
 
+// Elements [i0, i1) of out = max(0, a + b): a residual addition and the ReLU after it in one pass (v < 0 ? 0 : v keeps
+// NaN, as relu above). elementwise's binary loop with the ReLU of its unary loop applied before the store.
+WRN_INLINE void addReluChunk(const float* __restrict a, const float* __restrict b, float* __restrict out, int64_t i0, int64_t i1) {
+  for (int64_t i = i0; i < i1; i++) {
+    const float v = a[i] + b[i];
+    out[i] = v < 0.f ? 0.f : v;
+  }
+}
+
 // Each loop above, compiled for AVX2+FMA and for the baseline ISA.
 void batchNormPortable(const float* x, const float* mean, const float* factor, const float* offset, int64_t channels, float* out, int64_t r0,
                        int64_t r1) {
@@ -87,6 +96,7 @@ void batchNormReluPortable(const float* x, const float* mean, const float* facto
                            int64_t r1) {
   batchNormChunk<true>(x, mean, factor, offset, channels, out, r0, r1);
 }
+void addReluPortable(const float* a, const float* b, float* out, int64_t i0, int64_t i1) { addReluChunk(a, b, out, i0, i1); }
 void shortcutPortable(const float* x, int64_t h, int64_t w, int64_t c, int64_t s, int64_t ho, int64_t wo, int64_t co, float* out, int64_t r0,
                       int64_t r1) {
   shortcutChunk(x, h, w, c, s, ho, wo, co, out, r0, r1);
@@ -101,6 +111,7 @@ WRN_TARGET_AVX2 void batchNormReluAvx2(const float* x, const float* mean, const 
                                        int64_t r0, int64_t r1) {
   batchNormChunk<true>(x, mean, factor, offset, channels, out, r0, r1);
 }
+WRN_TARGET_AVX2 void addReluAvx2(const float* a, const float* b, float* out, int64_t i0, int64_t i1) { addReluChunk(a, b, out, i0, i1); }
 WRN_TARGET_AVX2 void shortcutAvx2(const float* x, int64_t h, int64_t w, int64_t c, int64_t s, int64_t ho, int64_t wo, int64_t co, float* out,
                                   int64_t r0, int64_t r1) {
   shortcutChunk(x, h, w, c, s, ho, wo, co, out, r0, r1);
@@ -184,18 +195,28 @@ napi_value Relu(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// add(a, b, out): out = a + b, all of one length.
+// add(a, b, out, relu?): out = a + b, all of one length; with relu true, out = max(0, a + b) in the same pass (a
+// residual block's addition and the ReLU after it, NaN kept). out may be a or b.
 napi_value Add(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  if (!args(env, info, argv, "add", "(a, b, out)")) return nullptr;
+  napi_value argv[4];
+  if (!args(env, info, argv, "add", "(a, b, out, relu?)", 3)) return nullptr;
   std::string error;
   float *a = nullptr, *b = nullptr, *out = nullptr;
   int64_t na = 0, nb = 0, n = 0;
   if (floats(env, argv[0], "a", &a, &na, error) && floats(env, argv[1], "b", &b, &nb, error) && floats(env, argv[2], "out", &out, &n, error)) {
     if (na != n || nb != n) error = "a has " + count(na) + ", b " + count(nb) + " and out " + count(n) + " elements; they must be equal";
   }
+  bool relu = false;
+  napi_valuetype reluType;
+  napi_typeof(env, argv[3], &reluType);
+  if (error.empty() && reluType != napi_undefined && napi_get_value_bool(env, argv[3], &relu) != napi_ok) error = "relu must be a boolean or left out";
   if (!error.empty()) return fail(env, "add: " + error);
-  wrn::addSameLength(a, b, out, n, grainSize());
+  if (!relu) {
+    wrn::addSameLength(a, b, out, n, grainSize());
+    return nullptr;
+  }
+  const auto chunk = WRN_PICK(addRelu);
+  parallelFor(n, grainSize(), [&](int, int64_t i0, int64_t i1) { chunk(a, b, out, i0, i1); });
   return nullptr;
 }
 

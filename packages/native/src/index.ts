@@ -103,8 +103,11 @@ export interface NativeConvKernels {
   ): void;
   /** out = max(0, x) (NaN stays NaN), threaded on large tensors; out may be x. */
   relu(x: Float32Array, out: Float32Array): void;
-  /** out = a + b, all three of one length, threaded on large tensors. */
-  add(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  /**
+   * out = a + b, all three of one length, threaded on large tensors; out may be a or b. With `relu` true,
+   * out = max(0, a + b) in the same pass (a residual addition and the ReLU after it; NaN stays NaN).
+   */
+  add(a: Float32Array, b: Float32Array, out: Float32Array, relu?: boolean): void;
   /**
    * ResNet's option-A shortcut in one pass: x [n, h, w, c] -> out [n, ceil(h/s), ceil(w/s), outChannels], x[:, ::s, ::s, :]
    * in the first c channels and zeros after them.
@@ -229,7 +232,7 @@ interface Addon {
     relu: boolean,
   ): void;
   relu(x: Float32Array, out: Float32Array): void;
-  add(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  add(a: Float32Array, b: Float32Array, out: Float32Array, relu: boolean): void;
   zeroPadShortcut(x: Float32Array, shape: readonly number[], strides: number, outChannels: number, out: Float32Array): void;
   setInferenceGrain(elements: number): number;
   isa: string;
@@ -305,7 +308,7 @@ export function loadNativeConvKernels(): NativeConvLoad {
       batchNormInference: (x, mean, variance, offset, scale, epsilon, out, relu) =>
         kernels.batchNormInference(x, mean, variance, offset, scale, epsilon, out, relu ?? false),
       relu: (x, out) => kernels.relu(x, out),
-      add: (a, b, out) => kernels.add(a, b, out),
+      add: (a, b, out, relu) => kernels.add(a, b, out, relu ?? false),
       zeroPadShortcut: (x, shape, strides, outChannels, out) => kernels.zeroPadShortcut(x, shape, strides, outChannels, out),
       setInferenceGrain: (elements) => kernels.setInferenceGrain(elements),
       isa: addon.isa,

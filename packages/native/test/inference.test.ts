@@ -145,6 +145,29 @@ describe.skipIf(torchMissing)("@wrn/native's inference kernels equal PyTorch's (
     expect(x.subarray(1).every((v) => v >= 0)).toBe(true);
   });
 
+  it('add with the ReLU fused in: ragged and threaded lengths, NaN, in place', () => {
+    const native = kernels();
+    // 5 elements (below any SIMD width), 4,097 (one over the test's grain: two threads), 83,029 (many shares).
+    for (const [i, size] of [5, 4097, 83_029].entries()) {
+      const a = randomArray(size, 40 + i, -2, 2);
+      const b = randomArray(size, 50 + i, -2, 1);
+      a[size - 1] = Number.NaN;
+      const nulled = (x: Float32Array) => [...x].map((v) => (Number.isNaN(v) ? null : v));
+      const [expected] = torch([{ kind: 'addRelu', a: nulled(a), b: nulled(b) }]) as [(number | null)[]];
+      const out = new Float32Array(size).fill(Number.NaN);
+      native.add(a, b, out, true);
+      const label = `add+relu of ${size}`;
+      expect(relativeError(out, expected), label).toBeLessThan(2e-7);
+      expect(Number.isNaN(out[size - 1]), `${label}: NaN kept`).toBe(true);
+      if (size > 100) expect(out.filter((v) => v === 0).length, `${label}: clamped outputs`).toBeGreaterThan(size / 5);
+      const plain = new Float32Array(size);
+      native.add(a, b, plain, false);
+      expect(plain.some((v) => v < 0), `${label}: relu false adds only`).toBe(true);
+      native.add(a, b, a, true);
+      expect(a, `${label}: in place`).toEqual(out);
+    }
+  });
+
   it("the option-A shortcut: x[:, ::s, ::s, :] and zero channels, strides that do not divide the size", () => {
     const native = kernels();
     const cases = SHORTCUT_CASES.map(([shape, strides, outChannels], i) => {
@@ -175,8 +198,10 @@ describe("@wrn/native's inference kernels, portable build", () => {
     k.batchNormInference(x, c, c, c, c, 1e-3, bnRelu, true);
     k.relu(x, relu);
     k.add(x, bn, add);
+    const addRelu = new Float32Array(x.length);
+    k.add(x, bn, addRelu, true);
     k.zeroPadShortcut(x, [2, 7, 5, 13], 2, 20, shortcut);
-    const result = { isa: k.isa, bn: [...bn], bnRelu: [...bnRelu], relu: [...relu], add: [...add], shortcut: [...shortcut] };
+    const result = { isa: k.isa, bn: [...bn], bnRelu: [...bnRelu], relu: [...relu], add: [...add], addRelu: [...addRelu], shortcut: [...shortcut] };
   `;
 
   it('gives the numbers of the AVX2 build', () => {
@@ -188,7 +213,7 @@ describe("@wrn/native's inference kernels, portable build", () => {
     const portable = JSON.parse(child.stdout) as Record<string, number[] | string>;
     expect(portable['isa']).toBe('portable');
     const here = new Function('loadNativeConvKernels', `${probe}; return result;`)(loadNativeConvKernels) as Record<string, number[] | string>;
-    for (const key of ['bn', 'bnRelu', 'relu', 'add', 'shortcut']) {
+    for (const key of ['bn', 'bnRelu', 'relu', 'add', 'addRelu', 'shortcut']) {
       expect(relativeError(here[key] as number[], portable[key] as number[]), key).toBeLessThan(1e-6);
     }
   });
@@ -221,6 +246,7 @@ describe("@wrn/native's inference kernels reject buffers that do not fit, naming
     expect(() => native.batchNormInference(f(12), f(4), f(4), f(0), null, 1e-5, f(12))).toThrow('batchNormInference: offset has 0 values; the channels are 4 (or give 1)');
     expect(() => native.relu(f(6), f(5))).toThrow('relu: out has 5 elements; x has 6');
     expect(() => native.add(f(6), f(3), f(6))).toThrow('add: a has 6, b 3 and out 6 elements; they must be equal');
+    expect(() => native.add(f(6), f(6), f(6), 'yes' as unknown as boolean)).toThrow('add: relu must be a boolean or left out');
     expect(() => native.zeroPadShortcut(f(10), [1, 2, 2, 2], 2, 4, f(4))).toThrow('zeroPadShortcut: x has 10 elements; [n, h, w, c] needs 8');
     expect(() => native.zeroPadShortcut(f(8), [1, 2, 2, 2], 2, 1, f(1))).toThrow("zeroPadShortcut: outChannels 1 is less than the input's 2 channels");
     expect(() => native.zeroPadShortcut(f(8), [1, 2, 2, 2], 2, 4, f(5))).toThrow(

@@ -39,6 +39,10 @@ def answer(case):
         return [None if v != v else v for v in out.tolist()]
     if kind == "add":
         return (t(case["a"], [-1]) + t(case["b"], [-1])).tolist()
+    if kind == "addRelu":
+        # A residual block's out = relu(branch + shortcut), NaN kept.
+        out = torch.relu(t(case["a"], [-1]) + t(case["b"], [-1]))
+        return [None if v != v else v for v in out.tolist()]
     if kind == "zeroPadShortcut":
         n, h, w, c = case["shape"]
         s, co = case["strides"], case["outChannels"]

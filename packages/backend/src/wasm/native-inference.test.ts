@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import { BATCH_NORM_RELU_INFERENCE_KERNEL, TorchBatchNormalization, ZERO_PAD_SHORTCUT_KERNEL, ZeroPadShortcut } from '@wrn/blocks';
+import { ADD_RELU_INFERENCE_KERNEL, BATCH_NORM_RELU_INFERENCE_KERNEL, ResidualAdd, TorchBatchNormalization, ZERO_PAD_SHORTCUT_KERNEL, ZeroPadShortcut } from '@wrn/blocks';
 import { loadNativeConvKernels } from '@wrn/native';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { maxRelativeError, randomArray, runOnWasmAndCpu } from './cpu-reference.test-support';
@@ -160,6 +160,27 @@ describe.runIf(native.ok)('the inference kernels on @wrn/native (wasm), against 
     }
     expect(worst).toBeLessThan(1e-5);
     tf.dispose([x, y]);
+  });
+
+  it("ResidualAdd with activation 'relu' runs one fused kernel in inference, equal to the cpu backend's Add + Relu, gradient too", async () => {
+    for (const shape of [[2, 9, 7, 13], [3, 4, 4, 37], [5]]) {
+      const layer = new ResidualAdd({ name: `addRelu${shape.join('x')}`, activation: 'relu' });
+      const a = t(shape, `aa${shape}`, -2, 2);
+      const b = t(shape, `ab${shape}`, -2, 1);
+      const forward = () => layer.apply([a, b], { training: false }) as tf.Tensor;
+      const { wasm, cpu } = await runOnWasmAndCpu(forward);
+      expect(maxRelativeError(wasm.values, cpu.values), `[${shape}]`).toBe(0);
+      if (cpu.values.length > 10) expect(cpu.values.filter((v) => v === 0).length, `[${shape}] clamped`).toBeGreaterThan(cpu.values.length / 10);
+      expect(wasm.leaked).toBe(0);
+      await tf.setBackend('wasm');
+      expect(await kernelsRun(forward), `[${shape}]`).toEqual([ADD_RELU_INFERENCE_KERNEL]);
+      // Under tf.grad the layer runs tf.add + tf.relu, whose gradients exist.
+      const dy = t(shape, `ady${shape}`);
+      const g = await runOnWasmAndCpu(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(layer.apply([x, b], { training: false }) as tf.Tensor, dy)))(a));
+      expect(maxRelativeError(g.wasm.values, g.cpu.values), `gradient [${shape}]`).toBe(0);
+      expect(g.cpu.values.filter((v) => v === 0).length, `gradient [${shape}] masked`).toBeGreaterThan(0);
+      tf.dispose([a, b, dy]);
+    }
   });
 
   it("a residual model's predict equals the cpu backend's, on the native kernels, and save/load keeps it", async () => {

@@ -1,6 +1,6 @@
-import { Add, batchNorm, FusedBatchNorm, Relu, relu, tidy, util, type Tensor } from '@tensorflow/tfjs-core';
+import { Add, add, batchNorm, FusedBatchNorm, Relu, relu, tidy, util, type Tensor } from '@tensorflow/tfjs-core';
 import type { FusedBatchNormAttrs, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { BATCH_NORM_RELU_INFERENCE_KERNEL, ZERO_PAD_SHORTCUT_KERNEL, type BatchNormTrainingAttrs, type ZeroPadShortcutAttrs } from '@wrn/blocks';
+import { ADD_RELU_INFERENCE_KERNEL, BATCH_NORM_RELU_INFERENCE_KERNEL, ZERO_PAD_SHORTCUT_KERNEL, type BatchNormTrainingAttrs, type ZeroPadShortcutAttrs } from '@wrn/blocks';
 import type { NativeConvKernels } from '@wrn/native';
 import { asTensor, heapView, requireInput, type KernelArgs, type WasmHeapBackend } from './heap';
 import { makeBatchNormViaDepthwise } from './kernels/fused-batch-norm';
@@ -8,12 +8,12 @@ import { nativeElementwiseKernelMakers } from './native-elementwise';
 
 /**
  * The memory-bound kernels of model.predict on @wrn/native: BatchNorm with its moving statistics, ReLU, same-shape
- * Add, and the option-A shortcut as one kernel (@wrn/blocks' ZeroPadShortcut runs it where it is registered, in
+ * Add, Add + ReLU (@wrn/blocks' ResidualAdd with activation 'relu'), and the option-A shortcut as one kernel (@wrn/blocks' ZeroPadShortcut runs it where it is registered, in
  * place of its Slice, Slice and PadV2). Each computes straight into the wasm heap, with no intermediate tensors,
  * and falls back to the kernel it replaced for what it does not cover (other dtypes, broadcasts, parameters that
  * are neither one value nor one per channel).
  */
-export const WASM_NATIVE_INFERENCE_KERNEL_NAMES: readonly string[] = [FusedBatchNorm, Relu, Add, ZERO_PAD_SHORTCUT_KERNEL, BATCH_NORM_RELU_INFERENCE_KERNEL];
+export const WASM_NATIVE_INFERENCE_KERNEL_NAMES: readonly string[] = [FusedBatchNorm, Relu, Add, ZERO_PAD_SHORTCUT_KERNEL, BATCH_NORM_RELU_INFERENCE_KERNEL, ADD_RELU_INFERENCE_KERNEL];
 
 function fallback(kernelName: string, previous: KernelFunc | undefined, args: KernelArgs): TensorInfo | TensorInfo[] {
   if (previous == null) throw new Error(`${kernelName} (native inference kernel): no wasm kernel to fall back to for these inputs`);
@@ -98,6 +98,25 @@ function makeNativeAdd(native: NativeConvKernels, previous: KernelFunc | undefin
   };
 }
 
+/**
+ * @wrn/blocks' residual Add + ReLU of inference (a ResidualAdd with activation 'relu'): one native pass where a and b
+ * are float32 of one non-empty shape, else tf.add + tf.relu (the kernels installed for those).
+ */
+function makeNativeAddRelu(native: NativeConvKernels): KernelFunc {
+  return (args: KernelArgs) => {
+    const kernel = ADD_RELU_INFERENCE_KERNEL;
+    const a = requireInput(args.inputs, 'a', kernel);
+    const b = requireInput(args.inputs, 'b', kernel);
+    if (a.dtype !== 'float32' || b.dtype !== 'float32' || !util.arraysEqual(a.shape, b.shape) || util.sizeFromShape(a.shape) === 0) {
+      return tidy(() => relu(add(asTensor(a), asTensor(b))));
+    }
+    const backend = args.backend as unknown as WasmHeapBackend;
+    const out = backend.makeOutput([...a.shape], 'float32');
+    native.add(heapView(backend, a, kernel), heapView(backend, b, kernel), heapView(backend, out, kernel), true);
+    return out;
+  };
+}
+
 /** @wrn/blocks' option-A shortcut kernel: x [n, h, w, c] float32 -> [n, ceil(h/s), ceil(w/s), outChannels]. */
 function makeNativeZeroPadShortcut(native: NativeConvKernels): KernelFunc {
   return (args: KernelArgs) => {
@@ -132,11 +151,13 @@ export function installNativeInferenceKernels(
     restore(Relu);
     restore(ZERO_PAD_SHORTCUT_KERNEL);
     restore(BATCH_NORM_RELU_INFERENCE_KERNEL);
+    restore(ADD_RELU_INFERENCE_KERNEL);
     return;
   }
   install(FusedBatchNorm, (original) => makeNativeBatchNorm(native, makeBatchNormViaDepthwise(original) as unknown as KernelFunc));
   install(Relu, (original) => makeNativeRelu(native, original?.kernelFunc));
   install(BATCH_NORM_RELU_INFERENCE_KERNEL, () => makeNativeBatchNormRelu(native));
+  install(ADD_RELU_INFERENCE_KERNEL, () => makeNativeAddRelu(native));
   install(Add, (original) => makeNativeAdd(native, elementwise ? nativeElementwiseKernelMakers[Add]!(elementwise, original) : original?.kernelFunc));
   install(ZERO_PAD_SHORTCUT_KERNEL, () => makeNativeZeroPadShortcut(native));
 }

@@ -1,4 +1,4 @@
-import { add, customGrad, serialization, util, type GradSaveFunc, type Tensor } from '@tensorflow/tfjs-core';
+import { add, customGrad, engine, getBackend, getKernel, relu, serialization, tidy, util, type GradSaveFunc, type Tensor } from '@tensorflow/tfjs-core';
 import { layers, type Shape } from '@tensorflow/tfjs-layers';
 import { keepDtype, type LayerArgs } from './common.js';
 
@@ -15,16 +15,43 @@ const sameShapeAdd = customGrad((...inputs: (Tensor | GradSaveFunc)[]) => ({
 }));
 
 /**
+ * A kernel a backend may register to run a residual addition and the ReLU after it in one pass: inputs a and b
+ * (float32, one shape); output max(0, a + b). It has no gradient: {@link ResidualAdd} with `activation: 'relu'` calls
+ * it in inference only, outside any gradient computation, else tf.add + tf.relu (@wrn/backend registers it for wasm
+ * on @wrn/native).
+ */
+export const ADD_RELU_INFERENCE_KERNEL = 'WrnAddReluInference';
+
+/** What {@link ResidualAdd} applies to its sum: nothing ('linear') or ReLU. */
+export type ResidualAddActivation = 'linear' | 'relu';
+
+export interface ResidualAddArgs extends LayerArgs {
+  /**
+   * 'relu': the layer is the addition then ReLU (an original-order residual block's last two layers in one, so that
+   * inference makes one pass over the activation instead of two where the backend has {@link ADD_RELU_INFERENCE_KERNEL}).
+   * Default 'linear' (the addition alone; configs saved before the option load as that).
+   */
+  activation?: ResidualAddActivation;
+}
+
+/**
  * The residual addition of @wrn/blocks' graphs: tf.layers.add of two same-shape inputs, whose training-mode
  * gradient saves no activations (see sameShapeAdd). Outside training, and for inputs of different shapes, it is
- * tf.add itself.
+ * tf.add itself. With `activation: 'relu'` tf.relu follows (its gradient, as registered, from its output), or in
+ * inference the one-pass {@link ADD_RELU_INFERENCE_KERNEL} where the backend has it.
  */
 export class ResidualAdd extends layers.Layer {
   static className = 'WrnResidualAdd';
 
-  constructor(args: LayerArgs = {}) {
+  readonly activation: ResidualAddActivation;
+
+  constructor(args: ResidualAddArgs = {}) {
     super(args);
     keepDtype(this, args);
+    this.activation = args.activation ?? 'linear';
+    if (this.activation !== 'linear' && this.activation !== 'relu') {
+      throw new RangeError(`ResidualAdd ${String(args.name ?? '')}: activation must be 'linear' or 'relu', got '${String(this.activation)}'`);
+    }
   }
 
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {
@@ -38,8 +65,18 @@ export class ResidualAdd extends layers.Layer {
   override call(inputs: Tensor | Tensor[], kwargs: Record<string, unknown> = {}): Tensor {
     if (!Array.isArray(inputs) || inputs.length !== 2) throw new Error(`ResidualAdd ${this.name}: expects two input tensors, got ${Array.isArray(inputs) ? inputs.length : 1}`);
     const [a, b] = inputs as [Tensor, Tensor];
-    if (kwargs['training'] === true && util.arraysEqual(a.shape, b.shape)) return sameShapeAdd(a, b);
-    return add(a, b);
+    const sameShape = util.arraysEqual(a.shape, b.shape);
+    if (this.activation === 'linear') return kwargs['training'] === true && sameShape ? sameShapeAdd(a, b) : add(a, b);
+    if (kwargs['training'] === true) return tidy(() => relu(sameShape ? sameShapeAdd(a, b) : add(a, b)));
+    // The fused kernel has no gradient: under tf.grad & co (gradientDepth > 0) the two ops run instead.
+    if (sameShape && a.dtype === 'float32' && b.dtype === 'float32' && engine().state.gradientDepth === 0 && getKernel(ADD_RELU_INFERENCE_KERNEL, getBackend()) != null) {
+      return engine().runKernel(ADD_RELU_INFERENCE_KERNEL, { a, b }) as Tensor;
+    }
+    return tidy(() => relu(add(a, b)));
+  }
+
+  override getConfig(): serialization.ConfigDict {
+    return { ...super.getConfig(), activation: this.activation };
   }
 }
 serialization.registerClass(ResidualAdd);
