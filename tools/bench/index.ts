@@ -26,7 +26,8 @@
  * and the figure says more about the machine than the code (that, not thread spin-up, allocator warm-up or
  * denormals, is what swung PyTorch's ResNet-20 figure 181-734 img/s: see the README). Per model, PyTorch runs
  * right after our rows (not all of ours first), in a process of its own, so both sides' peak RSS is one model's
- * whole process (runtime included) and both see the same stretch of the machine's load. Inference is `model.predict` (training off). PyTorch runs the same three models
+ * whole process (runtime included) and both see the same stretch of the machine's load. Inference is `model.predict` (training off) of the model as `wrn predict` and `wrn eval` run it: each BatchNorm
+ * folded into its conv by @wrn/blocks' foldBatchNorm (the same function; PyTorch runs its eval mode unfolded). PyTorch runs the same three models
  * (same parameter counts, checked) via Debian's python3-torch at /usr/bin/python3 when it is installed; the
  * bench installs nothing (`apt-get install python3-torch` provides it). The cpu backend only gets a small
  * batch and, by default, only ResNet-20: it is about 100x slower than PyTorch on convnets.
@@ -299,9 +300,11 @@ async function runChild(job: ChildJob): Promise<TfResult> {
   result.trainStepMs = trainMs.map((m) => Math.round(m));
   result.trainCpuShare = train.cpuShare;
   result.trainImagesPerSec = (job.batch * 1000) / median(trainMs);
+  const { foldBatchNorm } = await import('@wrn/blocks');
+  const inferenceModel = (await foldBatchNorm(model)).model;
   const inferStep = async () => {
     // The whole batch in one pass, as PyTorch runs it (predict's default batchSize, 32, would run 64 as two).
-    const out = model.predict(xs, { batchSize: job.batch }) as import('@tensorflow/tfjs-core').Tensor;
+    const out = inferenceModel.predict(xs, { batchSize: job.batch }) as import('@tensorflow/tfjs-core').Tensor;
     peakBytes = Math.max(peakBytes, tf.memory().numBytes);
     await out.data();
     out.dispose();
@@ -311,6 +314,7 @@ async function runChild(job: ChildJob): Promise<TfResult> {
   result.inferStepMs = infer.ms.map((m) => Math.round(m));
   result.inferCpuShare = infer.cpuShare;
   result.inferImagesPerSec = (job.batch * 1000) / median(infer.ms);
+  inferenceModel.dispose();
   // One more step under tf.profile, for the peak of live tensor bytes inside a training step.
   const profiled = await tf.profile(async () => {
     await trainStep();

@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { memory, setBackend, tensor, tidy, transpose, type Tensor } from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { foldBatchNorm } from '@wrn/blocks';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildModelFromConfig, resolveModelConfig, type BuildModelOptions, type ModelConfig } from '../src/index.js';
 
@@ -202,7 +203,7 @@ describe.skipIf(torchMissing || SHARED_DATA === null)('every family computes its
     'torchvision wide_resnet50_2 layout, blocks 1-1-1-1, at 64x64',
   ];
   for (const label of LABELS) {
-    it(label, () => {
+    it(label, async () => {
       const c = cases.find((entry) => entry.label === label);
       if (c === undefined) throw new Error(`the fixture has no case '${label}'`);
       const before = memory().numTensors;
@@ -212,6 +213,11 @@ describe.skipIf(torchMissing || SHARED_DATA === null)('every family computes its
         const input = c.input;
         const x = tidy(() => transpose(tensor(values(input), input.shape as [number, number, number, number]), [0, 2, 3, 1]));
         const evalLogits = tidy(() => (model.predict(x) as Tensor).arraySync()) as number[][];
+        // The inference model with each BatchNorm folded into its conv computes the same reference function.
+        const { model: folded, report } = await foldBatchNorm(model);
+        const foldedLogits = tidy(() => (folded.predict(x) as Tensor).arraySync()) as number[][];
+        folded.dispose();
+        const foldedError = relativeError(foldedLogits, nested(c.evalLogits));
         const trainLogits = tidy(() => (model.apply(x, { training: true }) as Tensor).arraySync()) as number[][];
         x.dispose();
         const evalError = relativeError(evalLogits, nested(c.evalLogits));
@@ -225,8 +231,10 @@ describe.skipIf(torchMissing || SHARED_DATA === null)('every family computes its
           const reference = Array.from(ourValues(c.mapping, torchName, stored).data);
           runningError = Math.max(runningError, relativeError([ours], [reference]));
         }
-        console.log(`${label}: max relative error eval ${evalError.toExponential(2)}, train ${trainError.toExponential(2)}, BN running stats ${runningError.toExponential(2)}`);
+        console.log(`${label}: max relative error eval ${evalError.toExponential(2)}, folded eval ${foldedError.toExponential(2)} (${report.batchNorms.length} BN folded, ${report.relus.length} ReLU absorbed), train ${trainError.toExponential(2)}, BN running stats ${runningError.toExponential(2)}`);
         expect(evalError).toBeLessThan(TOLERANCE);
+        expect(foldedError).toBeLessThan(TOLERANCE);
+        expect(report.batchNorms.length).toBeGreaterThan(0);
         expect(trainError).toBeLessThan(TOLERANCE);
         expect(runningError).toBeLessThan(TOLERANCE);
       } finally {

@@ -24,6 +24,8 @@ export type { ZeroPadShortcutArgs, ZeroPadShortcutAttrs } from './layers/zero_pa
 export { SeededDropout, DropPath } from './layers/dropout.js';
 export { ADD_RELU_INFERENCE_KERNEL, ResidualAdd } from './layers/residual_add.js';
 export type { ResidualAddActivation, ResidualAddArgs } from './layers/residual_add.js';
+export { foldBatchNorm } from './fold.js';
+export type { FoldReport } from './fold.js';
 export type { StochasticLayerArgs } from './layers/dropout.js';
 export { registerCustomLayers, CUSTOM_LAYER_CLASSES } from './layers/index.js';
 export {

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import { ADD_RELU_INFERENCE_KERNEL, BATCH_NORM_RELU_INFERENCE_KERNEL, ResidualAdd, TorchBatchNormalization, ZERO_PAD_SHORTCUT_KERNEL, ZeroPadShortcut } from '@wrn/blocks';
+import { ADD_RELU_INFERENCE_KERNEL, BATCH_NORM_RELU_INFERENCE_KERNEL, foldBatchNorm, ResidualAdd, TorchBatchNormalization, ZERO_PAD_SHORTCUT_KERNEL, ZeroPadShortcut } from '@wrn/blocks';
 import { loadNativeConvKernels } from '@wrn/native';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { maxRelativeError, randomArray, runOnWasmAndCpu } from './cpu-reference.test-support';
@@ -203,6 +203,29 @@ describe.runIf(native.ok)('the inference kernels on @wrn/native (wasm), against 
     again.dispose();
     model.dispose();
     xs.dispose();
+  });
+
+  it('the model folded by foldBatchNorm predicts on wasm what the unfolded one does on the cpu backend, its convs as FusedConv2D', async () => {
+    const model = tinyResidualModel();
+    const { model: folded, report } = await foldBatchNorm(model);
+    expect(report.batchNorms.map(([, bn]) => bn)).toEqual(['bn1', 'bn2']);
+    const xs = t([6, 9, 7, 3], 'input', -2, 2);
+    await tf.setBackend('cpu');
+    const want = tf.tidy(() => Array.from((model.predict(xs) as tf.Tensor).dataSync()));
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const got = tf.tidy(() => Array.from((folded.predict(xs) as tf.Tensor).dataSync()));
+    expect(tf.memory().numTensors).toBe(before);
+    expect(maxRelativeError(got, want)).toBeLessThan(2e-5);
+    const kernels = await kernelsRun(() => folded.predict(xs) as tf.Tensor);
+    // (tf.profile names each kernel once.)
+    expect(kernels).toContain(tf.FusedConv2D);
+    expect(kernels).not.toContain(tf.Conv2D);
+    expect(kernels).not.toContain(tf.FusedBatchNorm);
+    expect(kernels).not.toContain(BATCH_NORM_RELU_INFERENCE_KERNEL);
+    tf.dispose([xs]);
+    model.dispose();
+    folded.dispose();
   });
 
   it('nativeInference: false puts back what ran before (depthwise BatchNorm, wasm Relu, the shortcut\'s ops); true installs them again', async () => {

@@ -3,10 +3,13 @@ import {
   getBackend,
   getKernel,
   concat,
+  add,
   conv2d,
   depthwiseConv2d,
+  fused,
   matMul,
   pad,
+  relu,
   reshape,
   slice,
   stack,
@@ -225,10 +228,17 @@ export interface GroupedConv2DArgs extends LayerArgs {
   seed?: number;
   /** Force one computation; default: {@link fastestGroupedConvMethod} for the active backend and mode. */
   method?: GroupedConvMethod;
+  /**
+   * A per-channel bias after the conv. Default false (the papers' convs have none; @wrn/blocks' foldBatchNorm gives
+   * one to a conv that absorbed the BatchNorm after it).
+   */
+  useBias?: boolean;
+  /** 'relu' applies ReLU after the conv (and bias): with groups 1 in the conv's own epilogue. Default 'linear'. */
+  activation?: 'linear' | 'relu';
 }
 
 /**
- * A real grouped convolution layer (no bias): one kernel of shape [k, k, Cin/G, filters], i.e. Cin/G times
+ * A real grouped convolution layer (no bias unless `useBias`): one kernel of shape [k, k, Cin/G, filters], i.e. Cin/G times
  * fewer weights than a dense conv, computed by {@link groupedConv2d}.
  */
 export class GroupedConv2D extends layers.Layer {
@@ -241,7 +251,10 @@ export class GroupedConv2D extends layers.Layer {
   readonly kernelInitializer: ConvKernelInitializer;
   readonly seed: number | undefined;
   readonly method: GroupedConvMethod | undefined;
+  readonly useBias: boolean;
+  readonly activation: 'linear' | 'relu';
   private kernel: LayerVariable | null = null;
+  private bias: LayerVariable | null = null;
 
   constructor(args: GroupedConv2DArgs) {
     super(args);
@@ -270,6 +283,11 @@ export class GroupedConv2D extends layers.Layer {
       throw new RangeError(`${where}: method must be one of ${GROUPED_CONV_METHODS.join(', ')}, got '${String(args.method)}'`);
     }
     this.method = args.method;
+    this.useBias = args.useBias ?? false;
+    this.activation = args.activation ?? 'linear';
+    if (this.activation !== 'linear' && this.activation !== 'relu') {
+      throw new RangeError(`${where}: activation must be 'linear' or 'relu', got '${String(this.activation)}'`);
+    }
   }
 
   override build(inputShape: Shape | Shape[]): void {
@@ -283,6 +301,7 @@ export class GroupedConv2D extends layers.Layer {
       ? initializers.zeros()
       : initializers.randomNormal({ mean: 0, stddev: Math.sqrt(2 / fan), seed: this.seed });
     this.kernel = this.addWeight('kernel', [k, k, channels / this.groups, this.filters], 'float32', init, undefined, true);
+    if (this.useBias) this.bias = this.addWeight('bias', [this.filters], 'float32', initializers.zeros(), undefined, true);
     this.built = true;
   }
 
@@ -297,8 +316,20 @@ export class GroupedConv2D extends layers.Layer {
     const x = singleTensor(inputs, 'GroupedConv2D');
     if (this.kernel === null) throw new Error(`GroupedConv2D ${this.name} was called before it was built`);
     const kernel = this.kernel.read() as Tensor4D;
+    const bias = this.bias?.read() as Tensor | undefined;
+    const withRelu = this.activation === 'relu';
+    if (this.groups === 1 && (bias !== undefined || withRelu)) {
+      // One FusedConv2D kernel: the bias and ReLU in the conv's epilogue, not two more passes over the output.
+      return fused.conv2d({ x: x as Tensor4D, filter: kernel, strides: this.strides, pad: this.padding, bias, activation: withRelu ? 'relu' : 'linear' });
+    }
     const method = this.method ?? fastestGroupedConvMethod(getBackend(), kwargs['training'] === true, this);
-    return groupedConv2d(x as Tensor4D, kernel, { strides: this.strides, padding: this.padding, groups: this.groups, method });
+    const conv = () => groupedConv2d(x as Tensor4D, kernel, { strides: this.strides, padding: this.padding, groups: this.groups, method });
+    if (bias === undefined && !withRelu) return conv();
+    return tidy(() => {
+      const y = conv();
+      const biased = bias === undefined ? y : add(y, bias);
+      return withRelu ? relu(biased) : biased;
+    });
   }
 
   override getConfig(): serialization.ConfigDict {
@@ -313,6 +344,9 @@ export class GroupedConv2D extends layers.Layer {
     };
     if (this.seed !== undefined) config['seed'] = this.seed;
     if (this.method !== undefined) config['method'] = this.method;
+    // Written only where set, so that configs of the papers' bias-free convs stay as they were.
+    if (this.useBias) config['useBias'] = true;
+    if (this.activation !== 'linear') config['activation'] = this.activation;
     return config;
   }
 }

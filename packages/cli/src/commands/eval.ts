@@ -49,7 +49,7 @@ export function registerEval(program: Command, context: CommandContext): void {
     )
     .action(async (flags: EvalFlags) => {
       await chooseBackend(flags.backend);
-      const { model, dir, runConfig } = await loadCheckpointModel(flags.checkpoint);
+      const { model, dir, runConfig } = await loadCheckpointModel(flags.checkpoint, { foldBatchNorm: true });
       try {
         const run = runContext(runConfig);
         const dataset = (flags.dataset ?? run.dataset ?? 'cifar10') as DatasetName;

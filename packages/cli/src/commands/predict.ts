@@ -82,7 +82,7 @@ export function registerPredict(program: Command, context: CommandContext): void
     .action(async (files: string[], flags: { checkpoint: string; top: number; backend: string; batchSize: number; json?: boolean }) => {
       const images = files.map((file) => ({ file, ...decodeImageFile(file) }));
       await chooseBackend(flags.backend);
-      const { model, runConfig } = await loadCheckpointModel(flags.checkpoint);
+      const { model, runConfig } = await loadCheckpointModel(flags.checkpoint, { foldBatchNorm: true });
       try {
         const run = runContext(runConfig);
         const dataset = (run.dataset ?? 'cifar10') as DatasetName;
