@@ -1,7 +1,7 @@
 import { mul, tensor, tidy, type Tensor } from '@tensorflow/tfjs-core';
 import { models, type LayersModel } from '@tensorflow/tfjs-layers';
 import { TorchBatchNormalization } from './layers/batch_norm.js';
-import { PaddedConv2D } from './layers/grouped_conv.js';
+import { GroupedConv2D, PaddedConv2D } from './layers/grouped_conv.js';
 import { ResidualAdd } from './layers/residual_add.js';
 
 /**
@@ -19,12 +19,11 @@ type LayerJson = { class_name: string; name: string; config: Record<string, unkn
 type ModelJson = { class_name: string; config: { layers: LayerJson[]; output_layers: unknown[][] } };
 
 // Convs that take a bias and a fused activation: tfjs-layers' Conv2D (its call runs tf.fused.conv2d, one
-// FusedConv2D kernel with the bias and ReLU in its epilogue) and PaddedConv2D (the same op with Torch's padding).
-// GroupedConv2D with groups > 1 is left alone: its conv has no epilogue, and a separate bias add and ReLU would cost
-// more than the one fused BatchNorm + ReLU pass they replace.
-const FOLDABLE_CONVS = new Set(['Conv2D', PaddedConv2D.className]);
+// FusedConv2D kernel with the bias and ReLU in its epilogue), PaddedConv2D (the same op with Torch's padding) and
+// GroupedConv2D (in its native kernel's epilogue where the backend has it; elsewhere a bias add and a ReLU).
+const FOLDABLE_CONVS = new Set(['Conv2D', PaddedConv2D.className, GroupedConv2D.className]);
 // Layers with an activation argument of 'linear' or 'relu' that may take over a following ReLU layer.
-const RELU_ABSORBERS = new Set(['Conv2D', PaddedConv2D.className, TorchBatchNormalization.className, ResidualAdd.className]);
+const RELU_ABSORBERS = new Set(['Conv2D', PaddedConv2D.className, GroupedConv2D.className, TorchBatchNormalization.className, ResidualAdd.className]);
 
 /** The names of the layers that `layer`'s one call reads, or undefined where it is called more than once. */
 function inputNames(layer: LayerJson): string[] | undefined {

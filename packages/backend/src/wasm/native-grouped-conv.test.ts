@@ -7,6 +7,7 @@ import {
   bottleneckBlockSpec,
   buildLayersModel,
   fastestGroupedConvMethod,
+  GroupedConv2D,
   GROUPED_CONV2D_KERNEL,
   groupedConv2d,
   hasGroupedConvKernel,
@@ -98,6 +99,30 @@ describe.runIf(native.ok)('grouped convolutions on @wrn/native (the wasm backend
     expect(maxRelativeError(ours.df, split.df)).toBeLessThan(1e-5);
     expect(ours.leaked).toBe(0);
     expect(split.leaked).toBe(0);
+  });
+
+  it("GroupedConv2D with a bias and ReLU (a folded BatchNorm) runs them in the native kernel's epilogue, as the cpu backend's conv + add + relu", async () => {
+    for (const c of CASES) {
+      const x = tf.tensor4d(randomArray(c.n * c.h * c.w * c.groups * c.cg, 'bx'), [c.n, c.h, c.w, c.groups * c.cg]);
+      for (const activation of ['relu', 'linear'] as const) {
+        const layer = new GroupedConv2D({ filters: c.co, kernelSize: c.k, groups: c.groups, strides: c.s, padding: c.pad, useBias: true, activation });
+        layer.build(x.shape);
+        tf.tidy(() => layer.setWeights([tf.tensor4d(randomArray(c.k * c.k * c.cg * c.co, 'bf'), [c.k, c.k, c.cg, c.co]), tf.tensor1d(randomArray(c.co, 'bb'))]));
+        await tf.setBackend('wasm');
+        const before = tf.memory().numTensors;
+        const profile = await tf.profile(() => tf.tidy(() => void layer.apply(x)));
+        const got = tf.tidy(() => Array.from((layer.apply(x) as tf.Tensor).dataSync()));
+        expect(tf.memory().numTensors - before).toBe(0);
+        expect(profile.kernelNames, `${JSON.stringify(c)} ${activation}`).toEqual([GROUPED_CONV2D_KERNEL]);
+        await tf.setBackend('cpu');
+        const want = tf.tidy(() => Array.from((layer.apply(x) as tf.Tensor).dataSync()));
+        expect(maxRelativeError(got, want), `${JSON.stringify(c)} ${activation}`).toBeLessThan(1e-5);
+        if (activation === 'relu') expect(want.filter((v) => v === 0).length).toBeGreaterThan(0);
+        await tf.setBackend('wasm');
+        for (const weight of layer.weights) weight.dispose();
+      }
+      x.dispose();
+    }
   });
 
   it('is split where the kernel is not registered (the cpu backend), with the same numbers', async () => {

@@ -1,5 +1,5 @@
 import { engine, getGradient, getKernel, registerGradient, registerKernel, unregisterKernel, util } from '@tensorflow/tfjs-core';
-import type { GradConfig, KernelFunc, NamedAttrMap, Tensor } from '@tensorflow/tfjs-core';
+import type { GradConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
 import { GROUPED_CONV2D_KERNEL, type GroupedConv2DKernelAttrs, type GroupedConvContext, type GroupedConvMethod } from '@wrn/blocks';
 import type { ConvGeometry, NativeConvKernels } from '@wrn/native';
 import { heapView, requireInput, type KernelArgs, type WasmHeapBackend } from './heap';
@@ -68,9 +68,14 @@ function makeForward(native: NativeConvKernels): KernelFunc {
     const g = groupedGeometry(GROUPED_CONV2D_KERNEL, x.shape, filter.shape, attrs);
     if (x.dtype !== 'float32' || filter.dtype !== 'float32') throw notCovered(GROUPED_CONV2D_KERNEL, `dtypes ${x.dtype} and ${filter.dtype} (float32 only)`);
     if (g == null) throw notCovered(GROUPED_CONV2D_KERNEL, `x [${x.shape.join(',')}], filter [${filter.shape.join(',')}], padding ${JSON.stringify(attrs.pad)} (an empty tensor or padding past the filter)`);
+    const bias = args.inputs['bias'];
+    if (bias != null && (bias.dtype !== 'float32' || util.sizeFromShape(bias.shape) !== g.co)) {
+      throw notCovered(GROUPED_CONV2D_KERNEL, `bias ${bias.dtype} [${bias.shape.join(',')}] (float32 [${g.co}] only)`);
+    }
     const backend = args.backend as unknown as WasmHeapBackend;
     const out = backend.makeOutput([g.n, g.ho, g.wo, g.co], 'float32');
-    native.conv2d(g, heapView(backend, x, GROUPED_CONV2D_KERNEL), heapView(backend, filter, GROUPED_CONV2D_KERNEL), heapView(backend, out, GROUPED_CONV2D_KERNEL));
+    const view = (t: TensorInfo) => heapView(backend, t, GROUPED_CONV2D_KERNEL);
+    native.conv2d(g, view(x), view(filter), view(out), bias == null ? null : view(bias), attrs.activation === 'relu');
     return out;
   };
 }

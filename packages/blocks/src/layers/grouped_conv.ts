@@ -44,6 +44,8 @@ export const GROUPED_CONV_METHODS: readonly GroupedConvMethod[] = ['split', 'dep
 /**
  * The TF.js kernel the `native` method runs: inputs `x` [N,H,W,Cin] and `filter` [kh,kw,Cin/G,Cout], attrs
  * {@link GroupedConv2DKernelAttrs}, output [N,Ho,Wo,Cout]. No backend has it unless a package registers it.
+ * Outside gradient computations {@link GroupedConv2D} with a bias or ReLU also passes input `bias` [Cout] and attr
+ * `activation`, applied in the conv's epilogue (a folded BatchNorm + ReLU in one pass).
  */
 export const GROUPED_CONV2D_KERNEL = 'WrnGroupedConv2D';
 
@@ -52,6 +54,8 @@ export interface GroupedConv2DKernelAttrs {
   strides: number;
   pad: ConvPadding;
   groups: number;
+  /** 'relu' after the conv (and bias); absent: 'linear'. Only outside gradient computations. */
+  activation?: 'linear' | 'relu';
 }
 
 /** Whether the active backend has a {@link GROUPED_CONV2D_KERNEL} kernel (else the `native` method is `split`). */
@@ -323,6 +327,12 @@ export class GroupedConv2D extends layers.Layer {
       return fused.conv2d({ x: x as Tensor4D, filter: kernel, strides: this.strides, pad: this.padding, bias, activation: withRelu ? 'relu' : 'linear' });
     }
     const method = this.method ?? fastestGroupedConvMethod(getBackend(), kwargs['training'] === true, this);
+    const inference = kwargs['training'] !== true && engine().state.gradientDepth === 0;
+    if (inference && method === 'native' && x.dtype === 'float32' && x.size > 0 && hasGroupedConvKernel()) {
+      // The bias and ReLU in the kernel's epilogue (its registered gradient knows neither: so not under tf.grad).
+      const attrs: GroupedConv2DKernelAttrs = { strides: this.strides, pad: this.padding, groups: this.groups, activation: this.activation };
+      return engine().runKernel(GROUPED_CONV2D_KERNEL, bias === undefined ? { x, filter: kernel } : { x, filter: kernel, bias }, attrs as unknown as Record<string, number | string>) as Tensor4D;
+    }
     const conv = () => groupedConv2d(x as Tensor4D, kernel, { strides: this.strides, padding: this.padding, groups: this.groups, method });
     if (bias === undefined && !withRelu) return conv();
     return tidy(() => {
