@@ -37,6 +37,8 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+// Static, as in the other benches: one dynamic import makes nx count @wrn/blocks lazy-loaded and fail their static ones.
+import { foldBatchNorm } from '@wrn/blocks';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RESULT_MARK = 'WRN_BENCH_RESULT ';
@@ -300,7 +302,6 @@ async function runChild(job: ChildJob): Promise<TfResult> {
   result.trainStepMs = trainMs.map((m) => Math.round(m));
   result.trainCpuShare = train.cpuShare;
   result.trainImagesPerSec = (job.batch * 1000) / median(trainMs);
-  const { foldBatchNorm } = await import('@wrn/blocks');
   const inferenceModel = (await foldBatchNorm(model)).model;
   const inferStep = async () => {
     // The whole batch in one pass, as PyTorch runs it (predict's default batchSize, 32, would run 64 as two).

@@ -16,10 +16,12 @@
  *   setInferenceGrain in the same process): whether a second thread pays at ResNet-20's sizes (0.26-1M elements)
  *   --env NAME=VALUE[,...]: instead, the native kernels with these addon switches set (A, e.g. WRN_NATIVE_DIRECT=0,
  *   WRN_NATIVE_WINOGRAD_BLOCK=180: the convolutions before the direct kernel and balanced blocks) and without (B)
+ *   --fold: instead, each model as built (A: BN + ReLU and add + ReLU fused) against @wrn/blocks' foldBatchNorm of
+ *   it (B: each BatchNorm in its conv, as `wrn predict` runs it), same weights, the native kernels in both
  */
 import * as tf from '@tensorflow/tfjs-core';
 // Static, as in the other benches: one dynamic import makes nx count @wrn/blocks lazy-loaded and fail their static ones.
-import { buildLayersModel, ZeroPadShortcut } from '@wrn/blocks';
+import { buildLayersModel, foldBatchNorm, ZeroPadShortcut } from '@wrn/blocks';
 import { arg, intArg, interleave, median, medians } from './ab.js';
 
 const models = arg('models', 'resnet20,wrn-16-4').split(',');
@@ -28,6 +30,7 @@ const reps = intArg('reps', 5);
 const kernelReps = intArg('kernel-reps', 30);
 const withTraining = process.argv.includes('--train');
 const fusedAB = process.argv.includes('--fused-bn-relu');
+const foldAB = process.argv.includes('--fold');
 const grainB = process.argv.includes('--grain') ? Number(arg('grain', '262144')) : undefined;
 /** --env NAME=VALUE[,NAME=VALUE]: instead, A with these per-call switches of the addon set, B without them. */
 const envA = arg('env', '').split(',').filter(Boolean).map((pair) => {
@@ -63,14 +66,22 @@ async function main(): Promise<void> {
   const ab = (n: number, fn: () => void): { before: number; native: number } =>
     medians(interleave([{ name: 'before', use: () => use(false) }, { name: 'native', use: () => use(true) }], fn, { reps: n }));
 
-  if (fusedAB) {
+  if (fusedAB || foldAB) {
     const { planModel, resolveModelConfig } = await import('@wrn/architectures');
     use(true);
     for (const modelName of models) {
       const graph = planModel(resolveModelConfig(modelName, { seed: 1 }));
-      const fused = buildLayersModel(graph, modelName);
-      const separate = buildLayersModel(graph, modelName, { fuseBatchNormRelu: false });
-      separate.setWeights(fused.getWeights());
+      let fused = buildLayersModel(graph, modelName);
+      let separate = fused;
+      if (foldAB) {
+        // BatchNorm statistics and affine parameters away from 0 and 1, as after training.
+        tf.tidy(() => separate.setWeights(separate.getWeights().map((w, i) => (w.rank === 1 ? tf.randomUniform(w.shape, 0.5, 1.5, 'float32', i) : w))));
+        fused = (await foldBatchNorm(separate)).model;
+      } else {
+        separate = buildLayersModel(graph, modelName, { fuseBatchNormRelu: false });
+        separate.setWeights(fused.getWeights());
+      }
+      const [labelA, labelB] = foldAB ? ['as built', 'BN folded'] : ['separate BN, ReLU', 'fused BN+ReLU'];
       const xs = tf.randomNormal([batch, 32, 32, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
       const times: Record<'separate' | 'fused', number[]> = { separate: [], fused: [] };
       const outputs: Record<'separate' | 'fused', Float32Array | undefined> = { separate: undefined, fused: undefined };
@@ -88,7 +99,7 @@ async function main(): Promise<void> {
       let worst = 0;
       outputs.fused!.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - outputs.separate![i]!))));
       console.log(`\n### ${modelName} predict, batch ${batch}: layers ${separate.layers.length} -> ${fused.layers.length} (ms, median of ${reps}, interleaved)`);
-      console.log(`| separate BN, ReLU | fused BN+ReLU | speed-up | max abs difference of logits |\n|---|---|---|---|\n| ${a.toFixed(2)} | ${b.toFixed(2)} | ${(a / b).toFixed(2)}x | ${worst.toExponential(1)} |`);
+      console.log(`| ${labelA} | ${labelB} | speed-up | max abs difference of logits |\n|---|---|---|---|\n| ${a.toFixed(2)} | ${b.toFixed(2)} | ${(a / b).toFixed(2)}x | ${worst.toExponential(1)} |`);
       console.log(`images/s: ${((batch * 1000) / a).toFixed(1)} -> ${((batch * 1000) / b).toFixed(1)}`);
       tf.dispose(xs);
       fused.dispose();
