@@ -11,9 +11,12 @@
  *
  * Prints, per model and phase (train, infer), a markdown table: kernel, calls per step, self ms per step, share;
  * on wasm also the peak of live tensor data during the phase (every allocation the backend makes through the
- * module's malloc, shared data counted once) against the wasm heap, which never shrinks.
+ * module's malloc, shared data counted once) against the wasm heap, which never shrinks. Inference runs the model
+ * folded by @wrn/blocks' foldBatchNorm, as `wrn predict`, `wrn eval` and the bench do.
  */
 import * as tf from '@tensorflow/tfjs-core';
+// Static, as in the other benches: one dynamic import makes nx count @wrn/blocks lazy-loaded and fail their static ones.
+import { foldBatchNorm } from '@wrn/blocks';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -143,8 +146,9 @@ async function main(): Promise<void> {
       value.dataSync();
       tf.dispose([value, grads]);
     };
+    const inferenceModel = (await foldBatchNorm(model)).model;
     const inferStep = () => {
-      const out = model.predict(xs, { batchSize: batch }) as tf.Tensor;
+      const out = inferenceModel.predict(xs, { batchSize: batch }) as tf.Tensor;
       out.dataSync();
       out.dispose();
     };
@@ -170,6 +174,7 @@ async function main(): Promise<void> {
     console.log(`tensors alive: ${tf.memory().numTensors}, bytes ${(tf.memory().numBytes / 2 ** 20).toFixed(0)} MB, max RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
     tf.dispose([xs, labels]);
     model.dispose();
+    inferenceModel.dispose();
   }
 }
 
